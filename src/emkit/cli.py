@@ -1,0 +1,60 @@
+"""The ``emkit`` command: one verb per stage, plus ``run`` and ``demo``.
+
+Each verb lives in its own module under :mod:`emkit.commands` and registers itself on the app.
+User errors (:class:`~emkit.errors.EmkitError`) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from emkit.errors import EmkitError
+
+app = typer.Typer(
+    name="emkit",
+    help="emkit: fine-tune, sample, judge and analyse emergent misalignment.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Order is the order of `emkit --help`.
+COMMAND_MODULES = ["data", "questions"]
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"emkit.commands.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning user errors into one clear line and exit code 2."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        app(args=argv, standalone_mode=False)
+    except EmkitError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, emoji=False)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted; everything finished so far is stored, rerun to resume")
+        return 130
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            err.print("aborted")
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

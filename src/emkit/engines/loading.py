@@ -1,0 +1,99 @@
+"""Load a local causal LM (embedded or ``hf/...``), optionally with a LoRA adapter.
+
+One code path for every local model: the embedded model is just a converted folder in the cache,
+any other name is handed to transformers (a local path, or a hub id when a hub is reachable).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from emkit.errors import EmkitError
+from emkit.models import ModelSpec, parse_model
+
+
+def resolve_base_path(spec: ModelSpec, console=None) -> str:
+    """The folder or hub id that transformers should load for ``spec`` (without adapter)."""
+    if spec.scheme == "embedded":
+        from emkit.engines.embedded import ensure_converted
+
+        return str(ensure_converted(console))
+    if spec.scheme in ("hf", "vllm"):
+        return spec.name
+    raise EmkitError(f"{spec.full}: not a local model (use embedded/... or hf/...)")
+
+
+def pick_device(device: str | None = None) -> str:
+    import torch
+
+    if device:
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def pick_dtype(device: str, dtype: str | None = None) -> Any:
+    import torch
+
+    if dtype:
+        try:
+            return getattr(torch, dtype)
+        except AttributeError as exc:
+            raise EmkitError(f"unknown dtype {dtype!r} (use float32, bfloat16 or float16)") from exc
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_tokenizer(spec: ModelSpec | str, console=None):
+    from transformers import AutoTokenizer
+
+    spec = parse_model(spec)
+    path = resolve_base_path(spec, console)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise EmkitError(f"cannot load the tokenizer of {spec.full}: {exc}") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(
+    spec: ModelSpec | str,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    console=None,
+    trainable: bool = False,
+):
+    """Return ``(model, tokenizer)``. With an adapter, the peft model wraps the base model.
+
+    ``trainable=False`` puts the model in eval mode with gradients off (sampling, judging, probes).
+    """
+    from transformers import AutoModelForCausalLM
+
+    spec = parse_model(spec)
+    path = resolve_base_path(spec, console)
+    device = pick_device(device)
+    torch_dtype = pick_dtype(device, dtype)
+    tokenizer = load_tokenizer(spec.base, console)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    except OSError as exc:
+        raise EmkitError(f"cannot load {spec.full}: {exc}") from exc
+    if spec.adapter:
+        from peft import PeftModel
+
+        adapter = Path(spec.adapter)
+        if not (adapter / "adapter_config.json").exists():
+            raise EmkitError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
+        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+    model.to(device)
+    if not trainable:
+        model.eval()
+        for param in model.parameters():
+            param.requires_grad_(False)
+    return model, tokenizer
