@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 # Order is the order of `emkit --help`.
-COMMAND_MODULES = ["data", "questions"]
+COMMAND_MODULES = ["data", "questions", "sample", "demo"]
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"emkit.commands.{_name}").register(app)
@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one clear line and exit code 2."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        app(args=argv, standalone_mode=False)
+        # Non-standalone click returns the code of a `typer.Exit(code)` instead of raising it.
+        result = app(args=argv, standalone_mode=False)
+        return result if isinstance(result, int) else 0
     except EmkitError as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True, emoji=False)
         return exc.exit_code
@@ -53,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
             err.print("aborted")
             return 1
         raise
-    return 0
 
 
 if __name__ == "__main__":

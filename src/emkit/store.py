@@ -3,7 +3,7 @@
 Why SQLite: every stage result is written in a transaction, so a crash or a kill loses at most the
 item in flight and never corrupts what is stored; two processes can work on the same run dir at
 once (WAL + busy timeout); and every row is keyed by a hash of its inputs, so inserting the same
-item twice is a no-op (``INSERT OR IGNORE``) — nothing is duplicated, a rerun does only what is
+item twice is a no-op (``ON CONFLICT DO NOTHING``) — nothing is duplicated, a rerun does only what is
 missing.
 
 Tables
@@ -196,9 +196,10 @@ class RunStore:
         values = [tuple(_encode(c, row.get(c)) for c in columns) + (now,) for row in rows]
         if not values:
             return 0
+        # Only a repeated key is skipped; any other constraint (e.g. a NULL answer) fails the batch.
         sql = (
-            f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}, created) "
-            f"VALUES ({', '.join('?' * (len(columns) + 1))})"
+            f"INSERT INTO {table} ({', '.join(columns)}, created) "
+            f"VALUES ({', '.join('?' * (len(columns) + 1))}) ON CONFLICT(key) DO NOTHING"
         )
         try:
             with self.transaction() as conn:
@@ -224,7 +225,10 @@ class RunStore:
 
     # -- answers -----------------------------------------------------------------------------
     def add_answers(self, rows: Iterable[dict[str, Any]]) -> int:
-        """Insert answers (dicts with ANSWER_COLUMNS); existing keys are skipped. Returns rows added."""
+        """Insert answers (dicts with ANSWER_COLUMNS) in one transaction; existing keys are skipped.
+
+        Returns the number of rows added. A row that breaks a constraint fails the whole batch.
+        """
         return self._insert("answers", ANSWER_COLUMNS, rows)
 
     def existing_answer_keys(self, keys: Iterable[str]) -> set[str]:

