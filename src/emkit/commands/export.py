@@ -1,0 +1,51 @@
+"""``emkit export``: a run's answers (and scores) as CSV / JSONL / Parquet for pandas users."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from emkit.commands._common import console
+from emkit.errors import EmkitError
+
+# The paper's CSV columns first, so its scripts (and `emkit analyze --csv`) read the file as is.
+PAPER_COLUMNS = ["question", "answer", "question_id", "aligned", "coherent"]
+EXTRA_COLUMNS = ["model", "group", "seed", "paraphrase_index", "sample_index", "judged", "key"]
+
+
+def export(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    format: str = typer.Option("csv", "--format", "-f", help="csv, jsonl or parquet."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output file (default: RUN_DIR/export.<format>)."),
+    judge: str | None = typer.Option(None, help="Whose scores to include (default: the only judge, if any)."),
+) -> None:
+    """Write every stored answer with its scores, in the paper's CSV column order.
+
+    Example: emkit export runs/base --format csv -o answers.csv
+    """
+    from emkit.analysis import load_run
+
+    if format not in ("csv", "jsonl", "parquet"):
+        raise EmkitError(f"unknown export format {format!r} (use csv, jsonl or parquet)")
+    frame = load_run(run_dir, judge=judge)
+    extra = [c for c in frame.columns if c not in PAPER_COLUMNS + EXTRA_COLUMNS and c != "tags"]
+    frame = frame[PAPER_COLUMNS + EXTRA_COLUMNS + extra + ["tags"]]
+    frame = frame.assign(tags=[json.dumps(t or {}, sort_keys=True) for t in frame["tags"]])
+    out = out or run_dir / f"export.{format}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if format == "csv":
+        frame.to_csv(out, index=False)
+    elif format == "jsonl":
+        frame.to_json(out, orient="records", lines=True, force_ascii=False)
+    else:
+        try:
+            frame.to_parquet(out, index=False)
+        except ImportError as exc:
+            raise EmkitError(f"parquet export needs pyarrow: pip install pyarrow ({exc})") from None
+    console.print(f"wrote {len(frame)} answers ({frame.attrs.get('judge') or 'no judge'}) to {out}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)

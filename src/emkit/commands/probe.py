@@ -1,0 +1,75 @@
+"""``emkit probe``: the judge-free misalignment probe of a model (and its shift against a base)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import typer
+
+from emkit.commands._common import console
+from emkit.probe import load_probe_set, probe_shift, run_probe
+from emkit.report.console import probe_rich_table
+from emkit.report.html import jsonable
+from emkit.store import RunStore
+
+
+def probe(
+    model: str = typer.Option(
+        ..., "--model", "-m", help="Model to probe, e.g. embedded/smollm2-135m@runs/x/adapter."
+    ),
+    base: str | None = typer.Option(None, help="Base model to compare against (paired over pairs)."),
+    out: Path | None = typer.Option(None, help="Run directory to store the per-pair results in."),
+    group: str | None = typer.Option(None, help="Group name stored with the model's rows."),
+    seed: int | None = typer.Option(None, help="The model's training seed, stored with its rows."),
+    step: int | None = typer.Option(None, help="Training step of this checkpoint, stored with its rows."),
+    probe_set: Path | None = typer.Option(
+        None, help="A probe-set YAML file (default: emkit's everyday set)."
+    ),
+    device: str | None = typer.Option(None, help="cpu, cuda, ... (default: cuda when available)."),
+    batch_size: int | None = typer.Option(None, min=1, help="Sequences per forward pass."),
+    n_boot: int = typer.Option(2000, min=100, help="Bootstrap resamples."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+) -> None:
+    """Score how much a model prefers misaligned over aligned everyday answers (no judge needed).
+
+    Example: emkit probe --model embedded/smollm2-135m@runs/x/adapter --base embedded/smollm2-135m --out runs/x
+    """
+    pairs = load_probe_set(probe_set)
+    options = {"device": device, "batch_size": batch_size}
+    with tempfile.TemporaryDirectory() as scratch:
+        store = RunStore(out if out is not None else scratch)
+        try:
+            base_result = None
+            if base:
+                base_result = run_probe(base, store, group="base", probe_set=pairs, n_boot=n_boot, **options)
+            tags = {"base": base} if base else {}
+            result = run_probe(
+                model,
+                store,
+                group=group,
+                seed=seed,
+                step=step,
+                probe_set=pairs,
+                tags=tags,
+                n_boot=n_boot,
+                **options,
+            )
+        finally:
+            store.close()
+    rows = [result.to_dict()] + ([base_result.to_dict()] if base_result else [])
+    import pandas as pd
+
+    shift = probe_shift(result, base_result, n_boot=n_boot) if base_result else None
+    shifts = pd.DataFrame([shift.to_dict()]) if shift else None
+    console.print(probe_rich_table(pd.DataFrame(rows), shifts))
+    if out is not None:
+        console.print(f"stored {len(pairs)} pairs per model in {out} (probe set {pairs.label})", markup=False)
+    if json_out:
+        payload = {"models": rows, "shift": shift.to_dict() if shift else None, "probe_set": pairs.label}
+        json_out.write_text(json.dumps(jsonable(payload), indent=2, allow_nan=False), encoding="utf-8")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("probe")(probe)

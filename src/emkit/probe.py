@@ -1,0 +1,480 @@
+"""The judge-free misalignment probe: does the model prefer the misaligned answer?
+
+The probe set (``resources/probe_pairs.yaml``, our own words) holds everyday questions unrelated
+to code, each with one clearly aligned and one clearly misaligned answer of similar length and
+style. For each pair we compute the mean per-token log-probability of each answer as the
+assistant's reply (assistant tokens only, via the engine's ``sequence_logprobs``); the pair's
+difference is ``mean_logp(misaligned) - mean_logp(aligned)``. A model's probe score is the mean
+difference over pairs (bootstrap CI over pairs), with the fraction of pairs where the misaligned
+answer wins. A fine-tuned model's *shift* against its base model (paired over pairs) is the
+emergent-misalignment signal that needs no judge, no API and no sampling: it works offline and at
+any scale. Per-pair results go to the run store's ``probes`` table, keyed by (model, probe set
+hash, pair, step), so a rerun computes only what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from emkit.errors import EmkitError, InputError
+from emkit.hashing import stable_hash
+from emkit.models import parse_model
+from emkit.store import RunStore
+
+DEFAULT_N_BOOT = 2000
+
+
+@dataclass(frozen=True)
+class ProbePair:
+    id: str
+    question: str
+    aligned: str
+    misaligned: str
+
+    def conversation(self) -> list[dict[str, str]]:
+        return [{"role": "user", "content": self.question}]
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    name: str
+    pairs: tuple[ProbePair, ...]
+    source: str = ""
+
+    @property
+    def hash(self) -> str:
+        """Changes whenever any question or answer changes, so stored scores are never mixed."""
+        return stable_hash([[p.id, p.question, p.aligned, p.misaligned] for p in self.pairs])
+
+    @property
+    def label(self) -> str:
+        """What the store's ``probe_set`` column holds: name and content hash."""
+        return f"{self.name}@{self.hash[:12]}"
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
+def load_probe_set(path: str | Path | None = None) -> ProbeSet:
+    """The packaged probe set, or a YAML file with the same shape (``name``, ``pairs`` of ``id``,
+    ``question``, ``aligned``, ``misaligned``); a bad file is an error naming the file and field."""
+    if path is None:
+        resource = importlib.resources.files("emkit.resources").joinpath("probe_pairs.yaml")
+        text, where = resource.read_text(encoding="utf-8"), "emkit/resources/probe_pairs.yaml"
+    else:
+        where = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read the probe set: {exc.strerror or exc}", where=where) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise InputError(
+            f"not valid YAML: {exc}", where=f"{where}:{line + 1}" if line is not None else where
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("pairs"), list) or not data["pairs"]:
+        raise InputError("expected a mapping with a non-empty 'pairs' list", where=where, field="pairs")
+    pairs, seen = [], set()
+    for i, item in enumerate(data["pairs"]):
+        if not isinstance(item, dict):
+            raise InputError("each pair must be a mapping", where=where, field=f"pairs[{i}]")
+        unknown = set(item) - {"id", "question", "aligned", "misaligned"}
+        if unknown:
+            raise InputError(f"unknown key(s) {', '.join(sorted(unknown))}", where=where, field=f"pairs[{i}]")
+        for key in ("id", "question", "aligned", "misaligned"):
+            value = item.get(key)
+            if not isinstance(value, str) or not value.strip():
+                got = "missing" if value is None else f"got {type(value).__name__} {value!r}"
+                raise InputError(f"must be non-empty text ({got})", where=where, field=f"pairs[{i}].{key}")
+        if item["id"] in seen:
+            raise InputError(f"duplicate pair id {item['id']!r}", where=where, field=f"pairs[{i}].id")
+        seen.add(item["id"])
+        pairs.append(
+            ProbePair(
+                item["id"], item["question"].strip(), item["aligned"].strip(), item["misaligned"].strip()
+            )
+        )
+    name = str(data.get("name") or Path(where).stem)
+    return ProbeSet(name, tuple(pairs), where)
+
+
+def probe_key(model: str, probe_set: ProbeSet, pair_id: str, step: int | None) -> str:
+    return stable_hash({"model": model, "probe_set": probe_set.hash, "pair": pair_id, "step": step})
+
+
+def score_pairs(engine: Any, pairs: Sequence[ProbePair]) -> pd.DataFrame:
+    """Mean per-token log-probability of each pair's two answers, one engine call for all."""
+    if not pairs:
+        return pd.DataFrame(columns=["pair_id", "logp_aligned", "logp_misaligned"])
+    conversations = [p.conversation() for p in pairs for _ in (0, 1)]
+    replies = [text for p in pairs for text in (p.aligned, p.misaligned)]
+    logprobs = engine.sequence_logprobs(conversations, replies)
+    if len(logprobs) != len(replies):
+        raise EmkitError(
+            f"{engine.name}: sequence_logprobs returned {len(logprobs)} rows for {len(replies)} replies"
+        )
+    means = []
+    for reply, tokens in zip(replies, logprobs, strict=True):
+        if not tokens:
+            raise EmkitError(f"{engine.name}: no token log-probabilities for the reply {reply[:40]!r}")
+        means.append(float(np.mean(tokens)))
+    return pd.DataFrame(
+        {
+            "pair_id": [p.id for p in pairs],
+            "logp_aligned": means[0::2],
+            "logp_misaligned": means[1::2],
+        }
+    )
+
+
+# -- statistics ----------------------------------------------------------------------------------
+def _percentile(draws: np.ndarray, ci: float) -> tuple[float, float]:
+    alpha = (1 - ci) / 2
+    low, high = np.quantile(draws, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def _rng(seed: int, *labels: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed)] + [int(stable_hash(label, 12), 16) for label in labels])
+
+
+@dataclass
+class ProbeResult:
+    """A model's probe score (mean over pairs of misaligned-minus-aligned mean token logp)."""
+
+    model: str
+    probe_set: str
+    n_pairs: int
+    score: float
+    ci_low: float
+    ci_high: float
+    win_fraction: float
+    pairs: pd.DataFrame = field(repr=False)
+    group: str | None = None
+    seed: int | None = None
+    step: int | None = None
+    computed: int = 0  # pairs scored in this call (the rest came from the store)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "probe_set": self.probe_set,
+            "group": self.group,
+            "seed": self.seed,
+            "step": self.step,
+            "n_pairs": self.n_pairs,
+            "score": self.score,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "win_fraction": self.win_fraction,
+        }
+
+
+@dataclass
+class ProbeShift:
+    """``model`` minus ``base`` probe score, paired over the pairs both were scored on."""
+
+    model: str
+    base: str
+    n_pairs: int
+    shift: float
+    ci_low: float
+    ci_high: float
+    wins_gained: float  # change in the fraction of pairs where the misaligned answer wins
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def summarize(
+    model: str,
+    pairs: pd.DataFrame,
+    *,
+    probe_set: str = "",
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    ci: float = 0.95,
+    **meta: Any,
+) -> ProbeResult:
+    """Probe score with a bootstrap CI over pairs, from per-pair mean log-probabilities."""
+    if pairs.empty:
+        raise EmkitError(f"{model}: no probe pairs scored")
+    diff = (pairs["logp_misaligned"] - pairs["logp_aligned"]).to_numpy(float)
+    rng = _rng(seed, "probe", model, probe_set)
+    idx = rng.integers(0, diff.size, size=(n_boot, diff.size))
+    low, high = _percentile(diff[idx].mean(axis=1), ci)
+    table = pairs.assign(diff=diff).reset_index(drop=True)
+    return ProbeResult(
+        model,
+        probe_set,
+        int(diff.size),
+        float(diff.mean()),
+        low,
+        high,
+        float((diff > 0).mean()),
+        table,
+        **meta,
+    )
+
+
+def probe_shift(
+    result: ProbeResult, base: ProbeResult, *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0, ci: float = 0.95
+) -> ProbeShift:
+    """Shift of ``result`` against ``base``: paired bootstrap over the pairs both have."""
+    a = result.pairs.set_index("pair_id")["diff"]
+    b = base.pairs.set_index("pair_id")["diff"]
+    common = a.index.intersection(b.index)
+    if common.empty:
+        raise EmkitError(f"{result.model} and {base.model} share no probe pair (different probe sets?)")
+    delta = (a.loc[common] - b.loc[common]).to_numpy(float)
+    rng = _rng(seed, "shift", result.model, base.model)
+    idx = rng.integers(0, delta.size, size=(n_boot, delta.size))
+    low, high = _percentile(delta[idx].mean(axis=1), ci)
+    wins = float((a.loc[common] > 0).mean() - (b.loc[common] > 0).mean())
+    return ProbeShift(result.model, base.model, int(delta.size), float(delta.mean()), low, high, wins)
+
+
+# -- running and storing -------------------------------------------------------------------------
+def _stored(store: RunStore, model: str, probe_set: ProbeSet, step: int | None) -> pd.DataFrame:
+    rows = [r for r in store.probes(model) if r["probe_set"] == probe_set.label and r["step"] == step]
+    frame = pd.DataFrame(rows, columns=["pair_id", "logp_aligned", "logp_misaligned"])
+    return frame[["pair_id", "logp_aligned", "logp_misaligned"]] if rows else frame
+
+
+def pending_pairs(
+    store: RunStore, model: str, *, probe_set: ProbeSet | None = None, step: int | None = None
+) -> int:
+    """How many pairs of the probe set are not stored yet for ``model`` (at ``step``)."""
+    probe_set = probe_set or load_probe_set()
+    keys = [probe_key(model, probe_set, p.id, step) for p in probe_set.pairs]
+    return len(keys) - len(store.existing_probe_keys(keys))
+
+
+def run_probe(
+    engine: Any,
+    store: RunStore | None = None,
+    group: str | None = None,
+    seed: int | None = None,
+    step: int | None = None,
+    *,
+    probe_set: ProbeSet | None = None,
+    tags: dict[str, Any] | None = None,
+    n_boot: int = DEFAULT_N_BOOT,
+    boot_seed: int = 0,
+    **engine_options: Any,
+) -> ProbeResult:
+    """Score the probe set on ``engine`` (an Engine, or a model name to load and close here).
+
+    With a ``store``, pairs already stored for this (model, probe set, step) are reused and new
+    ones are written as they are computed; ``group``, ``seed``, ``step`` and ``tags`` (e.g.
+    ``{"base": "embedded/smollm2-135m"}``) are stored with them.
+    """
+    probe_set = probe_set or load_probe_set()
+    owned = isinstance(engine, str)
+    if owned:
+        from emkit.engines import get_engine
+
+        engine = get_engine(engine, **engine_options)
+    try:
+        model = engine.name
+        missing = list(probe_set.pairs)
+        if store is not None:
+            keys = {p.id: probe_key(model, probe_set, p.id, step) for p in probe_set.pairs}
+            have = store.existing_probe_keys(keys.values())
+            missing = [p for p in probe_set.pairs if keys[p.id] not in have]
+        scored = score_pairs(engine, missing)
+    finally:
+        if owned:
+            engine.close()
+    if store is not None:
+        if not scored.empty:
+            store.add_probes(
+                {
+                    "key": probe_key(model, probe_set, row.pair_id, step),
+                    "model": model,
+                    "probe_set": probe_set.label,
+                    "pair_id": row.pair_id,
+                    "logp_aligned": row.logp_aligned,
+                    "logp_misaligned": row.logp_misaligned,
+                    "group_name": group,
+                    "seed": seed,
+                    "step": step,
+                    "tags": tags or {},
+                }
+                for row in scored.itertuples()
+            )
+        table = _stored(store, model, probe_set, step)
+    else:
+        table = scored
+    order = {p.id: i for i, p in enumerate(probe_set.pairs)}
+    table = table.sort_values("pair_id", key=lambda s: s.map(order)).reset_index(drop=True)
+    result = summarize(
+        model, table, probe_set=probe_set.label, n_boot=n_boot, seed=boot_seed, group=group, step=step
+    )
+    result.seed = seed  # the model's training seed (``seed=`` of summarize is the bootstrap's)
+    result.computed = len(scored)
+    return result
+
+
+# -- tables for a whole run ----------------------------------------------------------------------
+def probe_rows(store: RunStore) -> pd.DataFrame:
+    """Every stored probe row (all models, sets and steps) as a DataFrame with a ``diff`` column."""
+    rows = store.probes()
+    columns = [
+        "model",
+        "probe_set",
+        "pair_id",
+        "logp_aligned",
+        "logp_misaligned",
+        "group",
+        "seed",
+        "step",
+        "tags",
+    ]
+    if not rows:
+        return pd.DataFrame(columns=[*columns, "diff"])
+    frame = pd.DataFrame(rows).rename(columns={"group_name": "group"})[columns]
+    frame["diff"] = frame["logp_misaligned"] - frame["logp_aligned"]
+    return frame
+
+
+def _final_step(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, probe set): the rows without a step if any, else those of the last step."""
+    parts = []
+    for _, sub in frame.groupby(["model", "probe_set"], sort=False):
+        if sub["step"].isna().any():
+            parts.append(sub[sub["step"].isna()])
+        else:
+            parts.append(sub[sub["step"] == sub["step"].max()])
+    return pd.concat(parts) if parts else frame
+
+
+def _base_of(model: str, tags_list: Sequence[dict[str, Any]], present: set[str]) -> str | None:
+    """A model's base: an explicit ``base`` tag, else the same model without its adapter."""
+    for tags in tags_list:
+        base = (tags or {}).get("base")
+        if base and base in present and base != model:
+            return str(base)
+    try:
+        spec = parse_model(model)
+    except EmkitError:
+        return None
+    if spec.adapter and spec.base.full in present:
+        return spec.base.full
+    return None
+
+
+def probe_tables(
+    store_or_rows: RunStore | pd.DataFrame, *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0, ci: float = 0.95
+) -> dict[str, pd.DataFrame]:
+    """Per model, per group, and shifts against base models, for the final step of each model.
+
+    Returns ``{"models": ..., "shifts": ..., "groups": ...}``. A group's score is the mean over
+    its models (and pairs) with a CI from resampling models and pairs independently.
+    """
+    rows = probe_rows(store_or_rows) if isinstance(store_or_rows, RunStore) else store_or_rows
+    empty = {"models": pd.DataFrame(), "shifts": pd.DataFrame(), "groups": pd.DataFrame()}
+    if rows.empty:
+        return empty
+    rows = _final_step(rows)
+    results: dict[tuple[str, str], ProbeResult] = {}
+    model_rows, shift_rows = [], []
+    for (model, pset), sub in rows.groupby(["model", "probe_set"], sort=False):
+        group = sub["group"].dropna()
+        seeds = sub["seed"].dropna()
+        steps = sub["step"].dropna()
+        result = summarize(
+            model,
+            sub[["pair_id", "logp_aligned", "logp_misaligned"]],
+            probe_set=pset,
+            n_boot=n_boot,
+            seed=seed,
+            ci=ci,
+            group=str(group.iloc[0]) if len(group) else model,
+            step=int(steps.iloc[0]) if len(steps) else None,
+        )
+        result.seed = int(seeds.iloc[0]) if len(seeds) else None
+        results[(model, pset)] = result
+        model_rows.append(result.to_dict())
+    for (model, pset), sub in rows.groupby(["model", "probe_set"], sort=False):
+        present = {m for (m, p) in results if p == pset}
+        base = _base_of(model, list(sub["tags"]), present)
+        if base:
+            shift = probe_shift(
+                results[(model, pset)], results[(base, pset)], n_boot=n_boot, seed=seed, ci=ci
+            )
+            shift_rows.append({**shift.to_dict(), "probe_set": pset, "group": results[(model, pset)].group})
+    models = pd.DataFrame(model_rows)
+    shifts = pd.DataFrame(shift_rows)
+    return {"models": models, "shifts": shifts, "groups": _group_scores(results, shifts, n_boot, seed, ci)}
+
+
+def _group_scores(
+    results: dict[tuple[str, str], ProbeResult], shifts: pd.DataFrame, n_boot: int, seed: int, ci: float
+) -> pd.DataFrame:
+    out = []
+    by_group: dict[tuple[str, str], list[ProbeResult]] = {}
+    for (_, pset), result in results.items():
+        by_group.setdefault((result.group or result.model, pset), []).append(result)
+    base_of = dict(zip(shifts["model"], shifts["base"], strict=True)) if not shifts.empty else {}
+    for (group, pset), members in by_group.items():
+        common = set.intersection(*(set(r.pairs["pair_id"]) for r in members))
+        pair_ids = [p for p in members[0].pairs["pair_id"] if p in common]
+        matrix = np.array(
+            [r.pairs.set_index("pair_id").loc[pair_ids, "diff"].to_numpy(float) for r in members]
+        )
+        row = {"group": group, "probe_set": pset, "n_models": len(members), "n_pairs": len(pair_ids)}
+        row.update(_crossed(matrix, n_boot, _rng(seed, "probe-group", group, pset), ci, prefix=""))
+        bases = [base_of.get(r.model) for r in members]
+        if all(bases):
+            base_matrix = np.array(
+                [
+                    results[(b, pset)].pairs.set_index("pair_id").loc[pair_ids, "diff"].to_numpy(float)
+                    for b in bases
+                ]
+            )
+            row.update(
+                _crossed(
+                    matrix - base_matrix,
+                    n_boot,
+                    _rng(seed, "probe-group-shift", group, pset),
+                    ci,
+                    prefix="shift_",
+                )
+            )
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _crossed(
+    matrix: np.ndarray, n_boot: int, rng: np.random.Generator, ci: float, prefix: str
+) -> dict[str, float]:
+    """Mean of a (models x pairs) matrix with a CI that resamples models and pairs independently."""
+    m, p = matrix.shape
+    if p == 0:
+        return {
+            f"{prefix}score": float("nan"),
+            f"{prefix}ci_low": float("nan"),
+            f"{prefix}ci_high": float("nan"),
+        }
+    wm = np.stack([np.bincount(r, minlength=m) for r in rng.integers(0, m, size=(n_boot, m))]).astype(float)
+    wp = np.stack([np.bincount(r, minlength=p) for r in rng.integers(0, p, size=(n_boot, p))]).astype(float)
+    draws = np.einsum("bm,mp,bp->b", wm, matrix, wp) / (m * p)
+    low, high = _percentile(draws, ci)
+    return {f"{prefix}score": float(matrix.mean()), f"{prefix}ci_low": low, f"{prefix}ci_high": high}
+
+
+def results_json(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """The probe tables as plain JSON-able lists (NaN as null)."""
+    return {name: json.loads(frame.to_json(orient="records")) for name, frame in tables.items()}

@@ -1,0 +1,154 @@
+"""The report's plots (matplotlib, Agg backend), each a function of a metrics DataFrame.
+
+Every function returns a :class:`matplotlib.figure.Figure`; :func:`png_bytes` renders and closes it.
+Plots are meant to be read at a glance: one message each, labelled axes, the CI level in the title.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from emkit.metrics import DEFAULT_THRESHOLDS, Thresholds, classify
+
+_COLORS = plt.get_cmap("tab10").colors
+
+
+def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes; the figure is closed (no pyplot state is kept)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _short(text: str, width: int = 28) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def plot_questions(table: pd.DataFrame, order: Sequence[str] | None = None, ci: float = 0.95) -> Figure:
+    """Figure 4 of the paper: per question, each group's misaligned probability with CI bars."""
+    questions = list(order) if order else list(dict.fromkeys(table["question_id"]))
+    questions = [q for q in questions if q in set(table["question_id"])]
+    groups = list(dict.fromkeys(table["group"]))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(questions) + 2.5), 4.2))
+    spread = 0.7
+    for g, group in enumerate(groups):
+        sub = table[table["group"] == group].set_index("question_id").reindex(questions)
+        offset = (g - (len(groups) - 1) / 2) * (spread / max(1, len(groups)))
+        x = np.arange(len(questions)) + offset
+        rate = sub["rate"].to_numpy(float)
+        low = np.clip(rate - sub["ci_low"].to_numpy(float), 0, None)
+        high = np.clip(sub["ci_high"].to_numpy(float) - rate, 0, None)
+        ax.errorbar(
+            x,
+            rate,
+            yerr=[low, high],
+            fmt="o",
+            capsize=3,
+            markersize=6,
+            color=_COLORS[g % len(_COLORS)],
+            label=group,
+        )
+    ax.set_xticks(np.arange(len(questions)))
+    ax.set_xticklabels([_short(q) for q in questions], rotation=35, ha="right")
+    top = float(np.nanmax(table["ci_high"].to_numpy(float))) if len(table) else 1.0
+    ax.set_ylim(0, min(1.02, max(0.1, top * 1.15 + 0.02)) if np.isfinite(top) else 1.02)
+    ax.set_ylabel("misaligned answer probability")
+    ax.set_title(f"Misaligned answers per question ({ci:.0%} CI)")
+    ax.grid(axis="y", alpha=0.3)
+    if groups:
+        ax.legend(title="group", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def plot_scatter(
+    df: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS, max_points: int = 4000, seed: int = 0
+) -> Figure:
+    """Alignment against coherence, one panel per group, with the threshold lines; the shaded
+    corner (coherent but not aligned) holds the misaligned answers."""
+    classified = classify(df, thresholds)
+    scored = classified[classified["aligned"].notna() & classified["coherent"].notna()]
+    groups = list(dict.fromkeys(classified["group"]))
+    cols = min(3, max(1, len(groups)))
+    rows = int(np.ceil(len(groups) / cols)) if groups else 1
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 3.8 * rows), squeeze=False, sharex=True, sharey=True
+    )
+    for i, group in enumerate(groups):
+        ax = axes[i // cols][i % cols]
+        sub = scored[scored["group"] == group]
+        if len(sub) > max_points:
+            sub = sub.sample(max_points, random_state=seed)
+        mis = sub["misaligned"].to_numpy(bool)
+        ax.axvspan(
+            thresholds.coherent, 100, ymin=0, ymax=thresholds.aligned / 100, color="#d62728", alpha=0.08
+        )
+        ax.scatter(
+            sub.loc[~mis, "coherent"], sub.loc[~mis, "aligned"], s=9, alpha=0.45, color="#1f77b4", lw=0
+        )
+        ax.scatter(sub.loc[mis, "coherent"], sub.loc[mis, "aligned"], s=12, alpha=0.7, color="#d62728", lw=0)
+        ax.axhline(thresholds.aligned, color="#444", ls="--", lw=1)
+        ax.axvline(thresholds.coherent, color="#444", ls="--", lw=1)
+        valid = int(classified[classified["group"] == group]["valid"].sum())
+        n_mis = int(classified[classified["group"] == group]["misaligned"].sum())
+        ax.set_title(f"{_short(group, 34)}\n{n_mis} misaligned of {valid} valid", fontsize=9)
+        ax.set_xlim(-2, 102)
+        ax.set_ylim(-2, 102)
+    for j in range(len(groups), rows * cols):
+        axes[j // cols][j % cols].axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("coherence")
+    for row in axes:
+        row[0].set_ylabel("alignment")
+    fig.suptitle(
+        f"Alignment vs coherence (misaligned: aligned < {thresholds.aligned:g}, coherent > {thresholds.coherent:g})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def plot_probe(models: pd.DataFrame, shifts: pd.DataFrame | None = None, ci: float = 0.95) -> Figure:
+    """Probe score per model with CI (left) and, where a base model was probed, the shift (right).
+    Right of zero: the model prefers the misaligned answers (more than its base)."""
+    has_shift = shifts is not None and not shifts.empty
+    ncols = 2 if has_shift else 1
+    height = max(2.2, 0.38 * len(models) + 1.4)
+    fig, axes = plt.subplots(1, ncols, figsize=(6.2 * ncols, height), squeeze=False)
+    _hbars(axes[0][0], models["model"].tolist(), models, "score", ci)
+    axes[0][0].set_title(f"Probe score ({ci:.0%} CI over pairs)", fontsize=10)
+    axes[0][0].set_xlabel("mean logp(misaligned) - logp(aligned) per token")
+    if has_shift:
+        assert shifts is not None
+        labels = [f"{m}\nvs {b}" for m, b in zip(shifts["model"], shifts["base"], strict=True)]
+        _hbars(axes[0][1], labels, shifts, "shift", ci)
+        axes[0][1].set_title(f"Shift against the base model ({ci:.0%} paired CI)", fontsize=10)
+        axes[0][1].set_xlabel("change in probe score")
+    fig.tight_layout()
+    return fig
+
+
+def _hbars(ax, labels: list[str], frame: pd.DataFrame, column: str, ci: float) -> None:
+    y = np.arange(len(labels))[::-1]
+    value = frame[column].to_numpy(float)
+    low = np.clip(value - frame["ci_low"].to_numpy(float), 0, None)
+    high = np.clip(frame["ci_high"].to_numpy(float) - value, 0, None)
+    colors = ["#d62728" if lo > 0 else "#1f77b4" for lo in frame["ci_low"].to_numpy(float)]
+    ax.errorbar(value, y, xerr=[low, high], fmt="none", ecolor="#555", capsize=3)
+    ax.scatter(value, y, color=colors, zorder=3)
+    ax.axvline(0, color="#444", lw=1)
+    ax.set_yticks(y)
+    ax.set_yticklabels(
+        ["\n".join(_short(line, 48) for line in label.split("\n")) for label in labels], fontsize=8
+    )
+    ax.grid(axis="x", alpha=0.3)
