@@ -142,14 +142,14 @@ def sample_questions(
 
             def on_result(index: int, gen: Generation, _items: list[WorkItem] = group_items) -> None:
                 item = _items[index]
-                store.add_answers([{
+                added = store.add_answers([{
                     "key": item.key, "model": model, "question_id": item.question.id,
                     "paraphrase_index": item.paraphrase_index, "sample_index": item.sample_index,
                     "question": item.question.paraphrases[item.paraphrase_index], "messages": item.messages,
                     "answer": gen.text, "params": item.params, "group_name": group, "seed": model_seed,
                     "tags": answer_tags, "usage": gen.usage,
                 }])
-                summary.generated += 1
+                summary.generated += added  # 0 when another process stored this answer first
                 for k, v in gen.usage.items():
                     if isinstance(v, int):
                         summary.usage[k] = summary.usage.get(k, 0) + v

@@ -135,26 +135,35 @@ class RunStore:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise EmkitError(f"{self.run_dir}: cannot open the run store: {exc}") from exc
+        try:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA busy_timeout = 120000")
+            self._check_version()
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._check_and_migrate()
-        except sqlite3.DatabaseError as exc:
-            raise EmkitError(f"{self.path}: cannot open the run store: {exc}") from exc
-        except OSError as exc:
-            raise EmkitError(f"{self.run_dir}: cannot create the run directory: {exc}") from exc
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def _check_and_migrate(self) -> None:
-        # executescript commits implicitly; run it outside an explicit transaction.
-        self._conn.executescript(_SCHEMA)
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
+            # executescript commits implicitly; run it outside an explicit transaction.
+            self._conn.executescript(_SCHEMA)
             self._conn.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
-        elif int(row["value"]) > SCHEMA_VERSION:
+        except BaseException as exc:
+            self._conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise EmkitError(f"{self.path}: cannot open the run store: {exc}") from exc
+            raise
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _check_version(self) -> None:
+        """Refuse a store written by a newer emkit before touching anything in it."""
+        has_meta = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if not has_meta:
+            return
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and int(row["value"]) > SCHEMA_VERSION:
             raise EmkitError(
                 f"{self.path}: written by a newer emkit (schema version {row['value']} > "
                 f"{SCHEMA_VERSION} understood here); upgrade emkit to read it"

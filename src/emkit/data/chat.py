@@ -60,7 +60,7 @@ def check_row(obj: Any) -> list[tuple[str | None, str, str]]:
         if not isinstance(content, str):
             problems.append((f"{where}.content", "bad_content", "content must be a string"))
         elif not content.strip():
-            problems.append((f"{where}.content", "empty_content", f"empty content in a {role} message"))
+            problems.append((f"{where}.content", "empty_content", f"empty content (role {role!r})"))
     roles = [m.get("role") for m in messages if isinstance(m, dict)]
     if "assistant" not in roles:
         problems.append(("messages", "no_assistant", "no assistant turn"))
@@ -92,7 +92,7 @@ def iter_chat_jsonl(path: str | Path) -> Iterator[tuple[int, Any, list[Validatio
             continue
         assert text is not None
         try:
-            obj = json.loads(text)
+            obj = json.loads(text.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             yield number, None, [ValidationIssue(name, number, None, "invalid_json", f"invalid JSON ({exc.msg}, column {exc.colno})")]
             continue

@@ -1,0 +1,1 @@
+"""The reliability suite (issue 8): faults, kills, bad inputs, concurrency, secrets."""
