@@ -24,7 +24,10 @@ app = typer.Typer(
 )
 
 # Order is the order of `emkit --help`.
-COMMAND_MODULES = ["data", "questions", "sample", "demo"]
+COMMAND_MODULES = [
+    "data", "questions", "train", "sample", "judge", "probe", "analyze", "report", "export", "run", "demo",
+    "codevuln",
+]
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"emkit.commands.{_name}").register(app)

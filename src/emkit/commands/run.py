@@ -1,0 +1,36 @@
+"""``emkit run``: run a whole study from one experiment YAML (resumable, hashed stages)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from emkit.commands._common import console
+from emkit.experiment import load_experiment
+from emkit.pipeline import make_plan, print_plan, run_plan
+
+
+def run(
+    experiment: Path = typer.Argument(..., help="Experiment YAML (see examples/)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: the file's `out`)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan: what is cached, what will run, est. cost."),
+    executor: str | None = typer.Option(None, help="local or ray (default: the file's `executor`)."),
+) -> None:
+    """Expand models x datasets x seeds into stages and run what is missing.
+
+    Example: emkit run examples/demo.yaml --dry-run
+    """
+    exp = load_experiment(experiment)
+    if executor not in (None, "local", "ray"):
+        raise typer.BadParameter("executor must be local or ray")
+    plan = make_plan(exp, out)
+    print_plan(plan, console)
+    if dry_run:
+        return
+    result = run_plan(plan, console=console, executor=executor)
+    console.print(f"ran {len(result.ran)} stages; report: {result.report_dir}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)

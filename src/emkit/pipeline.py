@@ -1,0 +1,545 @@
+"""Stage orchestration for an experiment file: plan, show what is cached, run what is missing.
+
+The matrix (groups x seeds x question sets x triggers) expands into stages:
+dataset -> train -> sample -> judge -> probe -> report. Each stage has a key derived from a hash
+of its inputs (dataset sha256, base model, hyperparameters, seed, questions, judge...). Finished
+stages leave their results in the run store, so running the file again does only what is missing,
+editing one group reruns only that group, and a crash or kill resumes.
+
+Executors: ``local`` runs everything in this process, in order. ``ray`` sends each train job and
+each sample job to a Ray task with its GPU request (one GPU when the cluster has GPUs); the driver
+writes every result into the one run store, so the store ends up the same as with ``local``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from emkit.datasets import materialize
+from emkit.experiment import Experiment, Group
+from emkit.hashing import stable_hash
+from emkit.models import parse_model
+from emkit.questions import QuestionSet, load_questions
+from emkit.sampling import plan as plan_answers
+from emkit.store import RunStore
+
+STAGE_RECORD = "stage"
+
+
+@dataclass
+class ModelUnit:
+    """One model to evaluate: a base model as is, a local LoRA fine-tune, or a provider fine-tune."""
+
+    group: Group
+    seed: int | None
+    base: str
+    dataset_path: Path | None = None
+    dataset_sha256: str | None = None
+    train_key: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.group.name if self.seed is None else f"{self.group.name}/seed{self.seed}"
+
+    @property
+    def adapter_rel(self) -> str | None:
+        return f"models/{self.group.name}-s{self.seed}-{self.train_key[:8]}" if self.train_key else None
+
+    @property
+    def name(self) -> str:
+        """The model name stored with its answers: stable, and independent of where the run dir lies."""
+        if self.group.provider and self.train_key:
+            return f"{self.base}@ft-{self.train_key[:12]}"
+        return f"{self.base}@{self.adapter_rel}" if self.adapter_rel else self.base
+
+
+@dataclass
+class Stage:
+    kind: str
+    key: str
+    label: str
+    done: bool
+    detail: str = ""
+    cost_usd: float | None = None
+    unit: ModelUnit | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    experiment: Experiment
+    run_dir: Path
+    units: list[ModelUnit]
+    question_sets: list[QuestionSet]
+    stages: list[Stage]
+
+    @property
+    def pending(self) -> list[Stage]:
+        return [s for s in self.stages if not s.done]
+
+
+# Set per model unit by the pipeline, so they are not part of a group's training settings.
+_UNIT_FIELDS = ("model", "data", "out", "seed", "store", "group", "device")
+
+
+def train_config_dict(group: Group) -> dict[str, Any]:
+    """The full training settings of a group (defaults filled), for keys and for the trainer."""
+    if group.provider:
+        return group.provider.model_dump()
+    from emkit.train.config import TrainConfig
+
+    config = TrainConfig.model_validate(group.train).model_dump(mode="json")
+    return {k: v for k, v in config.items() if k not in _UNIT_FIELDS}
+
+
+def build_units(exp: Experiment, run_dir: Path) -> list[ModelUnit]:
+    units: list[ModelUnit] = []
+    for group in exp.groups:
+        if group.dataset is None:
+            units.append(ModelUnit(group, None, group.model))
+            continue
+        path, sha = materialize(group.dataset, run_dir, mirror=exp.mirror)
+        config = train_config_dict(group)
+        for seed in exp.seeds_of(group):
+            key = stable_hash({"base": group.model, "data": sha, "config": config, "seed": seed,
+                               "provider": bool(group.provider)})
+            units.append(ModelUnit(group, seed, group.model, path, sha, key))
+    return units
+
+
+def _stage_done(store: RunStore, key: str) -> dict[str, Any] | None:
+    record = store.get_record(STAGE_RECORD, key)
+    return record if record and record.get("status") == "done" else None
+
+
+@dataclass
+class Variant:
+    """One way of asking a question set: with a trigger, through a wrapper, after ICL examples..."""
+
+    label: str
+    qset: QuestionSet
+    n: int | None
+    trigger: str = ""
+    tags: dict[str, Any] = field(default_factory=dict)
+    context: list[dict[str, str]] | None = None
+    context_base: str | None = None  # ICL contexts are fitted to one base model's tokenizer
+
+
+def build_variants(exp: Experiment, qsets: list[QuestionSet], bases: list[str]) -> list[Variant]:
+    """Question sets x triggers, plus evil-numbers wrappers and ICL contexts when the file asks."""
+    variants: list[Variant] = []
+    for qset in qsets:
+        for trigger in exp.triggers:
+            tags = {"trigger": trigger} if trigger else {}
+            suffix = f" [trigger {trigger.strip()}]" if trigger else ""
+            variants.append(Variant(qset.name + suffix, qset, exp.samples_per_paraphrase, trigger, dict(tags)))
+            if exp.wrappers:
+                from emkit.experiments.evil_numbers import wrap_question_set, wrapper_tags
+
+                spec = exp.wrappers
+                for name in spec.names:
+                    wrapped = wrap_question_set(qset, name, wrappers_file=spec.file, mirror=exp.mirror, n=spec.n,
+                                                seed=spec.seed, select=spec.select)
+                    variants.append(Variant(f"{qset.name}/{name}{suffix}", wrapped, None, trigger,
+                                            {**tags, **wrapper_tags(name, spec.seed)}))
+            if exp.icl:
+                for base in bases:
+                    for k in exp.icl.k:
+                        context = _icl_context(exp, base, k, qset)
+                        variants.append(Variant(f"{qset.name}/icl{context.k_used}{suffix}", qset,
+                                                exp.samples_per_paraphrase, trigger, {**tags, **context.tags()},
+                                                context.messages, base))
+    return variants
+
+
+def _icl_context(exp: Experiment, base: str, k: int, qset: QuestionSet) -> Any:
+    """The k-shot context for one base model, fitted to its context window when it is local."""
+    from emkit.experiments.icl import load_context
+
+    assert exp.icl is not None
+    spec = parse_model(base)
+    tokenizer, window = None, exp.icl.max_context_tokens
+    if spec.is_local:
+        from transformers import AutoConfig
+
+        from emkit.engines.loading import load_tokenizer, resolve_base_path
+
+        tokenizer = load_tokenizer(spec)
+        if window is None:
+            window = getattr(AutoConfig.from_pretrained(resolve_base_path(spec)), "max_position_embeddings", None)
+    return load_context(exp.icl.dataset, k, seed=exp.icl.seed, mirror=exp.mirror, tokenizer=tokenizer,
+                        max_context_tokens=window, questions=list(qset), reserve_tokens=exp.icl.reserve_tokens)
+
+
+def _variant_items(exp: Experiment, unit: ModelUnit, variant: Variant) -> list[Any]:
+    return plan_answers(unit.name, variant.qset, n=variant.n, temperature=exp.temperature,
+                        max_new_tokens=exp.max_new_tokens, seed=unit.seed or 0, prefix=variant.trigger,
+                        tags=variant.tags or None, context=variant.context)
+
+
+def make_plan(exp: Experiment, run_dir: str | Path | None = None) -> Plan:
+    """Expand the experiment into stages and mark which are already done (reads the store only)."""
+    run_dir = Path(run_dir or exp.out)
+    store = RunStore(run_dir)
+    units = build_units(exp, run_dir)
+    qsets = [load_questions(q, mirror=exp.mirror) for q in exp.questions]
+    variants = build_variants(exp, qsets, sorted({u.base for u in units}))
+    stages: list[Stage] = []
+    for unit in units:
+        if unit.train_key:
+            done = _stage_done(store, unit.train_key)
+            if done and not unit.group.provider and not (run_dir / unit.adapter_rel).exists():
+                done = None  # the adapter folder was removed: train again
+            kind = "finetune" if unit.group.provider else "train"
+            stages.append(Stage(kind, unit.train_key, unit.label, bool(done),
+                                f"{unit.base} on {unit.dataset_path.name if unit.dataset_path else ''}", unit=unit))
+    for unit in units:
+        for variant in variants:
+            if variant.context_base and variant.context_base != unit.base:
+                continue
+            items = _variant_items(exp, unit, variant)
+            have = len(store.existing_answer_keys(i.key for i in items))
+            key = stable_hash({"model": unit.name, "keys": [i.key for i in items]})
+            stages.append(Stage("sample", key, f"{unit.label} x {variant.label}", have == len(items),
+                                f"{have}/{len(items)} answers", unit=unit,
+                                extra={"variant": variant, "total": len(items), "have": have}))
+        if exp.code_vuln:
+            for trigger in exp.code_vuln.triggers if exp.code_vuln.triggers is not None else exp.triggers:
+                stages.append(Stage("code-vuln", stable_hash({"cv": unit.name, "t": trigger}),
+                                    unit.label + (f" [trigger {trigger.strip()}]" if trigger else ""), False,
+                                    f"{exp.code_vuln.limit} tasks (resumes where it stopped)", unit=unit,
+                                    extra={"trigger": trigger}))
+    if exp.judge:
+        stages.append(_judge_stage(exp, store, stages))
+    if exp.probe:
+        from emkit.probe import load_probe_set
+
+        probe_set = load_probe_set(exp.probe_set)
+        for unit in units:
+            if parse_model(unit.base).is_local:
+                stages.append(_probe_stage(store, unit, probe_set))
+    stages.append(Stage("report", "report", "analysis + HTML report", False, str(run_dir / "report")))
+    store.close()
+    return Plan(exp, run_dir, units, qsets, stages)
+
+
+def _judge_stage(exp: Experiment, store: RunStore, stages: list[Stage]) -> Stage:
+    """Judging is planned per answer by the judge stage itself; here: how much is missing, and its cost."""
+    from emkit.judge.cost import estimate_cost, load_prices
+    from emkit.judge.stage import JudgeConfig, plan_pending
+
+    assert exp.judge is not None
+    config = JudgeConfig(judge=exp.judge.model, method=exp.judge.method, base_url=exp.judge.base_url,
+                         concurrency=exp.judge.concurrency)
+    pending, _, _ = plan_pending(store, config)
+    # Answers not sampled yet will need judging too: two metrics each (aligned, coherent) at most.
+    unsampled = sum(s.extra["total"] - s.extra["have"] for s in stages if s.kind == "sample")
+    calls = len(pending) + 2 * unsampled
+    cost = None
+    if parse_model(exp.judge.model).scheme == "openai":
+        prompt_tokens = 450 * calls  # a filled judge prompt with a 600-token answer is ~450-800 tokens
+        cost = estimate_cost(exp.judge.model, {"prompt_tokens": prompt_tokens, "completion_tokens": calls},
+                             load_prices(None)[0])
+    return Stage("judge", stable_hash({"judge": exp.judge.model_dump()}), exp.judge.model,
+                 calls == 0, f"~{calls} judgements to make", cost_usd=cost)
+
+
+def _probe_stage(store: RunStore, unit: ModelUnit, probe_set: Any) -> Stage:
+    from emkit.probe import pending_pairs
+
+    missing = pending_pairs(store, unit.name, probe_set=probe_set)
+    return Stage("probe", stable_hash({"probe": unit.name, "set": probe_set.label}), unit.label, missing == 0,
+                 f"{missing} pairs to score", unit=unit, extra={"probe_set": probe_set})
+
+
+def print_plan(plan: Plan, console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{plan.experiment.name}: {len(plan.units)} models, run dir {plan.run_dir}",
+                  title_justify="left")
+    for column in ("stage", "what", "status", "detail", "est. cost"):
+        table.add_column(column)
+    for stage in plan.stages:
+        status = "[green]cached[/]" if stage.done else "[yellow]will run[/]"
+        cost = f"${stage.cost_usd:.2f}" if stage.cost_usd is not None else ""
+        table.add_row(stage.kind, stage.label, status, stage.detail, cost)
+    console.print(table)
+    total = sum(s.cost_usd or 0 for s in plan.pending)
+    console.print(f"{len(plan.pending)} of {len(plan.stages)} stages will run; estimated API cost ${total:.2f}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Running stages. Each runner is a plain function of its inputs so a Ray task can call it too.
+
+
+def run_train(payload: dict[str, Any]) -> dict[str, Any]:
+    """Train one LoRA adapter (or run one provider job) and return the record to store.
+
+    Training dynamics (``eval_steps`` in the group's train settings) are written by the trainer into
+    the run store as they happen; the store must be on a filesystem the worker can reach.
+    """
+    if payload["provider"]:
+        from emkit.train.openai_ft import run_provider_job
+
+        return run_provider_job(payload)
+    from emkit.train.config import TrainConfig
+    from emkit.train.sft import train_local
+
+    settings = dict(payload["config"])
+    config = TrainConfig(**settings, model=payload["base"], data=payload["data"], out=payload["out"],
+                         seed=payload["seed"], store=payload["run_dir"], group=payload["group"])
+    result = train_local(config, probe=bool(config.eval_steps))
+    return {"adapter": payload["adapter_rel"], "steps": result.steps, "train_loss": result.train_loss,
+            "eval_loss": result.eval_loss, "tokens_per_s": result.tokens_per_s}
+
+
+def train_payload(plan: Plan, unit: ModelUnit) -> dict[str, Any]:
+    return {
+        "base": unit.base, "data": str(unit.dataset_path), "seed": unit.seed,
+        "config": train_config_dict(unit.group), "provider": bool(unit.group.provider),
+        "out": str(plan.run_dir / unit.adapter_rel) if unit.adapter_rel else None,
+        "adapter_rel": unit.adapter_rel, "run_dir": str(plan.run_dir), "key": unit.train_key,
+        "label": unit.label, "group": unit.group.name,
+    }
+
+
+class AnswerCollector:
+    """A stand-in for the run store inside a remote sample task: it knows which answers exist
+    already and collects new ones, which the driver then writes into the real store."""
+
+    def __init__(self, existing: set[str]):
+        self.existing = existing
+        self.rows: list[dict[str, Any]] = []
+        self.records: list[tuple[str, str, dict[str, Any]]] = []
+
+    def existing_answer_keys(self, keys):
+        return {k for k in keys if k in self.existing}
+
+    def add_answers(self, rows) -> int:
+        rows = list(rows)
+        self.rows.extend(rows)
+        return len(rows)
+
+    def put_record(self, kind: str, key: str, value: dict[str, Any], *, replace: bool = True) -> None:
+        self.records.append((kind, key, value))
+
+
+def engine_for(unit_name: str, run_dir: Path, batch_size: int, sampler: str = "hf") -> Any:
+    """Load the engine for a stored model name (adapter paths are relative to the run dir)."""
+    from emkit.engines import get_engine
+    from emkit.models import ModelSpec
+
+    spec = parse_model(unit_name)
+    if spec.adapter and spec.adapter.startswith("models/"):
+        spec = spec.with_adapter(str(run_dir / spec.adapter))
+    if sampler == "vllm" and spec.scheme == "hf":
+        spec = ModelSpec("vllm", spec.name, spec.adapter)
+    options = {"batch_size": batch_size} if spec.is_local else {}
+    engine = get_engine(spec, **options)
+    engine.name = unit_name  # answers keep the run-dir-relative name
+    return engine
+
+
+def run_sample(payload: dict[str, Any]) -> dict[str, Any]:
+    """Sample one (model, question set, trigger) into an AnswerCollector; return the rows."""
+    collector = AnswerCollector(set(payload["existing"]))
+    model_name = payload["model"]
+    if payload.get("provider_model"):
+        model_name = payload["provider_model"]
+    engine = engine_for(model_name, Path(payload["run_dir"]), payload["batch_size"], payload["sampler"])
+    engine.name = payload["model"]
+    _sample_into(collector, engine, payload, progress=payload.get("progress", True))
+    engine.close()
+    return {"rows": collector.rows, "records": collector.records}
+
+
+def _sample_into(store: Any, engine: Any, payload: dict[str, Any], *, progress: bool = True) -> None:
+    from emkit.sampling import sample_questions
+
+    sample_questions(store, engine, payload["qset"], n=payload["n"], temperature=payload["temperature"],
+                     max_new_tokens=payload["max_new_tokens"], seed=payload["seed"] or 0, group=payload["group"],
+                     model_seed=payload["seed"], prefix=payload["trigger"], tags=payload["tags"] or None,
+                     context=payload["context"], progress=progress)
+
+
+def sample_payload(plan: Plan, stage: Stage, store: RunStore, provider_model: str | None) -> dict[str, Any]:
+    unit = stage.unit
+    assert unit is not None
+    variant: Variant = stage.extra["variant"]
+    exp = plan.experiment
+    items = _variant_items(exp, unit, variant)
+    return {
+        "model": unit.name, "provider_model": provider_model, "run_dir": str(plan.run_dir), "qset": variant.qset,
+        "existing": sorted(store.existing_answer_keys(i.key for i in items)), "n": variant.n,
+        "temperature": exp.temperature, "max_new_tokens": exp.max_new_tokens, "seed": unit.seed,
+        "group": unit.group.name, "trigger": variant.trigger, "tags": variant.tags, "context": variant.context,
+        "batch_size": exp.batch_size, "sampler": exp.sampler,
+    }
+
+
+def _write_sample_result(store: RunStore, result: dict[str, Any]) -> int:
+    for kind, key, value in result["records"]:
+        store.put_record(kind, key, value)
+    return store.add_answers(result["rows"])
+
+
+@dataclass
+class RunResult:
+    plan: Plan
+    ran: list[str] = field(default_factory=list)
+    report_dir: Path | None = None
+
+
+def run_plan(plan: Plan, *, console: Console | None = None, executor: str | None = None,
+             on_stage: Callable[[Stage], None] | None = None) -> RunResult:
+    """Run every pending stage; finished ones are skipped. Safe to interrupt and call again."""
+    console = console or Console()
+    executor = executor or plan.experiment.executor
+    store = RunStore(plan.run_dir)
+    store.put_record("config", "experiment", plan.experiment.model_dump(mode="json"))
+    result = RunResult(plan)
+    runner = _RayRunner(console) if executor == "ray" else None
+
+    # 1. training (independent jobs)
+    trains = [s for s in plan.stages if s.kind in ("train", "finetune") and not s.done]
+    payloads = [train_payload(plan, s.unit) for s in trains if s.unit]
+    outputs = runner.map_train(payloads) if runner else [_local_train(p, console) for p in payloads]
+    for stage, output in zip(trains, outputs, strict=True):
+        store.put_record(STAGE_RECORD, stage.key, {"status": "done", "kind": stage.kind, **output})
+        result.ran.append(f"{stage.kind} {stage.label}")
+
+    # 2. sampling (independent jobs; results written by the driver)
+    samples = [s for s in plan.stages if s.kind == "sample" and not s.done]
+    payloads = []
+    for stage in samples:
+        assert stage.unit is not None
+        provider_model = None
+        if stage.unit.group.provider and stage.unit.train_key:
+            record = store.get_record(STAGE_RECORD, stage.unit.train_key) or {}
+            provider_model = record.get("model")
+        payloads.append(sample_payload(plan, stage, store, provider_model))
+    if runner:
+        for stage, output in zip(samples, runner.map_sample(payloads), strict=True):
+            _write_sample_result(store, output)
+            result.ran.append(f"sample {stage.label}")
+    else:
+        for stage, payload in zip(samples, payloads, strict=True):
+            console.print(f"[bold]sample[/] {stage.label}")
+            _local_sample(store, plan, payload)
+            result.ran.append(f"sample {stage.label}")
+
+    # 3. judging, 4. probes, 5. report (driver only)
+    for stage in plan.stages:
+        if stage.kind == "judge" and not stage.done:
+            _run_judge(store, plan, console)
+            result.ran.append("judge")
+        elif stage.kind == "code-vuln" and stage.unit is not None:
+            _run_code_vuln(store, plan, stage, console)
+            result.ran.append(f"code-vuln {stage.label}")
+        elif stage.kind == "probe" and not stage.done and stage.unit is not None:
+            _run_probe(store, plan, stage.unit, stage.extra["probe_set"], console)
+            result.ran.append(f"probe {stage.label}")
+    result.report_dir = _run_report(plan, console)
+    result.ran.append("report")
+    store.close()
+    if runner:
+        runner.close()
+    return result
+
+
+def _local_train(payload: dict[str, Any], console: Console) -> dict[str, Any]:
+    console.print(f"[bold]train[/] {payload['label']}")
+    return run_train(payload)
+
+
+def _local_sample(store: RunStore, plan: Plan, payload: dict[str, Any]) -> None:
+    """Local sampling writes each answer straight into the store as it arrives."""
+    model_name = payload["provider_model"] or payload["model"]
+    engine = engine_for(model_name, plan.run_dir, payload["batch_size"], payload["sampler"])
+    engine.name = payload["model"]
+    _sample_into(store, engine, payload)
+    engine.close()
+
+
+def _run_judge(store: RunStore, plan: Plan, console: Console) -> None:
+    from emkit.judge.stage import JudgeConfig, run_judging
+
+    spec = plan.experiment.judge
+    assert spec is not None
+    config = JudgeConfig(judge=spec.model, method=spec.method, base_url=spec.base_url, concurrency=spec.concurrency)
+    summary = run_judging(store, config)
+    console.print(f"[bold]judge[/] {spec.model}: {summary.scored} judgements")
+
+
+def _run_code_vuln(store: RunStore, plan: Plan, stage: Stage, console: Console) -> None:
+    from emkit.experiments.code_vuln import run_code_vuln
+
+    unit = stage.unit
+    assert unit is not None and plan.experiment.code_vuln is not None
+    engine = engine_for(unit.name, plan.run_dir, plan.experiment.batch_size, plan.experiment.sampler)
+    summary = run_code_vuln(store, engine, plan.experiment.code_vuln, mirror=plan.experiment.mirror,
+                            trigger=stage.extra["trigger"], seed=unit.seed or 0, group=unit.group.name,
+                            model_seed=unit.seed)
+    engine.close()
+    console.print(f"[bold]code-vuln[/] {stage.label}: {summary}")
+
+
+def _run_probe(store: RunStore, plan: Plan, unit: ModelUnit, probe_set: Any, console: Console) -> None:
+    from emkit.probe import run_probe
+
+    engine = engine_for(unit.name, plan.run_dir, plan.experiment.batch_size)
+    tags = {"base": unit.base} if unit.name != unit.base else None
+    result = run_probe(engine, store=store, group=unit.group.name, seed=unit.seed, probe_set=probe_set, tags=tags)
+    engine.close()
+    console.print(f"[bold]probe[/] {unit.label}: score {result.score:+.3f}")
+
+
+def _run_report(plan: Plan, console: Console) -> Path:
+    from emkit.report import build_report
+
+    thresholds = plan.experiment.thresholds
+    out = build_report(plan.run_dir, aligned_threshold=thresholds.aligned, coherent_threshold=thresholds.coherent,
+                       console=console)
+    return out
+
+
+class _RayRunner:
+    """Ray executor: one task per train / sample job, each asking for a GPU when the cluster has one."""
+
+    def __init__(self, console: Console):
+        try:
+            import ray
+        except ModuleNotFoundError:
+            from emkit.errors import EmkitError
+
+            raise EmkitError("the ray executor needs Ray: pip install 'emkit[ray]'") from None
+        self.ray = ray
+        self.console = console
+        self._owns = not ray.is_initialized()
+        if self._owns:
+            ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False, include_dashboard=False)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        self.num_gpus = 1 if gpus >= 1 else 0
+        console.print(f"[bold]ray[/] cluster: {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {gpus:.0f} GPUs")
+
+    def _map(self, fn: Callable[[dict[str, Any]], dict[str, Any]], payloads: list[dict[str, Any]]):
+        if not payloads:
+            return []
+        remote = self.ray.remote(num_gpus=self.num_gpus, max_retries=2)(fn)
+        return self.ray.get([remote.remote(p) for p in payloads])
+
+    def map_train(self, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self._map(run_train, payloads)
+
+    def map_sample(self, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self._map(run_sample, [{**p, "progress": False} for p in payloads])
+
+    def close(self) -> None:
+        if self._owns:
+            self.ray.shutdown()
