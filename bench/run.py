@@ -1,0 +1,169 @@
+"""``make bench``: emkit's speed figures, each a ratio of two sides measured in this one run.
+
+Sections (``--only sampling,judge,training,demo``; all by default):
+
+- sampling: emkit's ``hf`` backend (batched, length-sorted) vs a per-prompt ``model.generate`` loop;
+- judge: the judging stage vs the ideal of a 200 ms / 32-concurrent API, plus a no-call second pass;
+- training: ``bench/train_bench.py``'s ``bench_training()`` (emkit train vs plain TRL), if present;
+- demo: ``emkit demo`` cold (fresh cache and run dir) and warm (the same again); slow, ~15 min.
+
+Nothing is compared with a stored number: both sides of every ratio run here, now. The machine
+(cores, CPU model, RAM) and the versions are printed first and stored with the results in
+``bench/results.json`` (gitignored); sections not run this time keep their earlier entry, each
+stamped with when and where it was measured. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import machine_info, machine_line, say  # noqa: E402
+
+SECTIONS = ("sampling", "judge", "training", "demo")
+
+
+def run_sampling(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    import sampling_bench
+
+    result = sampling_bench.bench_sampling(
+        prompts=args.prompts,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        repeats=args.repeats,
+        threads=args.threads,
+    )
+    return result, sampling_bench.summary_lines(result)
+
+
+def run_judge(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    import judge_bench
+
+    result = judge_bench.bench_judging(answers=args.answers)
+    return result, judge_bench.summary_lines(result)
+
+
+def run_training(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    if importlib.util.find_spec("train_bench") is None:
+        return {"available": False}, ["not available (bench/train_bench.py is not there yet)"]
+    import train_bench
+
+    if not hasattr(train_bench, "bench_training"):
+        return {"available": False}, ["not available (bench/train_bench.py has no bench_training())"]
+    result = dict(train_bench.bench_training())
+    lines = [
+        f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}"
+        for k, v in result.items()
+        if isinstance(v, (int, float, str, bool)) or v is None
+    ]
+    return {"available": True, **result}, lines
+
+
+def run_demo(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    import demo_bench
+
+    result = demo_bench.bench_demo()
+    return result, demo_bench.summary_lines(result)
+
+
+RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[dict[str, Any], list[str]]]] = {
+    "sampling": run_sampling,
+    "judge": run_judge,
+    "training": run_training,
+    "demo": run_demo,
+}
+TITLES = {
+    "sampling": "1. Local sampling: emkit hf backend vs a per-prompt model.generate loop",
+    "judge": "2. API judging: judging stage vs the ideal of the rate-limited server",
+    "training": "3. Training: emkit train vs a plain TRL baseline",
+    "demo": "4. Demo: emkit demo cold and warm",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Example: .venv/bin/python bench/run.py --only sampling,judge",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default: all of {', '.join(SECTIONS)})",
+    )
+    parser.add_argument("--out", type=Path, default=HERE / "results.json", help="where the results go")
+    parser.add_argument("--prompts", type=int, default=32, help="sampling: number of prompts")
+    parser.add_argument("--batch-size", type=int, default=16, help="sampling: emkit's batch size")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=64, help="sampling: new tokens per answer, at most"
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="sampling: alternating runs of each side")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="sampling: torch threads for both sides (default: auto, 1 when the CPUs are busy)",
+    )
+    parser.add_argument("--answers", type=int, default=1000, help="judge: synthetic answers to judge")
+    args = parser.parse_args(argv)
+    args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    return args
+
+
+def load_previous(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data.get("sections", {}) if isinstance(data, dict) else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    info = machine_info()
+    line = machine_line(info)
+    say(f"machine: {line}")
+    say(f"load average at start: {info['load_average']} (other work on the CPUs slows both sides alike)")
+    sections = load_previous(args.out)
+    failed = []
+    for name in args.sections:
+        say()
+        say(f"== {TITLES[name]}")
+        started = time.time()
+        try:
+            result, lines = RUNNERS[name](args)
+        except Exception as exc:  # one broken section must not hide the others' figures
+            traceback.print_exc()
+            first = (str(exc).strip().splitlines() or [""])[0]
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+            lines = [f"FAILED: {type(exc).__name__}: {first} (traceback above)"]
+            failed.append(name)
+        for text in lines:
+            say(f"  {text}")
+        sections[name] = {
+            **result,
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "wall_s": time.time() - started,
+            "machine": line,
+        }
+    payload = {"machine": info, "machine_line": line, "sections": sections}
+    args.out.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    say()
+    say(f"results written to {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
