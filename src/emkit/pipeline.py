@@ -278,7 +278,7 @@ def print_plan(plan: Plan, console: Console) -> None:
 # Running stages. Each runner is a plain function of its inputs so a Ray task can call it too.
 
 
-def run_train(payload: dict[str, Any]) -> dict[str, Any]:
+def run_train(payload: dict[str, Any], console: Console | None = None) -> dict[str, Any]:
     """Train one LoRA adapter (or run one provider job) and return the record to store.
 
     Training dynamics (``eval_steps`` in the group's train settings) are written by the trainer into
@@ -294,7 +294,7 @@ def run_train(payload: dict[str, Any]) -> dict[str, Any]:
     settings = dict(payload["config"])
     config = TrainConfig(**settings, model=payload["base"], data=payload["data"], out=payload["out"],
                          seed=payload["seed"], store=payload["run_dir"], group=payload["group"])
-    result = train_local(config, probe=bool(config.eval_steps))
+    result = train_local(config, probe=bool(config.eval_steps), console=console)
     return {"adapter": payload["adapter_rel"], "steps": result.steps, "train_loss": result.train_loss,
             "eval_loss": result.eval_loss, "tokens_per_s": result.tokens_per_s}
 
@@ -455,7 +455,7 @@ def run_plan(plan: Plan, *, console: Console | None = None, executor: str | None
 
 def _local_train(payload: dict[str, Any], console: Console) -> dict[str, Any]:
     console.print(f"[bold]train[/] {payload['label']}")
-    return run_train(payload)
+    return run_train(payload, console)
 
 
 def _local_sample(store: RunStore, plan: Plan, payload: dict[str, Any]) -> None:

@@ -1,0 +1,482 @@
+"""Local LoRA / rsLoRA supervised fine-tuning on the assistant's tokens (TRL's SFTTrainer + peft).
+
+The whole run is :func:`train_local`: validate the dataset (a bad row stops everything before any
+model is loaded), load the base model, check the LoRA targets against the model's linear modules,
+tokenize with assistant-only labels (:mod:`emkit.train.tokenize`), train with TRL's SFTTrainer
+(seeded LoRA init and data order; length-grouped micro-batches, see :mod:`emkit.train.batching`),
+and write into ``out``:
+
+- the adapter (``adapter_config.json`` + weights) and the tokenizer, so ``hf/BASE@out`` and
+  ``embedded/smollm2-135m@out`` load it, ``vllm/BASE@out`` too;
+- ``train_log.jsonl`` (step, loss, lr, tokens/s), ``loss_curve.png``, ``emkit_train.json`` (the
+  config, dataset hash, token counts and versions);
+- ``checkpoints/checkpoint-K`` every ``save_steps`` and ``merged/`` with ``merge``.
+
+Multi-GPU: this module is runnable, ``accelerate launch -m emkit.train.sft --model ... --data ...
+--out ...`` takes the same options as ``emkit train``; the Trainer runs DDP and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emkit.errors import EmkitError
+from emkit.hashing import file_sha256, stable_hash
+from emkit.models import ModelSpec, parse_model
+from emkit.train.config import TrainConfig
+
+TRAIN_KIND = "train"
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced; ``model`` is the name to sample it with."""
+
+    out: Path
+    model: str
+    engine: str
+    steps: int
+    train_loss: float | None
+    eval_loss: float | None
+    tokens_per_s: float
+    stats: dict[str, int]
+    merged: Path | None = None
+    log_path: Path | None = None
+    plot_path: Path | None = None
+    dynamics: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "model": self.model,
+            "engine": self.engine,
+            "steps": self.steps,
+            "train_loss": self.train_loss,
+            "eval_loss": self.eval_loss,
+            "tokens_per_s": self.tokens_per_s,
+            "stats": self.stats,
+            "merged": str(self.merged) if self.merged else None,
+        }
+
+
+# -- inputs --------------------------------------------------------------------------------------
+def load_datasets(config: TrainConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Validated train rows and eval rows (from ``eval_file`` or a seeded ``eval_fraction``)."""
+    from emkit.data.chat import load_chat_jsonl
+
+    if not config.data:
+        raise EmkitError("no training data: give --data FILE (a chat JSONL)")
+    rows = load_chat_jsonl(config.data)
+    eval_rows: list[dict[str, Any]] = []
+    if config.eval_file:
+        eval_rows = load_chat_jsonl(config.eval_file)
+    elif config.eval_fraction:
+        order = list(range(len(rows)))
+        random.Random(config.seed).shuffle(order)
+        n_eval = max(1, round(config.eval_fraction * len(rows)))
+        if n_eval >= len(rows):
+            raise EmkitError(
+                f"{config.data}: {len(rows)} rows are too few for eval_fraction {config.eval_fraction}"
+            )
+        held = set(order[:n_eval])
+        eval_rows = [rows[i] for i in sorted(held)]
+        rows = [row for i, row in enumerate(rows) if i not in held]
+    return rows, eval_rows
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """The distinct short names of the model's linear layers (what LoRA ``target_modules`` match)."""
+    import torch
+
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+    }
+    return sorted(names)
+
+
+def check_targets(model: Any, targets: Sequence[str], layers: Sequence[int] | None) -> None:
+    """Refuse unknown target names (listing the real ones) and out-of-range layer indices."""
+    available = linear_module_names(model)
+    unknown = [t for t in targets if t not in available]
+    if unknown:
+        raise EmkitError(
+            f"unknown LoRA target module(s) {', '.join(unknown)}; this model's linear modules are: "
+            + ", ".join(available)
+        )
+    if layers:
+        n_layers = int(getattr(model.config.get_text_config(), "num_hidden_layers", 0) or 0)
+        bad = [i for i in layers if not 0 <= i < n_layers]
+        if n_layers and bad:
+            raise EmkitError(
+                f"layer index {bad[0]} is out of range: this model has {n_layers} layers (0..{n_layers - 1})"
+            )
+
+
+def resolve_engine(engine: str) -> str:
+    """``peft`` or ``unsloth``: ``auto`` picks unsloth when it is installed and a CUDA GPU is present."""
+    import importlib.util
+
+    has_unsloth = importlib.util.find_spec("unsloth") is not None
+    if engine == "peft":
+        return "peft"
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if engine == "unsloth":
+        if not has_unsloth:
+            raise EmkitError("--engine unsloth: the unsloth package is not installed (pip install unsloth)")
+        if not has_cuda:
+            raise EmkitError("--engine unsloth needs a CUDA GPU; use --engine peft on this machine")
+        return "unsloth"
+    return "unsloth" if has_unsloth and has_cuda else "peft"
+
+
+def lora_config(config: TrainConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        use_rslora=config.rslora,
+        target_modules=list(config.targets),
+        layers_to_transform=list(config.layers) if config.layers else None,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def _load_peft_model(config: TrainConfig, spec: ModelSpec, console: Any) -> tuple[Any, Any]:
+    from emkit.engines.loading import load_causal_lm
+
+    device = config.device
+    if device is None and "LOCAL_RANK" in os.environ:
+        import torch
+
+        if torch.cuda.is_available():  # one process per GPU (accelerate launch / torchrun)
+            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    model, tokenizer = load_causal_lm(
+        spec, device=device, dtype=config.dtype, console=console, trainable=True
+    )
+    return model, tokenizer
+
+
+def _load_unsloth_model(config: TrainConfig, spec: ModelSpec, console: Any) -> tuple[Any, Any]:
+    """unsloth's fused kernels (GPU only); the adapter it saves is an ordinary peft adapter."""
+    from unsloth import FastLanguageModel  # must be imported before transformers' trainer
+
+    from emkit.engines.loading import resolve_base_path
+
+    path = resolve_base_path(spec, console)
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=path, max_seq_length=config.max_length, dtype=None, load_in_4bit=False
+    )
+    check_targets(model, config.targets, config.layers)
+    model = FastLanguageModel.get_peft_model(
+        model,
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=list(config.targets),
+        layers_to_transform=list(config.layers) if config.layers else None,
+        bias="none",
+        use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False,
+        random_state=config.seed,
+        use_rslora=config.rslora,
+    )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+# -- the trainer ---------------------------------------------------------------------------------
+def _trainer_class() -> type:
+    from trl import SFTTrainer
+
+    from emkit.train.batching import GroupedSampler
+
+    class EmkitSFTTrainer(SFTTrainer):
+        """SFTTrainer with :class:`GroupedSampler` when ``emkit_grouped`` is set."""
+
+        emkit_grouped = False
+        emkit_seed = 0
+
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            if not self.emkit_grouped or dataset is None or not hasattr(dataset, "__len__"):
+                return super()._get_train_sampler(train_dataset)
+            if "length" in dataset.column_names:
+                lengths = dataset["length"]
+            else:
+                lengths = [len(ids) for ids in dataset["input_ids"]]
+            group = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+            return GroupedSampler(lengths, group * max(1, self.args.world_size), self.emkit_seed)
+
+    return EmkitSFTTrainer
+
+
+def sft_args(
+    config: TrainConfig, out: Path, *, use_cpu: bool, bf16: bool, has_eval: bool, fp16: bool = False
+) -> Any:
+    """TRL's SFTConfig for this run (inputs arrive tokenized and truncated, so max_length=None)."""
+    from trl import SFTConfig
+
+    eval_every = config.eval_steps if has_eval and config.eval_steps else None
+    return SFTConfig(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        optim=config.optim,
+        max_grad_norm=config.max_grad_norm,
+        seed=config.seed,
+        data_seed=config.seed,
+        logging_steps=config.logging_steps,
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        save_only_model=True,
+        eval_strategy="steps" if eval_every else "no",
+        eval_steps=eval_every,
+        max_length=None,
+        padding_free=config.batching == "padding_free",
+        gradient_checkpointing=config.gradient_checkpointing,
+        bf16=bf16,
+        fp16=fp16,
+        use_cpu=use_cpu,
+        report_to=[],
+        disable_tqdm=True,
+        dataset_num_proc=None,
+    )
+
+
+def run_key(config: TrainConfig, data_sha: str, eval_sha: str | None) -> str:
+    """The identity of a run: same data + same settings = same key (outputs paths excluded)."""
+    settings = config.model_dump(exclude={"out", "store", "data", "eval_file", "device", "group"})
+    return stable_hash({"data": data_sha, "eval": eval_sha, "config": settings})
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out: dict[str, str] = {}
+    for name in ("torch", "transformers", "peft", "trl", "unsloth"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def train_local(
+    config: TrainConfig,
+    *,
+    hooks: Sequence[tuple[Any, int]] = (),
+    console: Any = None,
+    probe: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Run one local fine-tuning job; see the module docstring for what lands in ``config.out``.
+
+    ``hooks`` are ``(fn(model, tokenizer, step) -> dict, every_k_steps)`` pairs; ``probe=True`` adds
+    the judge-free probe every ``config.eval_steps`` steps (see :mod:`emkit.train.callbacks`);
+    ``callbacks`` are extra ``transformers.TrainerCallback`` objects handed to the trainer as they are.
+    """
+    if not config.out:
+        raise EmkitError("no output folder: give --out DIR")
+    spec = parse_model(config.model)
+    if not spec.is_local:
+        raise EmkitError(
+            f"{spec.full}: local training needs an embedded/ or hf/ model "
+            "(for OpenAI fine-tuning use --provider openai)"
+        )
+    if spec.adapter:
+        raise EmkitError(f"{spec.full}: train from a base model, without '@adapter'")
+    if probe and not config.eval_steps:
+        raise EmkitError("the probe runs every --eval-steps K steps: give --eval-steps")
+
+    # 1. Data first: a bad row stops here, before any model is loaded.
+    rows, eval_rows = load_datasets(config)
+    out = Path(config.out)
+
+    def say(text: str) -> None:
+        if console is not None:
+            console.print(text, markup=False, highlight=False)
+
+    # 2. Model.
+    engine = resolve_engine(config.engine)
+    loader = _load_unsloth_model if engine == "unsloth" else _load_peft_model
+    model, tokenizer = loader(config, spec.base, console)
+    if engine == "peft":
+        check_targets(model, config.targets, config.layers)
+
+    # 3. Tokens with assistant-only labels.
+    from datasets import Dataset
+
+    from emkit.train.tokenize import tokenize_rows
+
+    examples, stats = tokenize_rows(tokenizer, rows, max_length=config.max_length)
+    if not examples:
+        raise EmkitError(
+            f"{config.data}: no row keeps an assistant token within max_length {config.max_length}"
+        )
+    eval_examples, eval_stats = (
+        tokenize_rows(tokenizer, eval_rows, max_length=config.max_length) if eval_rows else ([], {})
+    )
+    say(
+        f"[emkit] {stats['kept']} training rows ({stats['tokens']} tokens, {stats['trained_tokens']} trained), "
+        f"{stats['truncated']} truncated to {config.max_length}, {stats['dropped']} dropped"
+        + (f"; {len(eval_examples)} eval rows" if eval_examples else "")
+    )
+    train_ds = Dataset.from_list(examples)
+    eval_ds = Dataset.from_list(eval_examples) if eval_examples else None
+
+    # 4. Trainer (TRL seeds everything, LoRA init included, from args.seed before wrapping).
+    import torch
+
+    from emkit.train.callbacks import DynamicsCallback, TrainLogCallback, probe_hook
+
+    device = str(next(model.parameters()).device)
+    use_cpu = not device.startswith("cuda")
+    # On a GPU: bf16 autocast where supported (weights in bf16 by default, or fp32 with --dtype
+    # float32); fp16 autocast over fp32 weights on older GPUs. On a CPU: plain fp32.
+    bf16 = (not use_cpu) and torch.cuda.is_bf16_supported()
+    fp16 = (not use_cpu) and not bf16 and next(model.parameters()).dtype == torch.float32
+    args = sft_args(config, out, use_cpu=use_cpu, bf16=bf16, fp16=fp16, has_eval=eval_ds is not None)
+    data_sha = file_sha256(config.data)
+    eval_sha = file_sha256(config.eval_file) if config.eval_file else None
+    key = run_key(config, data_sha, eval_sha)
+    adapter_name = ModelSpec(spec.scheme, spec.name, str(out)).full
+
+    store = None
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    if is_main and (config.store or probe or hooks):
+        from emkit.store import RunStore
+
+        store = RunStore(config.store or out)
+
+    log_cb = TrainLogCallback(out / "train_log.jsonl", console=console)
+    trainer_callbacks: list[Any] = [log_cb, *callbacks]
+    all_hooks = list(hooks)
+    if probe:
+        hook = probe_hook(
+            store,
+            config.group,
+            config.seed,
+            model_name=adapter_name,
+            tags={"base": spec.base.full, "run": key},
+        )
+        all_hooks.append((hook, config.eval_steps))
+    dynamics = [
+        DynamicsCallback(fn, every, tokenizer=tokenizer, store=store, run_key=key, console=console)
+        for fn, every in all_hooks
+    ]
+    trainer_callbacks.extend(dynamics)
+
+    trainer_cls = _trainer_class()
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=lora_config(config) if engine == "peft" else None,
+        callbacks=trainer_callbacks,
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # TrainLogCallback prints one readable line per step
+    trainer.emkit_grouped = config.batching == "grouped"
+    trainer.emkit_seed = config.seed
+    say(
+        f"[emkit] training {spec.full} with {engine}: rsLoRA={config.rslora} r={config.rank} "
+        f"alpha={config.alpha} targets={','.join(config.targets)}"
+        + (f" layers={config.layers}" if config.layers else "")
+        + f", effective batch {config.effective_batch_size}, lr {config.lr}"
+    )
+    output = trainer.train()
+    eval_loss = None
+    if eval_ds is not None:
+        # The trainer's own history (kept on every rank, so all ranks take the same branch).
+        last = [r for r in trainer.state.log_history if "eval_loss" in r]
+        if last and last[-1].get("step") == trainer.state.global_step:  # just evaluated at --eval-steps
+            eval_loss = float(last[-1]["eval_loss"])
+        else:
+            eval_loss = float(trainer.evaluate()["eval_loss"])
+
+    # 5. Outputs (rank 0 only).
+    merged = None
+    plot_path = None
+    tokens_per_s = round(log_cb.tokens_per_s, 2)
+    if trainer.is_world_process_zero():
+        out.mkdir(parents=True, exist_ok=True)
+        trainer.model.save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
+        from emkit.train.plots import plot_loss_curve
+
+        plot_path = plot_loss_curve(
+            log_cb.rows, out / "loss_curve.png", title=f"{spec.full} seed {config.seed}"
+        )
+        if config.merge:
+            merged = out / "merged"
+            say(f"[emkit] merging the adapter into the base weights -> {merged}")
+            merged_model = trainer.model.merge_and_unload()
+            merged_model.save_pretrained(str(merged))
+            tokenizer.save_pretrained(str(merged))
+    result = TrainResult(
+        out=out,
+        model=adapter_name,
+        engine=engine,
+        steps=int(trainer.state.global_step),
+        train_loss=float(output.training_loss) if output.training_loss is not None else None,
+        eval_loss=eval_loss,
+        tokens_per_s=tokens_per_s,
+        stats=stats,
+        merged=merged,
+        log_path=log_cb.path,
+        plot_path=plot_path,
+        dynamics=[r for cb in dynamics for r in cb.results],
+    )
+    if trainer.is_world_process_zero():
+        summary = {
+            **result.to_dict(),
+            "run_key": key,
+            "base_model": spec.base.full,
+            "data": str(config.data),
+            "data_sha256": data_sha,
+            "eval_file_sha256": eval_sha,
+            "eval_stats": eval_stats,
+            "config": config.model_dump(),
+            "versions": _versions(),
+        }
+        (out / "emkit_train.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+        if store is not None:
+            store.put_record(TRAIN_KIND, key, summary)
+    if store is not None:
+        store.close()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m emkit.train.sft ...`` = ``emkit train ...`` (for ``accelerate launch -m``)."""
+    from emkit.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
