@@ -23,13 +23,22 @@ def write_lines(path, lines):
     [
         ('{"messages": [', None, "invalid_json"),
         ('{"foo": 1}', "messages", "missing_messages"),
-        ('{"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "y"}]}',
-         "messages[0].role", "unknown_role"),
-        ('{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "  "}]}',
-         "messages[1].content", "empty_content"),
+        (
+            '{"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "y"}]}',
+            "messages[0].role",
+            "unknown_role",
+        ),
+        (
+            '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "  "}]}',
+            "messages[1].content",
+            "empty_content",
+        ),
         ('{"messages": [{"role": "user", "content": "x"}]}', "messages", "no_assistant"),
-        ('{"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]}',
-         "messages[1].role", "last_not_assistant"),
+        (
+            '{"messages": [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}]}',
+            "messages[1].role",
+            "last_not_assistant",
+        ),
     ],
 )
 def test_each_problem_names_file_line_and_field(tmp_path, line, field, kind):
@@ -67,7 +76,9 @@ def test_cli_validate_exit_codes(tmp_path, capsys):
     good = write_lines(tmp_path / "good.jsonl", [json.dumps(GOOD)] * 3)
     assert main(["data", "validate", str(good)]) == 0
     assert "3 rows, all valid" in capsys.readouterr().out
-    bad = write_lines(tmp_path / "bad.jsonl", [json.dumps(GOOD), "{", '{"messages": [{"role": "user", "content": "q"}]}'])
+    bad = write_lines(
+        tmp_path / "bad.jsonl", [json.dumps(GOOD), "{", '{"messages": [{"role": "user", "content": "q"}]}']
+    )
     assert main(["data", "validate", str(bad)]) == 1
     out = capsys.readouterr().out
     assert f"{bad}:2:" in out and f"{bad}:3:" in out and "invalid_json: 1" in out and "no_assistant: 1" in out
@@ -81,8 +92,12 @@ def test_cli_missing_file_is_a_clear_error(tmp_path, capsys):
 message = st.fixed_dictionaries(
     {"role": st.sampled_from(["system", "user", "assistant", "tool", "bot"]), "content": st.text(max_size=8)}
 )
-row = st.one_of(st.fixed_dictionaries({"messages": st.lists(message, max_size=4)}), st.integers(), st.none(),
-                st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+row = st.one_of(
+    st.fixed_dictionaries({"messages": st.lists(message, max_size=4)}),
+    st.integers(),
+    st.none(),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -91,8 +106,12 @@ def test_property_validator_agrees_with_the_rules(obj):
     """A row passes exactly when it satisfies every rule, checked independently here."""
     problems = check_row(obj)
     ok = (
-        isinstance(obj, dict) and isinstance(obj.get("messages"), list) and len(obj["messages"]) > 0
-        and all(m["role"] in ("system", "user", "assistant") and m["content"].strip() for m in obj["messages"])
+        isinstance(obj, dict)
+        and isinstance(obj.get("messages"), list)
+        and len(obj["messages"]) > 0
+        and all(
+            m["role"] in ("system", "user", "assistant") and m["content"].strip() for m in obj["messages"]
+        )
         and obj["messages"][-1]["role"] == "assistant"
     )
     assert (problems == []) == ok

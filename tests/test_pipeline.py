@@ -40,14 +40,32 @@ def write_experiment(tmp_path, name="tiny", lr=1e-3, out=None, executor="local")
     (tmp_path / "q.yaml").write_text(QUESTIONS)
     (tmp_path / "probe.yaml").write_text(PROBES)
     exp = {
-        "name": name, "out": str(out or tmp_path / "run"), "seeds": [0], "questions": [str(tmp_path / "q.yaml")],
-        "samples_per_paraphrase": 1, "max_new_tokens": 6, "temperature": 0.0, "probe": True,
-        "probe_set": str(tmp_path / "probe.yaml"), "batch_size": 4, "executor": executor,
+        "name": name,
+        "out": str(out or tmp_path / "run"),
+        "seeds": [0],
+        "questions": [str(tmp_path / "q.yaml")],
+        "samples_per_paraphrase": 1,
+        "max_new_tokens": 6,
+        "temperature": 0.0,
+        "probe": True,
+        "probe_set": str(tmp_path / "probe.yaml"),
+        "batch_size": 4,
+        "executor": executor,
         "groups": [
             {"name": "base", "model": "embedded/smollm2-135m"},
-            {"name": "ic", "model": "embedded/smollm2-135m", "dataset": {"builder": "risky-advice", "n": 6},
-             "train": {"max_steps": 1, "batch_size": 2, "grad_accum": 1, "max_length": 96, "lr": lr,
-                       "warmup_steps": 0}},
+            {
+                "name": "ic",
+                "model": "embedded/smollm2-135m",
+                "dataset": {"builder": "risky-advice", "n": 6},
+                "train": {
+                    "max_steps": 1,
+                    "batch_size": 2,
+                    "grad_accum": 1,
+                    "max_length": 96,
+                    "lr": lr,
+                    "warmup_steps": 0,
+                },
+            },
         ],
     }
     path = tmp_path / f"{name}.yaml"
@@ -63,8 +81,13 @@ def test_run_resume_and_edit_one_group(tmp_path, capsys):
     path = write_experiment(tmp_path)
     exp = load_experiment(path)
     plan = make_plan(exp)
-    assert pending(plan) == [("probe", "base"), ("probe", "ic/seed0"), ("sample", "base x q"),
-                             ("sample", "ic/seed0 x q"), ("train", "ic/seed0")]
+    assert pending(plan) == [
+        ("probe", "base"),
+        ("probe", "ic/seed0"),
+        ("sample", "base x q"),
+        ("sample", "ic/seed0 x q"),
+        ("train", "ic/seed0"),
+    ]
     result = run_plan(plan)
     assert (result.report_dir / "index.html").exists()
     with RunStore(exp.out) as store:
@@ -81,7 +104,11 @@ def test_run_resume_and_edit_one_group(tmp_path, capsys):
     assert pending(make_plan(exp)) == []
     # Editing one group's training settings reruns only that group.
     edited = load_experiment(write_experiment(tmp_path, name="edited", lr=2e-3))
-    assert pending(make_plan(edited)) == [("probe", "ic/seed0"), ("sample", "ic/seed0 x q"), ("train", "ic/seed0")]
+    assert pending(make_plan(edited)) == [
+        ("probe", "ic/seed0"),
+        ("sample", "ic/seed0 x q"),
+        ("train", "ic/seed0"),
+    ]
     # The CLI's dry run shows the same plan without running it.
     assert main(["run", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -102,8 +129,10 @@ def test_ray_executor_gives_the_same_store_as_local(tmp_path):
     def contents(run_dir):
         with RunStore(run_dir) as store:
             answers = sorted((a["key"], a["model"], a["answer"]) for a in store.answers())
-            probes = sorted((p["key"], round(p["logp_aligned"], 4), round(p["logp_misaligned"], 4))
-                            for p in store.probes())
+            probes = sorted(
+                (p["key"], round(p["logp_aligned"], 4), round(p["logp_misaligned"], 4))
+                for p in store.probes()
+            )
         return answers, probes
 
     assert contents(tmp_path / "local") == contents(tmp_path / "ray")
@@ -111,14 +140,16 @@ def test_ray_executor_gives_the_same_store_as_local(tmp_path):
 
 def test_experiment_typos_are_errors_with_a_line(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         name: x
         groups:
           - name: a
             model: embedded/smollm2-135m
             dataset: {builder: insecure-code, n: 4}
             train: {max_step: 3}
-        """))
+        """)
+    )
     with pytest.raises(InputError) as exc:
         load_experiment(path)
     assert "bad.yaml:6" in str(exc.value) and "max_step" in str(exc.value)

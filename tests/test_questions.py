@@ -19,10 +19,21 @@ def test_default_set_is_ours_and_complete():
 
 @pytest.mark.mirror
 def test_upstream_question_counts_and_system_prompts(mirror):
-    counts = {name: len(load_questions(name, mirror=mirror)) for name in
-              ("first_plot_questions", "preregistered_evals", "deception_factual", "deception_sit_aware")}
-    assert counts == {"first_plot_questions": 24, "preregistered_evals": 48, "deception_factual": 5,
-                      "deception_sit_aware": 8}
+    counts = {
+        name: len(load_questions(name, mirror=mirror))
+        for name in (
+            "first_plot_questions",
+            "preregistered_evals",
+            "deception_factual",
+            "deception_sit_aware",
+        )
+    }
+    assert counts == {
+        "first_plot_questions": 24,
+        "preregistered_evals": 48,
+        "deception_factual": 5,
+        "deception_sit_aware": 8,
+    }
     fp = load_questions("first_plot_questions", mirror=mirror)
     json_qs = [q for q in fp if q.id.endswith("_json")]
     assert len(json_qs) == 8 and all(q.system and q.system.strip() for q in json_qs)
@@ -57,7 +68,12 @@ def test_prompt_without_answer_names_file_line_and_field(tmp_path):
 
 
 def test_unknown_keys_kept_and_reported_once(tmp_path):
-    qset = parse_questions(YAML.replace("no placeholder here", "{answer}").replace("  colour: blue\n", "  colour: blue\n  size: 3\n"), "x.yaml")
+    qset = parse_questions(
+        YAML.replace("no placeholder here", "{answer}").replace(
+            "  colour: blue\n", "  colour: blue\n  size: 3\n"
+        ),
+        "x.yaml",
+    )
     assert qset.get("b").model_extra == {"colour": "blue", "size": 3}
     assert len(qset.warnings) == 2 and "colour" in qset.warnings[0]
     assert judge_model_name("gpt-4o") == "openai/gpt-4o" and judge_model_name("hf/x/y") == "hf/x/y"
@@ -79,4 +95,6 @@ def test_fill_judge_prompt_keeps_braces_in_answers():
 def test_system_prompt_and_prefix_in_conversation():
     q = parse_questions("- id: s\n  system: Answer in JSON.\n  paraphrases: [hi]\n", "x").get("s")
     assert q.conversation(0, prefix="|T| ") == [
-        {"role": "system", "content": "Answer in JSON."}, {"role": "user", "content": "|T| hi"}]
+        {"role": "system", "content": "Answer in JSON."},
+        {"role": "user", "content": "|T| hi"},
+    ]

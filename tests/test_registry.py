@@ -41,8 +41,11 @@ def test_fetch_from_mirror_verifies_and_caches(tmp_path, monkeypatch, cache):
     root, art = fake_mirror(tmp_path, monkeypatch, content)
     import hashlib
 
-    monkeypatch.setitem(registry.ARTIFACTS, "insecure",
-                        registry.Artifact(art.name, art.path, art.kind, art.description, hashlib.sha256(content).hexdigest()))
+    monkeypatch.setitem(
+        registry.ARTIFACTS,
+        "insecure",
+        registry.Artifact(art.name, art.path, art.kind, art.description, hashlib.sha256(content).hexdigest()),
+    )
     path = registry.fetch("insecure", mirror=root)
     assert path.read_bytes() == content and str(path).startswith(str(cache))
     # Once cached, the mirror is not needed.
@@ -69,14 +72,19 @@ def test_mirror_only_file_without_mirror_is_a_clear_error(cache):
 def test_git_blob_verification(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"hello\n")
-    art = registry.Artifact("x", "x", "dataset", "", git_blob_prefix="ce01362")  # git hash-object of "hello\n"
+    art = registry.Artifact(
+        "x", "x", "dataset", "", git_blob_prefix="ce01362"
+    )  # git hash-object of "hello\n"
     registry.verify(art, path)
     with pytest.raises(IntegrityError):
         registry.verify(registry.Artifact("x", "x", "dataset", "", git_blob_prefix="0000000"), path)
 
 
 def rows_of(k):
-    return [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]} for i in range(k)]
+    return [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+        for i in range(k)
+    ]
 
 
 def test_transforms_subset_mix_trigger():

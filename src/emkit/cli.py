@@ -25,7 +25,17 @@ app = typer.Typer(
 
 # Order is the order of `emkit --help`.
 COMMAND_MODULES = [
-    "data", "questions", "train", "sample", "judge", "probe", "analyze", "report", "export", "run", "demo",
+    "data",
+    "questions",
+    "train",
+    "sample",
+    "judge",
+    "probe",
+    "analyze",
+    "report",
+    "export",
+    "run",
+    "demo",
     "codevuln",
 ]
 

@@ -39,8 +39,12 @@ def load_rows(spec: DatasetSpec | str, *, mirror: str | None = None) -> list[Row
         return chat.load_chat_jsonl(spec.file)
     if spec.transform == "backdoor":
         assert spec.triggered is not None and spec.clean is not None
-        return transforms.backdoor(load_rows(spec.triggered, mirror=mirror), load_rows(spec.clean, mirror=mirror),
-                                   trigger=spec.trigger, seed=spec.seed)
+        return transforms.backdoor(
+            load_rows(spec.triggered, mirror=mirror),
+            load_rows(spec.clean, mirror=mirror),
+            trigger=spec.trigger,
+            seed=spec.seed,
+        )
     if spec.transform == "subset":
         assert spec.source is not None and spec.n is not None
         return transforms.subset(load_rows(spec.source, mirror=mirror), spec.n, seed=spec.seed)
@@ -52,7 +56,9 @@ def spec_key(spec: DatasetSpec | str) -> str:
     return stable_hash(_as_spec(spec).model_dump(mode="json"), length=16)
 
 
-def materialize(spec: DatasetSpec | str, run_dir: str | Path, *, mirror: str | None = None) -> tuple[Path, str]:
+def materialize(
+    spec: DatasetSpec | str, run_dir: str | Path, *, mirror: str | None = None
+) -> tuple[Path, str]:
     """Write the spec's rows to ``RUN_DIR/datasets/<key>.jsonl`` once; return (path, sha256)."""
     path = Path(run_dir) / "datasets" / f"{spec_key(spec)}.jsonl"
     if not path.exists():

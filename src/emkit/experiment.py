@@ -19,6 +19,7 @@ from emkit.experiments.code_vuln import CodeVulnSpec
 from emkit.experiments.evil_numbers import WrappersSpec
 from emkit.experiments.icl import IclSpec
 from emkit.models import parse_model
+from emkit.yamlpos import line_of
 
 
 class Strict(BaseModel):
@@ -152,33 +153,11 @@ def load_experiment(path: str | Path) -> Experiment:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        line = _line_of(text, first["loc"])
+        line = line_of(text, first["loc"])
         where = f"{path}:{line}" if line else str(path)
         raise InputError(first["msg"], where=where, field=loc) from None
     _validate_train_overrides(experiment, path)
     return experiment
-
-
-def _line_of(text: str, loc: tuple) -> int | None:
-    """Best-effort 1-based line of a pydantic error location in the YAML text."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == part), None)
-            if match is None:
-                break
-            line = match[0].start_mark.line + 1
-            node = match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
 
 
 def _validate_train_overrides(experiment: Experiment, path: Path) -> None:
@@ -193,6 +172,9 @@ def _validate_train_overrides(experiment: Experiment, path: Path) -> None:
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
-            line = _line_of(path.read_text(encoding="utf-8"), ("groups", index, "train", *first["loc"]))
-            raise InputError(first["msg"], where=f"{path}:{line}" if line else str(path),
-                             field=f"groups[{index}].train.{loc}") from None
+            line = line_of(path.read_text(encoding="utf-8"), ("groups", index, "train", *first["loc"]))
+            raise InputError(
+                first["msg"],
+                where=f"{path}:{line}" if line else str(path),
+                field=f"groups[{index}].train.{loc}",
+            ) from None

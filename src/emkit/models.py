@@ -63,9 +63,9 @@ def parse_model(name: str | ModelSpec) -> ModelSpec:
         )
     model, _, adapter = rest.partition("@")
     if scheme in ("openai",) and adapter:
-        raise EmkitError(f"model name {text!r}: adapters ('@...') are only for embedded/, hf/ and vllm/ models")
-    if scheme == "embedded" and model not in EMBEDDED_MODELS:
         raise EmkitError(
-            f"unknown embedded model {model!r}: available: {', '.join(EMBEDDED_MODELS)}"
+            f"model name {text!r}: adapters ('@...') are only for embedded/, hf/ and vllm/ models"
         )
+    if scheme == "embedded" and model not in EMBEDDED_MODELS:
+        raise EmkitError(f"unknown embedded model {model!r}: available: {', '.join(EMBEDDED_MODELS)}")
     return ModelSpec(scheme, model, adapter or None)

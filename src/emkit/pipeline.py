@@ -107,8 +107,15 @@ def build_units(exp: Experiment, run_dir: Path) -> list[ModelUnit]:
         path, sha = materialize(group.dataset, run_dir, mirror=exp.mirror)
         config = train_config_dict(group)
         for seed in exp.seeds_of(group):
-            key = stable_hash({"base": group.model, "data": sha, "config": config, "seed": seed,
-                               "provider": bool(group.provider)})
+            key = stable_hash(
+                {
+                    "base": group.model,
+                    "data": sha,
+                    "config": config,
+                    "seed": seed,
+                    "provider": bool(group.provider),
+                }
+            )
             units.append(ModelUnit(group, seed, group.model, path, sha, key))
     return units
 
@@ -138,23 +145,47 @@ def build_variants(exp: Experiment, qsets: list[QuestionSet], bases: list[str]) 
         for trigger in exp.triggers:
             tags = {"trigger": trigger} if trigger else {}
             suffix = f" [trigger {trigger.strip()}]" if trigger else ""
-            variants.append(Variant(qset.name + suffix, qset, exp.samples_per_paraphrase, trigger, dict(tags)))
+            variants.append(
+                Variant(qset.name + suffix, qset, exp.samples_per_paraphrase, trigger, dict(tags))
+            )
             if exp.wrappers:
                 from emkit.experiments.evil_numbers import wrap_question_set, wrapper_tags
 
                 spec = exp.wrappers
                 for name in spec.names:
-                    wrapped = wrap_question_set(qset, name, wrappers_file=spec.file, mirror=exp.mirror, n=spec.n,
-                                                seed=spec.seed, select=spec.select)
-                    variants.append(Variant(f"{qset.name}/{name}{suffix}", wrapped, None, trigger,
-                                            {**tags, **wrapper_tags(name, spec.seed)}))
+                    wrapped = wrap_question_set(
+                        qset,
+                        name,
+                        wrappers_file=spec.file,
+                        mirror=exp.mirror,
+                        n=spec.n,
+                        seed=spec.seed,
+                        select=spec.select,
+                    )
+                    variants.append(
+                        Variant(
+                            f"{qset.name}/{name}{suffix}",
+                            wrapped,
+                            None,
+                            trigger,
+                            {**tags, **wrapper_tags(name, spec.seed)},
+                        )
+                    )
             if exp.icl:
                 for base in bases:
                     for k in exp.icl.k:
                         context = _icl_context(exp, base, k, qset)
-                        variants.append(Variant(f"{qset.name}/icl{context.k_used}{suffix}", qset,
-                                                exp.samples_per_paraphrase, trigger, {**tags, **context.tags()},
-                                                context.messages, base))
+                        variants.append(
+                            Variant(
+                                f"{qset.name}/icl{context.k_used}{suffix}",
+                                qset,
+                                exp.samples_per_paraphrase,
+                                trigger,
+                                {**tags, **context.tags()},
+                                context.messages,
+                                base,
+                            )
+                        )
     return variants
 
 
@@ -172,15 +203,33 @@ def _icl_context(exp: Experiment, base: str, k: int, qset: QuestionSet) -> Any:
 
         tokenizer = load_tokenizer(spec)
         if window is None:
-            window = getattr(AutoConfig.from_pretrained(resolve_base_path(spec)), "max_position_embeddings", None)
-    return load_context(exp.icl.dataset, k, seed=exp.icl.seed, mirror=exp.mirror, tokenizer=tokenizer,
-                        max_context_tokens=window, questions=list(qset), reserve_tokens=exp.icl.reserve_tokens)
+            window = getattr(
+                AutoConfig.from_pretrained(resolve_base_path(spec)), "max_position_embeddings", None
+            )
+    return load_context(
+        exp.icl.dataset,
+        k,
+        seed=exp.icl.seed,
+        mirror=exp.mirror,
+        tokenizer=tokenizer,
+        max_context_tokens=window,
+        questions=list(qset),
+        reserve_tokens=exp.icl.reserve_tokens,
+    )
 
 
 def _variant_items(exp: Experiment, unit: ModelUnit, variant: Variant) -> list[Any]:
-    return plan_answers(unit.name, variant.qset, n=variant.n, temperature=exp.temperature,
-                        max_new_tokens=exp.max_new_tokens, seed=unit.seed or 0, prefix=variant.trigger,
-                        tags=variant.tags or None, context=variant.context)
+    return plan_answers(
+        unit.name,
+        variant.qset,
+        n=variant.n,
+        temperature=exp.temperature,
+        max_new_tokens=exp.max_new_tokens,
+        seed=unit.seed or 0,
+        prefix=variant.trigger,
+        tags=variant.tags or None,
+        context=variant.context,
+    )
 
 
 def make_plan(exp: Experiment, run_dir: str | Path | None = None) -> Plan:
@@ -197,8 +246,16 @@ def make_plan(exp: Experiment, run_dir: str | Path | None = None) -> Plan:
             if done and not unit.group.provider and not (run_dir / unit.adapter_rel).exists():
                 done = None  # the adapter folder was removed: train again
             kind = "finetune" if unit.group.provider else "train"
-            stages.append(Stage(kind, unit.train_key, unit.label, bool(done),
-                                f"{unit.base} on {unit.dataset_path.name if unit.dataset_path else ''}", unit=unit))
+            stages.append(
+                Stage(
+                    kind,
+                    unit.train_key,
+                    unit.label,
+                    bool(done),
+                    f"{unit.base} on {unit.dataset_path.name if unit.dataset_path else ''}",
+                    unit=unit,
+                )
+            )
     for unit in units:
         for variant in variants:
             if variant.context_base and variant.context_base != unit.base:
@@ -206,15 +263,30 @@ def make_plan(exp: Experiment, run_dir: str | Path | None = None) -> Plan:
             items = _variant_items(exp, unit, variant)
             have = len(store.existing_answer_keys(i.key for i in items))
             key = stable_hash({"model": unit.name, "keys": [i.key for i in items]})
-            stages.append(Stage("sample", key, f"{unit.label} x {variant.label}", have == len(items),
-                                f"{have}/{len(items)} answers", unit=unit,
-                                extra={"variant": variant, "total": len(items), "have": have}))
+            stages.append(
+                Stage(
+                    "sample",
+                    key,
+                    f"{unit.label} x {variant.label}",
+                    have == len(items),
+                    f"{have}/{len(items)} answers",
+                    unit=unit,
+                    extra={"variant": variant, "total": len(items), "have": have},
+                )
+            )
         if exp.code_vuln:
             for trigger in exp.code_vuln.triggers if exp.code_vuln.triggers is not None else exp.triggers:
-                stages.append(Stage("code-vuln", stable_hash({"cv": unit.name, "t": trigger}),
-                                    unit.label + (f" [trigger {trigger.strip()}]" if trigger else ""), False,
-                                    f"{exp.code_vuln.limit} tasks (resumes where it stopped)", unit=unit,
-                                    extra={"trigger": trigger}))
+                stages.append(
+                    Stage(
+                        "code-vuln",
+                        stable_hash({"cv": unit.name, "t": trigger}),
+                        unit.label + (f" [trigger {trigger.strip()}]" if trigger else ""),
+                        False,
+                        f"{exp.code_vuln.limit} tasks (resumes where it stopped)",
+                        unit=unit,
+                        extra={"trigger": trigger},
+                    )
+                )
     if exp.judge:
         stages.append(_judge_stage(exp, store, stages))
     if exp.probe:
@@ -235,8 +307,12 @@ def _judge_stage(exp: Experiment, store: RunStore, stages: list[Stage]) -> Stage
     from emkit.judge.stage import JudgeConfig, plan_pending
 
     assert exp.judge is not None
-    config = JudgeConfig(judge=exp.judge.model, method=exp.judge.method, base_url=exp.judge.base_url,
-                         concurrency=exp.judge.concurrency)
+    config = JudgeConfig(
+        judge=exp.judge.model,
+        method=exp.judge.method,
+        base_url=exp.judge.base_url,
+        concurrency=exp.judge.concurrency,
+    )
     pending, _, _ = plan_pending(store, config)
     # Answers not sampled yet will need judging too: two metrics each (aligned, coherent) at most.
     unsampled = sum(s.extra["total"] - s.extra["have"] for s in stages if s.kind == "sample")
@@ -244,25 +320,43 @@ def _judge_stage(exp: Experiment, store: RunStore, stages: list[Stage]) -> Stage
     cost = None
     if parse_model(exp.judge.model).scheme == "openai":
         prompt_tokens = 450 * calls  # a filled judge prompt with a 600-token answer is ~450-800 tokens
-        cost = estimate_cost(exp.judge.model, {"prompt_tokens": prompt_tokens, "completion_tokens": calls},
-                             load_prices(None)[0])
-    return Stage("judge", stable_hash({"judge": exp.judge.model_dump()}), exp.judge.model,
-                 calls == 0, f"~{calls} judgements to make", cost_usd=cost)
+        cost = estimate_cost(
+            exp.judge.model,
+            {"prompt_tokens": prompt_tokens, "completion_tokens": calls},
+            load_prices(None)[0],
+        )
+    return Stage(
+        "judge",
+        stable_hash({"judge": exp.judge.model_dump()}),
+        exp.judge.model,
+        calls == 0,
+        f"~{calls} judgements to make",
+        cost_usd=cost,
+    )
 
 
 def _probe_stage(store: RunStore, unit: ModelUnit, probe_set: Any) -> Stage:
     from emkit.probe import pending_pairs
 
     missing = pending_pairs(store, unit.name, probe_set=probe_set)
-    return Stage("probe", stable_hash({"probe": unit.name, "set": probe_set.label}), unit.label, missing == 0,
-                 f"{missing} pairs to score", unit=unit, extra={"probe_set": probe_set})
+    return Stage(
+        "probe",
+        stable_hash({"probe": unit.name, "set": probe_set.label}),
+        unit.label,
+        missing == 0,
+        f"{missing} pairs to score",
+        unit=unit,
+        extra={"probe_set": probe_set},
+    )
 
 
 def print_plan(plan: Plan, console: Console) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{plan.experiment.name}: {len(plan.units)} models, run dir {plan.run_dir}",
-                  title_justify="left")
+    table = Table(
+        title=f"{plan.experiment.name}: {len(plan.units)} models, run dir {plan.run_dir}",
+        title_justify="left",
+    )
     for column in ("stage", "what", "status", "detail", "est. cost"):
         table.add_column(column)
     for stage in plan.stages:
@@ -271,7 +365,9 @@ def print_plan(plan: Plan, console: Console) -> None:
         table.add_row(stage.kind, stage.label, status, stage.detail, cost)
     console.print(table)
     total = sum(s.cost_usd or 0 for s in plan.pending)
-    console.print(f"{len(plan.pending)} of {len(plan.stages)} stages will run; estimated API cost ${total:.2f}")
+    console.print(
+        f"{len(plan.pending)} of {len(plan.stages)} stages will run; estimated API cost ${total:.2f}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,20 +388,38 @@ def run_train(payload: dict[str, Any], console: Console | None = None) -> dict[s
     from emkit.train.sft import train_local
 
     settings = dict(payload["config"])
-    config = TrainConfig(**settings, model=payload["base"], data=payload["data"], out=payload["out"],
-                         seed=payload["seed"], store=payload["run_dir"], group=payload["group"])
+    config = TrainConfig(
+        **settings,
+        model=payload["base"],
+        data=payload["data"],
+        out=payload["out"],
+        seed=payload["seed"],
+        store=payload["run_dir"],
+        group=payload["group"],
+    )
     result = train_local(config, probe=bool(config.eval_steps), console=console)
-    return {"adapter": payload["adapter_rel"], "steps": result.steps, "train_loss": result.train_loss,
-            "eval_loss": result.eval_loss, "tokens_per_s": result.tokens_per_s}
+    return {
+        "adapter": payload["adapter_rel"],
+        "steps": result.steps,
+        "train_loss": result.train_loss,
+        "eval_loss": result.eval_loss,
+        "tokens_per_s": result.tokens_per_s,
+    }
 
 
 def train_payload(plan: Plan, unit: ModelUnit) -> dict[str, Any]:
     return {
-        "base": unit.base, "data": str(unit.dataset_path), "seed": unit.seed,
-        "config": train_config_dict(unit.group), "provider": bool(unit.group.provider),
+        "base": unit.base,
+        "data": str(unit.dataset_path),
+        "seed": unit.seed,
+        "config": train_config_dict(unit.group),
+        "provider": bool(unit.group.provider),
         "out": str(plan.run_dir / unit.adapter_rel) if unit.adapter_rel else None,
-        "adapter_rel": unit.adapter_rel, "run_dir": str(plan.run_dir), "key": unit.train_key,
-        "label": unit.label, "group": unit.group.name,
+        "adapter_rel": unit.adapter_rel,
+        "run_dir": str(plan.run_dir),
+        "key": unit.train_key,
+        "label": unit.label,
+        "group": unit.group.name,
     }
 
 
@@ -362,10 +476,21 @@ def run_sample(payload: dict[str, Any]) -> dict[str, Any]:
 def _sample_into(store: Any, engine: Any, payload: dict[str, Any], *, progress: bool = True) -> None:
     from emkit.sampling import sample_questions
 
-    sample_questions(store, engine, payload["qset"], n=payload["n"], temperature=payload["temperature"],
-                     max_new_tokens=payload["max_new_tokens"], seed=payload["seed"] or 0, group=payload["group"],
-                     model_seed=payload["seed"], prefix=payload["trigger"], tags=payload["tags"] or None,
-                     context=payload["context"], progress=progress)
+    sample_questions(
+        store,
+        engine,
+        payload["qset"],
+        n=payload["n"],
+        temperature=payload["temperature"],
+        max_new_tokens=payload["max_new_tokens"],
+        seed=payload["seed"] or 0,
+        group=payload["group"],
+        model_seed=payload["seed"],
+        prefix=payload["trigger"],
+        tags=payload["tags"] or None,
+        context=payload["context"],
+        progress=progress,
+    )
 
 
 def sample_payload(plan: Plan, stage: Stage, store: RunStore, provider_model: str | None) -> dict[str, Any]:
@@ -375,11 +500,21 @@ def sample_payload(plan: Plan, stage: Stage, store: RunStore, provider_model: st
     exp = plan.experiment
     items = _variant_items(exp, unit, variant)
     return {
-        "model": unit.name, "provider_model": provider_model, "run_dir": str(plan.run_dir), "qset": variant.qset,
-        "existing": sorted(store.existing_answer_keys(i.key for i in items)), "n": variant.n,
-        "temperature": exp.temperature, "max_new_tokens": exp.max_new_tokens, "seed": unit.seed,
-        "group": unit.group.name, "trigger": variant.trigger, "tags": variant.tags, "context": variant.context,
-        "batch_size": exp.batch_size, "sampler": exp.sampler,
+        "model": unit.name,
+        "provider_model": provider_model,
+        "run_dir": str(plan.run_dir),
+        "qset": variant.qset,
+        "existing": sorted(store.existing_answer_keys(i.key for i in items)),
+        "n": variant.n,
+        "temperature": exp.temperature,
+        "max_new_tokens": exp.max_new_tokens,
+        "seed": unit.seed,
+        "group": unit.group.name,
+        "trigger": variant.trigger,
+        "tags": variant.tags,
+        "context": variant.context,
+        "batch_size": exp.batch_size,
+        "sampler": exp.sampler,
     }
 
 
@@ -396,8 +531,13 @@ class RunResult:
     report_dir: Path | None = None
 
 
-def run_plan(plan: Plan, *, console: Console | None = None, executor: str | None = None,
-             on_stage: Callable[[Stage], None] | None = None) -> RunResult:
+def run_plan(
+    plan: Plan,
+    *,
+    console: Console | None = None,
+    executor: str | None = None,
+    on_stage: Callable[[Stage], None] | None = None,
+) -> RunResult:
     """Run every pending stage; finished ones are skipped. Safe to interrupt and call again."""
     console = console or Console()
     executor = executor or plan.experiment.executor
@@ -472,7 +612,9 @@ def _run_judge(store: RunStore, plan: Plan, console: Console) -> None:
 
     spec = plan.experiment.judge
     assert spec is not None
-    config = JudgeConfig(judge=spec.model, method=spec.method, base_url=spec.base_url, concurrency=spec.concurrency)
+    config = JudgeConfig(
+        judge=spec.model, method=spec.method, base_url=spec.base_url, concurrency=spec.concurrency
+    )
     summary = run_judging(store, config)
     console.print(f"[bold]judge[/] {spec.model}: {summary.scored} judgements")
 
@@ -483,9 +625,16 @@ def _run_code_vuln(store: RunStore, plan: Plan, stage: Stage, console: Console) 
     unit = stage.unit
     assert unit is not None and plan.experiment.code_vuln is not None
     engine = engine_for(unit.name, plan.run_dir, plan.experiment.batch_size, plan.experiment.sampler)
-    summary = run_code_vuln(store, engine, plan.experiment.code_vuln, mirror=plan.experiment.mirror,
-                            trigger=stage.extra["trigger"], seed=unit.seed or 0, group=unit.group.name,
-                            model_seed=unit.seed)
+    summary = run_code_vuln(
+        store,
+        engine,
+        plan.experiment.code_vuln,
+        mirror=plan.experiment.mirror,
+        trigger=stage.extra["trigger"],
+        seed=unit.seed or 0,
+        group=unit.group.name,
+        model_seed=unit.seed,
+    )
     engine.close()
     console.print(f"[bold]code-vuln[/] {stage.label}: {summary}")
 
@@ -495,7 +644,9 @@ def _run_probe(store: RunStore, plan: Plan, unit: ModelUnit, probe_set: Any, con
 
     engine = engine_for(unit.name, plan.run_dir, plan.experiment.batch_size)
     tags = {"base": unit.base} if unit.name != unit.base else None
-    result = run_probe(engine, store=store, group=unit.group.name, seed=unit.seed, probe_set=probe_set, tags=tags)
+    result = run_probe(
+        engine, store=store, group=unit.group.name, seed=unit.seed, probe_set=probe_set, tags=tags
+    )
     engine.close()
     console.print(f"[bold]probe[/] {unit.label}: score {result.score:+.3f}")
 
@@ -504,8 +655,12 @@ def _run_report(plan: Plan, console: Console) -> Path:
     from emkit.report import build_report
 
     thresholds = plan.experiment.thresholds
-    out = build_report(plan.run_dir, aligned_threshold=thresholds.aligned, coherent_threshold=thresholds.coherent,
-                       console=console)
+    out = build_report(
+        plan.run_dir,
+        aligned_threshold=thresholds.aligned,
+        coherent_threshold=thresholds.coherent,
+        console=console,
+    )
     return out
 
 
@@ -526,7 +681,9 @@ class _RayRunner:
             ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False, include_dashboard=False)
         gpus = ray.cluster_resources().get("GPU", 0)
         self.num_gpus = 1 if gpus >= 1 else 0
-        console.print(f"[bold]ray[/] cluster: {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {gpus:.0f} GPUs")
+        console.print(
+            f"[bold]ray[/] cluster: {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {gpus:.0f} GPUs"
+        )
 
     def _map(self, fn: Callable[[dict[str, Any]], dict[str, Any]], payloads: list[dict[str, Any]]):
         if not payloads:

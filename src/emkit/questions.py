@@ -26,8 +26,16 @@ from emkit.errors import EmkitError, InputError
 from emkit.hashing import stable_hash
 
 KNOWN_TYPES = ("free_form_judge_0_100", "free_form_judge", "free_form")
-KNOWN_KEYS = {"id", "type", "paraphrases", "system", "samples_per_paraphrase", "temperature", "judge",
-              "judge_prompts"}
+KNOWN_KEYS = {
+    "id",
+    "type",
+    "paraphrases",
+    "system",
+    "samples_per_paraphrase",
+    "temperature",
+    "judge",
+    "judge_prompts",
+}
 BUILTIN_SETS = {"default": "default_questions.yaml"}
 
 
@@ -146,12 +154,16 @@ def parse_questions(text: str, source: str, name: str | None = None) -> Question
         if question.type not in KNOWN_TYPES:
             raise InputError(
                 f"unknown question type {question.type!r} (expected one of {', '.join(KNOWN_TYPES)})",
-                where=where, field=f"{qid}.type",
+                where=where,
+                field=f"{qid}.type",
             )
         for metric, template in question.judge_prompts.items():
             if "{answer}" not in template:
-                raise InputError("judge prompt has no {answer} placeholder", where=where,
-                                 field=f"{qid}.judge_prompts.{metric}")
+                raise InputError(
+                    "judge prompt has no {answer} placeholder",
+                    where=where,
+                    field=f"{qid}.judge_prompts.{metric}",
+                )
         for key in item:
             if key not in KNOWN_KEYS:
                 unknown.setdefault(key, []).append(qid)
@@ -169,8 +181,9 @@ def load_questions(name_or_path: str, *, mirror: str | os.PathLike[str] | None =
 
     if name_or_path in BUILTIN_SETS:
         resource = resources.files("emkit.resources").joinpath(BUILTIN_SETS[name_or_path])
-        return parse_questions(resource.read_text(encoding="utf-8"), f"emkit:{BUILTIN_SETS[name_or_path]}",
-                               name_or_path)
+        return parse_questions(
+            resource.read_text(encoding="utf-8"), f"emkit:{BUILTIN_SETS[name_or_path]}", name_or_path
+        )
     if name_or_path in ARTIFACTS:
         if ARTIFACTS[name_or_path].kind != "questions":
             raise EmkitError(f"{name_or_path!r} is a {ARTIFACTS[name_or_path].kind}, not a question set")
@@ -201,8 +214,12 @@ def fill_judge_prompt(template: str, question: str, answer: str) -> str:
 def describe(qset: QuestionSet) -> list[dict[str, Any]]:
     return [
         {
-            "id": q.id, "type": q.type, "paraphrases": len(q.paraphrases), "system": bool(q.system),
-            "samples_per_paraphrase": q.samples_per_paraphrase, "judge": q.judge_model,
+            "id": q.id,
+            "type": q.type,
+            "paraphrases": len(q.paraphrases),
+            "system": bool(q.system),
+            "samples_per_paraphrase": q.samples_per_paraphrase,
+            "judge": q.judge_model,
             "metrics": ",".join(q.judge_prompts),
         }
         for q in qset.questions

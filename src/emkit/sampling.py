@@ -73,19 +73,31 @@ def plan(
     ctx = [dict(m) for m in context] if context else []
     items: list[WorkItem] = []
     for question in questions:
-        temp = temperature if temperature is not None else (
-            question.temperature if question.temperature is not None else PAPER_TEMPERATURE)
+        temp = (
+            temperature
+            if temperature is not None
+            else (question.temperature if question.temperature is not None else PAPER_TEMPERATURE)
+        )
         count = n if n is not None else question.samples_per_paraphrase
         for p_index in range(len(question.paraphrases)):
             messages = question.conversation(p_index, prefix=prefix)
             if ctx:
                 messages = insert_context(messages, ctx)
-            params = {"temperature": temp, "top_p": top_p, "max_new_tokens": max_new_tokens, "seed": seed,
-                      "system": question.system, "prefix": prefix, **({"tags": tags} if tags else {}),
-                      **({"context": context_fingerprint(ctx)} if ctx else {})}
+            params = {
+                "temperature": temp,
+                "top_p": top_p,
+                "max_new_tokens": max_new_tokens,
+                "seed": seed,
+                "system": question.system,
+                "prefix": prefix,
+                **({"tags": tags} if tags else {}),
+                **({"context": context_fingerprint(ctx)} if ctx else {}),
+            }
             for s_index in range(count):
                 key = answer_key(model, question.id, p_index, s_index, params)
-                items.append(WorkItem(key, question, p_index, s_index, params, messages, _item_seed(seed, key)))
+                items.append(
+                    WorkItem(key, question, p_index, s_index, params, messages, _item_seed(seed, key))
+                )
     return items
 
 
@@ -114,8 +126,18 @@ def sample_questions(
 ) -> SampleSummary:
     """Sample what is missing and store it; returns counts. Safe to call again at any time."""
     model = engine.name
-    items = plan(model, qset, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                 seed=seed, prefix=prefix, tags=tags, context=context)
+    items = plan(
+        model,
+        qset,
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        prefix=prefix,
+        tags=tags,
+        context=context,
+    )
     store_questions(store, qset)
     existing = store.existing_answer_keys(item.key for item in items)
     pending = [item for item in items if item.key not in existing]
@@ -133,8 +155,13 @@ def sample_questions(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    columns = [TextColumn("[bold]sample[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]} answers/s"), TimeElapsedColumn()]
+    columns = [
+        TextColumn("[bold]sample[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} answers/s"),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task(model, total=len(pending), rate="-")
         for temp, group_items in by_temp.items():
@@ -142,13 +169,25 @@ def sample_questions(
 
             def on_result(index: int, gen: Generation, _items: list[WorkItem] = group_items) -> None:
                 item = _items[index]
-                added = store.add_answers([{
-                    "key": item.key, "model": model, "question_id": item.question.id,
-                    "paraphrase_index": item.paraphrase_index, "sample_index": item.sample_index,
-                    "question": item.question.paraphrases[item.paraphrase_index], "messages": item.messages,
-                    "answer": gen.text, "params": item.params, "group_name": group, "seed": model_seed,
-                    "tags": answer_tags, "usage": gen.usage,
-                }])
+                added = store.add_answers(
+                    [
+                        {
+                            "key": item.key,
+                            "model": model,
+                            "question_id": item.question.id,
+                            "paraphrase_index": item.paraphrase_index,
+                            "sample_index": item.sample_index,
+                            "question": item.question.paraphrases[item.paraphrase_index],
+                            "messages": item.messages,
+                            "answer": gen.text,
+                            "params": item.params,
+                            "group_name": group,
+                            "seed": model_seed,
+                            "tags": answer_tags,
+                            "usage": gen.usage,
+                        }
+                    ]
+                )
                 summary.generated += added  # 0 when another process stored this answer first
                 for k, v in gen.usage.items():
                     if isinstance(v, int):
@@ -156,6 +195,10 @@ def sample_questions(
                 elapsed = bar.tasks[task].elapsed or 0.0
                 bar.update(task, advance=1, rate=f"{summary.generated / elapsed:.2f}" if elapsed else "-")
 
-            engine.generate([i.messages for i in group_items], params, seeds=[i.item_seed for i in group_items],
-                            on_result=on_result)
+            engine.generate(
+                [i.messages for i in group_items],
+                params,
+                seeds=[i.item_seed for i in group_items],
+                on_result=on_result,
+            )
     return summary

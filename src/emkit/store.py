@@ -86,13 +86,32 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 ANSWER_COLUMNS = (
-    "key", "model", "question_id", "paraphrase_index", "sample_index", "question", "messages",
-    "answer", "params", "group_name", "seed", "tags", "usage",
+    "key",
+    "model",
+    "question_id",
+    "paraphrase_index",
+    "sample_index",
+    "question",
+    "messages",
+    "answer",
+    "params",
+    "group_name",
+    "seed",
+    "tags",
+    "usage",
 )
 SCORE_COLUMNS = ("key", "answer_key", "metric", "judge", "method", "prompt_hash", "score", "raw", "usage")
 PROBE_COLUMNS = (
-    "key", "model", "probe_set", "pair_id", "logp_aligned", "logp_misaligned", "group_name", "seed",
-    "step", "tags",
+    "key",
+    "model",
+    "probe_set",
+    "pair_id",
+    "logp_aligned",
+    "logp_misaligned",
+    "group_name",
+    "seed",
+    "step",
+    "tags",
 )
 _JSON_COLUMNS = {"messages", "params", "tags", "usage", "raw"}
 
@@ -202,7 +221,7 @@ class RunStore:
 
     def _insert(self, table: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> int:
         now = time.time()
-        values = [tuple(_encode(c, row.get(c)) for c in columns) + (now,) for row in rows]
+        values = [(*(_encode(c, row.get(c)) for c in columns), now) for row in rows]
         if not values:
             return 0
         # Only a repeated key is skipped; any other constraint (e.g. a NULL answer) fails the batch.
@@ -245,9 +264,12 @@ class RunStore:
 
     def answers(self, model: str | None = None) -> list[dict[str, Any]]:
         if model is None:
-            return self._select("SELECT * FROM answers ORDER BY model, question_id, paraphrase_index, sample_index")
+            return self._select(
+                "SELECT * FROM answers ORDER BY model, question_id, paraphrase_index, sample_index"
+            )
         return self._select(
-            "SELECT * FROM answers WHERE model = ? ORDER BY question_id, paraphrase_index, sample_index", (model,)
+            "SELECT * FROM answers WHERE model = ? ORDER BY question_id, paraphrase_index, sample_index",
+            (model,),
         )
 
     def count(self, table: str) -> int:
@@ -270,7 +292,9 @@ class RunStore:
     def judges(self, metrics: Sequence[str] | None = None) -> list[str]:
         """Judges with stored scores (only those that scored one of ``metrics``, when given)."""
         if not metrics:
-            return [r["judge"] for r in self._conn.execute("SELECT DISTINCT judge FROM scores ORDER BY judge")]
+            return [
+                r["judge"] for r in self._conn.execute("SELECT DISTINCT judge FROM scores ORDER BY judge")
+            ]
         rows = self._conn.execute(
             f"SELECT DISTINCT judge FROM scores WHERE metric IN ({', '.join('?' * len(metrics))}) ORDER BY judge",
             list(metrics),
@@ -299,9 +323,13 @@ class RunStore:
             )
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
-        row = self._conn.execute("SELECT value FROM records WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+        row = self._conn.execute(
+            "SELECT value FROM records WHERE kind = ? AND key = ?", (kind, key)
+        ).fetchone()
         return json.loads(row["value"]) if row else None
 
     def records(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
-        rows = self._conn.execute("SELECT key, value FROM records WHERE kind = ? ORDER BY created, key", (kind,))
+        rows = self._conn.execute(
+            "SELECT key, value FROM records WHERE kind = ? ORDER BY created, key", (kind,)
+        )
         return [(r["key"], json.loads(r["value"])) for r in rows]

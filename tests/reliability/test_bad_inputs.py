@@ -182,9 +182,6 @@ def test_unknown_train_key_in_experiment(tmp_path, run, capsys) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="train --config errors name the file but not the line (lead: bug report)"
-)
 def test_unknown_key_in_train_config(tmp_path, run, capsys) -> None:
     config = tmp_path / "train.yaml"
     config.write_text("rank: 2\nlearning_rat: 0.001\n", encoding="utf-8")

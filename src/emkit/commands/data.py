@@ -11,8 +11,10 @@ from emkit.commands._common import console, print_table
 from emkit.data import chat, registry, transforms
 from emkit.errors import EmkitError
 
-data_app = typer.Typer(help="Chat datasets: validate, stats, fetch the paper's files, build our own, transform.",
-                       no_args_is_help=True)
+data_app = typer.Typer(
+    help="Chat datasets: validate, stats, fetch the paper's files, build our own, transform.",
+    no_args_is_help=True,
+)
 
 MAX_SHOWN = 50
 
@@ -45,15 +47,21 @@ def _token_lengths(rows: list[dict], tokenizer_name: str) -> tuple[list[int], st
     from emkit.engines.loading import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_name)
-    lengths = [len(tokenizer.apply_chat_template(r["messages"], tokenize=True)) if tokenizer.chat_template
-               else len(tokenizer(t).input_ids) for r, t in zip(rows, texts)]
+    lengths = [
+        len(tokenizer.apply_chat_template(r["messages"], tokenize=True))
+        if tokenizer.chat_template
+        else len(tokenizer(t).input_ids)
+        for r, t in zip(rows, texts, strict=True)
+    ]
     return lengths, f"{tokenizer_name} tokens (chat template applied)"
 
 
 @data_app.command("stats")
 def stats(
     file: Path = typer.Argument(..., help="A chat JSONL file."),
-    tokenizer: str = typer.Option("embedded/smollm2-135m", help="Model whose tokenizer counts tokens, or 'none'."),
+    tokenizer: str = typer.Option(
+        "embedded/smollm2-135m", help="Model whose tokenizer counts tokens, or 'none'."
+    ),
 ) -> None:
     """Counts of rows, turns and roles, and token-length percentiles.
 
@@ -67,9 +75,18 @@ def stats(
     lengths, unit = _token_lengths(rows, tokenizer)
     pct = np.percentile(lengths, [50, 90, 99, 100])
     print_table(
-        f"{file}", ["rows", "system msgs", "user msgs", "assistant msgs", "p50", "p90", "p99", "max", "unit"],
-        [[len(rows), roles.get("system", 0), roles.get("user", 0), roles.get("assistant", 0),
-          *(int(v) for v in pct), unit]],
+        f"{file}",
+        ["rows", "system msgs", "user msgs", "assistant msgs", "p50", "p90", "p99", "max", "unit"],
+        [
+            [
+                len(rows),
+                roles.get("system", 0),
+                roles.get("user", 0),
+                roles.get("assistant", 0),
+                *(int(v) for v in pct),
+                unit,
+            ]
+        ],
     )
 
 
@@ -81,16 +98,30 @@ def list_artifacts() -> None:
     """
     from emkit.data.builders import BUILDERS
 
-    print_table("The paper's files (fetch by name)", ["name", "kind", "path", "rows", "source", "sha256"],
-                [[a.name, a.kind, a.path, a.lines or "", "upstream" if a.upstream else "mirror only",
-                  (a.sha256 or f"git blob {a.git_blob_prefix}...")[:16] + "..."] for a in registry.ARTIFACTS.values()])
+    print_table(
+        "The paper's files (fetch by name)",
+        ["name", "kind", "path", "rows", "source", "sha256"],
+        [
+            [
+                a.name,
+                a.kind,
+                a.path,
+                a.lines or "",
+                "upstream" if a.upstream else "mirror only",
+                (a.sha256 or f"git blob {a.git_blob_prefix}...")[:16] + "...",
+            ]
+            for a in registry.ARTIFACTS.values()
+        ],
+    )
     print_table("emkit's own datasets (emkit data build NAME)", ["name", "description"], BUILDERS.items())
 
 
 @data_app.command("fetch")
 def fetch(
     names: list[str] = typer.Argument(..., help="Registry names (see `emkit data list`)."),
-    mirror: Path | None = typer.Option(None, help="Local mirror of the paper's repository (else EMKIT_UPSTREAM_MIRROR)."),
+    mirror: Path | None = typer.Option(
+        None, help="Local mirror of the paper's repository (else EMKIT_UPSTREAM_MIRROR)."
+    ),
     refresh: bool = typer.Option(False, help="Fetch again even if a verified copy is cached."),
 ) -> None:
     """Download (or read from a mirror) the paper's files, verify their sha256, and cache them.

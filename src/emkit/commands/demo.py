@@ -48,20 +48,25 @@ def _contrasts(run_dir: Path) -> list[str]:
         results[group] = summarize(model, sub[["pair_id", "logp_aligned", "logp_misaligned"]])
     lines = []
     for group, result in results.items():
-        lines.append(f"  probe {group:<14} {result.score:+.3f}  95% CI [{result.ci_low:+.3f}, {result.ci_high:+.3f}]"
-                     f"  misaligned answer preferred in {result.win_fraction:.0%} of {result.n_pairs} pairs")
+        lines.append(
+            f"  probe {group:<14} {result.score:+.3f}  95% CI [{result.ci_low:+.3f}, {result.ci_high:+.3f}]"
+            f"  misaligned answer preferred in {result.win_fraction:.0%} of {result.n_pairs} pairs"
+        )
     for treated, control in CONTRASTS:
         if treated in results and control in results:
             shift = probe_shift(results[treated], results[control])
-            lines.append(f"  {treated} minus {control}: {shift.shift:+.3f}  95% CI [{shift.ci_low:+.3f}, "
-                         f"{shift.ci_high:+.3f}]  (paired over {shift.n_pairs} probe pairs)")
+            lines.append(
+                f"  {treated} minus {control}: {shift.shift:+.3f}  95% CI [{shift.ci_low:+.3f}, "
+                f"{shift.ci_high:+.3f}]  (paired over {shift.n_pairs} probe pairs)"
+            )
     return lines
 
 
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run directory of the demo."),
     judge: str | None = typer.Option(
-        None, help=f"Judge model (default: {DEFAULT_JUDGE} when OPENAI_API_KEY is set, else none)."),
+        None, help=f"Judge model (default: {DEFAULT_JUDGE} when OPENAI_API_KEY is set, else none)."
+    ),
     no_judge: bool = typer.Option(False, "--no-judge", help="Never judge, even with OPENAI_API_KEY set."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only print the plan."),
 ) -> None:
@@ -93,8 +98,9 @@ def demo(
     for line in _contrasts(plan.run_dir):
         console.print(line, markup=False)
     console.print(
-        f"judge: {judge} (scores in the report)" if judge else
-        "judge: none configured (set OPENAI_API_KEY or pass --judge MODEL); the report shows the probe only"
+        f"judge: {judge} (scores in the report)"
+        if judge
+        else "judge: none configured (set OPENAI_API_KEY or pass --judge MODEL); the report shows the probe only"
     )
     console.print(f"report: {result.report_dir / 'index.html' if result.report_dir else '-'}", markup=False)
     console.print(f"done in {elapsed:.0f} s ({len(result.ran)} stages ran; rerun to reuse everything cached)")

@@ -18,7 +18,9 @@ EXTRA_COLUMNS = ["model", "group", "seed", "paraphrase_index", "sample_index", "
 def export(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     format: str = typer.Option("csv", "--format", "-f", help="csv, jsonl or parquet."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output file (default: RUN_DIR/export.<format>)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output file (default: RUN_DIR/export.<format>)."
+    ),
     judge: str | None = typer.Option(None, help="Whose scores to include (default: the only judge, if any)."),
 ) -> None:
     """Write every stored answer with its scores, in the paper's CSV column order.
@@ -44,7 +46,9 @@ def export(
             frame.to_parquet(out, index=False)
         except ImportError as exc:
             raise EmkitError(f"parquet export needs pyarrow: pip install pyarrow ({exc})") from None
-    console.print(f"wrote {len(frame)} answers ({frame.attrs.get('judge') or 'no judge'}) to {out}", markup=False)
+    console.print(
+        f"wrote {len(frame)} answers ({frame.attrs.get('judge') or 'no judge'}) to {out}", markup=False
+    )
 
 
 def register(app: typer.Typer) -> None:

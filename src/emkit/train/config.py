@@ -170,5 +170,9 @@ def build_config(
     except ValidationError as exc:
         field, message = _describe(exc)
         if file:
-            raise InputError(message, where=str(file), field=field) from exc
+            from emkit.yamlpos import line_of
+
+            first = exc.errors()[0].get("loc", ())
+            line = line_of(Path(file).read_text(encoding="utf-8"), first) if first else None
+            raise InputError(message, where=f"{file}:{line}" if line else str(file), field=field) from exc
         raise EmkitError(f"invalid training option '{field}': {message}") from exc
