@@ -1,0 +1,47 @@
+"""The training-dynamics section: probe score vs step per group, with CIs over seeds and pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emkit.report import build_report
+from emkit.report.section_dynamics import dynamics_table
+from emkit.store import RunStore
+
+
+def test_dynamics_section_from_stored_probe_steps(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for group, slope in (("treated", 0.05), ("control", 0.0)):
+        for seed in (0, 1, 2):
+            for step in (0, 10, 20):
+                for pair in range(8):
+                    aligned = -1.0 + rng.normal(0, 0.05)
+                    rows.append(
+                        {
+                            "key": f"{group}{seed}{step}{pair}",
+                            "model": f"m@{group}-{seed}",
+                            "probe_set": "p@x",
+                            "pair_id": f"p{pair}",
+                            "logp_aligned": aligned,
+                            "logp_misaligned": aligned - 0.8 + slope * step + rng.normal(0, 0.05),
+                            "group_name": group,
+                            "seed": seed,
+                            "step": step,
+                        }
+                    )
+    with RunStore(tmp_path) as store:
+        store.add_probes(rows)
+        from emkit.probe import probe_rows
+
+        table = dynamics_table(probe_rows(store), n_boot=300, seed=0, ci=0.95)
+    assert len(table) == 6 and set(table["n_models"]) == {3} and set(table["n_pairs"]) == {8}
+    treated = table[table["group"] == "treated"].set_index("step")
+    control = table[table["group"] == "control"].set_index("step")
+    assert treated.loc[20, "score"] - treated.loc[0, "score"] > 0.9  # 0.05 * 20 = 1.0 by construction
+    assert abs(control.loc[20, "score"] - control.loc[0, "score"]) < 0.1
+    assert (table["ci_low"] <= table["score"]).all() and (table["score"] <= table["ci_high"]).all()
+    assert treated.loc[20, "ci_low"] > control.loc[20, "ci_high"]
+    out = build_report(tmp_path)
+    html = (out / "index.html").read_text()
+    assert "Training dynamics" in html and (out / "dynamics.png").exists()
