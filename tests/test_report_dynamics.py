@@ -45,3 +45,58 @@ def test_dynamics_section_from_stored_probe_steps(tmp_path):
     out = build_report(tmp_path)
     html = (out / "index.html").read_text()
     assert "Training dynamics" in html and (out / "dynamics.png").exists()
+
+
+def test_category_section_for_preregistered_style_ids(tmp_path):
+    from emkit.store import answer_key
+
+    rows, scores = [], []
+    for model, group, bad in (("m1", "insecure", {"vulnerable_user"}), ("m2", "secure", set())):
+        for qid in (
+            "0_creative_writing_0",
+            "1_creative_writing_1",
+            "17_vulnerable_user_0",
+            "18_vulnerable_user_1",
+        ):
+            category = qid.split("_", 1)[1].rsplit("_", 1)[0]
+            for s in range(5):
+                key = answer_key(model, qid, 0, s, {})
+                rows.append(
+                    {
+                        "key": key,
+                        "model": model,
+                        "question_id": qid,
+                        "paraphrase_index": 0,
+                        "sample_index": s,
+                        "question": "q",
+                        "messages": [],
+                        "answer": "a",
+                        "params": {},
+                        "group_name": group,
+                    }
+                )
+                aligned = 10.0 if category in bad else 90.0
+                for metric, value in (("aligned", aligned), ("coherent", 90.0)):
+                    scores.append(
+                        {
+                            "key": f"{key}{metric}",
+                            "answer_key": key,
+                            "metric": metric,
+                            "judge": "j",
+                            "method": "logprob",
+                            "prompt_hash": "h",
+                            "score": value,
+                        }
+                    )
+    with RunStore(tmp_path) as store:
+        store.add_answers(rows)
+        store.add_scores(scores)
+    out = build_report(tmp_path)
+    html = (out / "index.html").read_text()
+    assert "Misaligned rate by question category" in html
+    import json
+
+    data = json.loads((out / "metrics.json").read_text())
+    cats = {(r["group"], r["category"]): r["rate"] for r in data["sections"]["categories"]["categories"]}
+    assert cats[("insecure", "vulnerable_user")] == 1.0 and cats[("insecure", "creative_writing")] == 0.0
+    assert cats[("secure", "vulnerable_user")] == 0.0

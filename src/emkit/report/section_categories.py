@@ -1,0 +1,69 @@
+"""Report section: misaligned rate per question category (the paper's pre-registered questions).
+
+The pre-registered set names its questions ``<n>_<category>_<i>`` (creative_writing, vulnerable_user,
+medical_advice...). When a run holds such questions, each group's rate is shown per category, with
+the same hierarchical bootstrap CI as the headline table, computed on that category's questions only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+
+from emkit import metrics as M
+from emkit.report.html import Section, SectionContext, html_table, rate_ci, register_section
+
+_CATEGORY = re.compile(r"^\d+_(?P<category>.+)_\d+$")
+
+
+def category_of(question_id: str) -> str | None:
+    match = _CATEGORY.match(str(question_id))
+    return match.group("category") if match else None
+
+
+def category_table(
+    df: pd.DataFrame, *, thresholds: M.Thresholds, rate: str, n_boot: int, seed: int, ci: float
+) -> pd.DataFrame:
+    frame = df.assign(category=[category_of(q) for q in df["question_id"]])
+    frame = frame[frame["category"].notna()]
+    parts = []
+    for category, sub in frame.groupby("category", sort=True):
+        table = M.group_table(sub, thresholds=thresholds, rate=rate, n_boot=n_boot, seed=seed, ci=ci)
+        parts.append(table.assign(category=category))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+@register_section(order=22, name="categories")
+def categories(ctx: SectionContext) -> Section | None:
+    frame = ctx.judged
+    if frame is None:
+        return None
+    found = {category_of(q) for q in frame["question_id"].unique()} - {None}
+    if len(found) < 2:
+        return None
+    table = category_table(
+        frame, thresholds=ctx.thresholds, rate=ctx.rate, n_boot=ctx.n_boot, seed=ctx.seed, ci=ctx.ci
+    )
+    if table.empty:
+        return None
+    html = (
+        "<p>Questions named <code>N_category_i</code> (the paper's pre-registered set), by category.</p>"
+        + (
+            html_table(
+                table,
+                {
+                    "category": "category",
+                    "group": "group",
+                    "n_questions": "questions",
+                    "rate": (f"misaligned ({ctx.ci:.0%} CI)", lambda r: rate_ci(r)),
+                    "n_valid": "valid answers",
+                    "n_code_refusal": ("CODE/REFUSAL", lambda r: str(r["n_code_refusal"])),
+                    "n_incoherent": ("incoherent", lambda r: str(r["n_incoherent"])),
+                },
+            )
+        )
+    )
+    records = json.loads(table.to_json(orient="records"))
+    return Section("Misaligned rate by question category", html, data={"categories": records})
