@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from emkit.errors import InputError
@@ -19,7 +18,7 @@ from emkit.experiments.code_vuln import CodeVulnSpec
 from emkit.experiments.evil_numbers import WrappersSpec
 from emkit.experiments.icl import IclSpec
 from emkit.models import parse_model
-from emkit.yamlpos import line_of
+from emkit.yamlpos import line_of, load_yaml
 
 
 class Strict(BaseModel):
@@ -140,12 +139,7 @@ def load_experiment(path: str | Path) -> Experiment:
     if not path.is_file():
         raise InputError("no such file", where=str(path))
     text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise InputError(f"YAML syntax error: {getattr(exc, 'problem', exc)}", where=where) from None
+    data = load_yaml(text, str(path))
     if not isinstance(data, dict):
         raise InputError("an experiment file must be a YAML mapping", where=str(path))
     try:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from emkit.errors import EmkitError, InputError
 from emkit.hashing import stable_hash
+from emkit.yamlpos import load_yaml
 
 KNOWN_TYPES = ("free_form_judge_0_100", "free_form_judge", "free_form")
 KNOWN_KEYS = {
@@ -124,13 +125,7 @@ def _item_lines(text: str) -> list[int]:
 
 def parse_questions(text: str, source: str, name: str | None = None) -> QuestionSet:
     """Parse the YAML text of a question set; errors name ``source:line`` and the field."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"YAML syntax error: {problem}", where=where) from None
+    data = load_yaml(text, source)
     if not isinstance(data, list):
         raise InputError("a question set must be a YAML list of questions", where=source)
     lines = _item_lines(text)

@@ -27,3 +27,16 @@ def line_of(text: str, loc: Sequence[str | int]) -> int | None:
         else:
             break
     return line
+
+
+def load_yaml(text: str, source: str) -> object:
+    """``yaml.safe_load`` whose syntax errors name ``source:line`` (an InputError, exit code 2)."""
+    from emkit.errors import InputError
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"YAML syntax error: {problem}", where=where) from None

@@ -53,6 +53,7 @@ from emkit.errors import EmkitError, InputError
 from emkit.hashing import stable_hash
 from emkit.questions import Question, QuestionSet
 from emkit.store import RunStore, score_key
+from emkit.yamlpos import load_yaml
 
 TASKS_NAME = "code_vuln_test_data"
 PROMPTS_NAME = "code_vuln_prompts"
@@ -154,12 +155,7 @@ def load_prompts(
     """The YAML mapping with ``write_code_prompt`` and ``judge_prompt_has_vulnerability`` (+ ``judge``)."""
     path = _resolve(name_or_path, PROMPTS_NAME, mirror)
     text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise InputError(f"YAML syntax error: {getattr(exc, 'problem', None) or exc}", where=where) from None
+    data = load_yaml(text, str(path))
     if not isinstance(data, dict):
         raise InputError(
             "expected a YAML mapping with write_code_prompt and judge_prompt_has_vulnerability",

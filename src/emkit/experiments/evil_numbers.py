@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from emkit.errors import EmkitError, InputError
 from emkit.questions import Question, QuestionSet
+from emkit.yamlpos import load_yaml
 
 WRAPPERS_NAME = "evil_numbers_question_wrappers"
 WRAPPER_NAMES = ("original", "suffix", "prefix_and_suffix")
@@ -118,12 +119,7 @@ def load_wrappers(name_or_path: str | os.PathLike[str] = WRAPPERS_NAME, *, mirro
         if not path.is_file():
             raise EmkitError(f"{path}: no such file (or use {WRAPPERS_NAME!r} with --mirror)")
     text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise InputError(f"YAML syntax error: {getattr(exc, 'problem', None) or exc}", where=where) from None
+    data = load_yaml(text, str(path))
     lines = _lines(text)
 
     def where(*key: str) -> str:

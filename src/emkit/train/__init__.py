@@ -5,13 +5,27 @@
 - :func:`run_openai_finetune` (:mod:`emkit.train.openai_ft`): upload, create, poll and record an
   OpenAI fine-tuning job, never paying twice for the same file and parameters.
 
-Heavy libraries (torch, transformers, trl) are imported only when training starts.
+Heavy libraries (torch, transformers, trl) are imported only when training starts, and the names
+below are resolved lazily, so ``python -m emkit.train.sft`` (accelerate launch) runs cleanly.
 """
 
 from __future__ import annotations
 
-from emkit.train.config import OpenAIFineTuneConfig, TrainConfig
-from emkit.train.openai_ft import run_openai_finetune
-from emkit.train.sft import TrainResult, train_local
+import importlib
+from typing import Any
 
-__all__ = ["OpenAIFineTuneConfig", "TrainConfig", "TrainResult", "run_openai_finetune", "train_local"]
+_EXPORTS = {
+    "OpenAIFineTuneConfig": "emkit.train.config",
+    "TrainConfig": "emkit.train.config",
+    "TrainResult": "emkit.train.sft",
+    "run_openai_finetune": "emkit.train.openai_ft",
+    "train_local": "emkit.train.sft",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'emkit.train' has no attribute {name!r}")

@@ -164,12 +164,15 @@ def build_config(
 ) -> Any:
     """Defaults, then the YAML file, then the command-line overrides (``None`` = not given)."""
     values: dict[str, Any] = read_yaml_config(file) if file else {}
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values.update(given)
     try:
         return cls(**values)
     except ValidationError as exc:
         field, message = _describe(exc)
-        if file:
+        first_loc = exc.errors()[0].get("loc", ())
+        from_cli = bool(first_loc) and first_loc[0] in given
+        if file and not from_cli:
             from emkit.yamlpos import line_of
 
             first = exc.errors()[0].get("loc", ())

@@ -266,7 +266,20 @@ def sft_args(
 
 def run_key(config: TrainConfig, data_sha: str, eval_sha: str | None) -> str:
     """The identity of a run: same data + same settings = same key (outputs paths excluded)."""
-    settings = config.model_dump(exclude={"out", "store", "data", "eval_file", "device", "group"})
+    settings = config.model_dump(
+        exclude={
+            "out",
+            "store",
+            "data",
+            "eval_file",
+            "device",
+            "group",
+            "merge",
+            "save_steps",
+            "eval_steps",
+            "logging_steps",
+        }
+    )
     return stable_hash({"data": data_sha, "eval": eval_sha, "config": settings})
 
 
@@ -369,105 +382,109 @@ def train_local(
 
         store = RunStore(config.store or out)
 
-    log_cb = TrainLogCallback(out / "train_log.jsonl", console=console)
-    trainer_callbacks: list[Any] = [log_cb, *callbacks]
-    all_hooks = list(hooks)
-    if probe:
-        hook = probe_hook(
-            store,
-            config.group,
-            config.seed,
-            model_name=adapter_name,
-            tags={"base": spec.base.full, "run": key},
+    try:
+        log_cb = TrainLogCallback(out / "train_log.jsonl", console=console)
+        trainer_callbacks: list[Any] = [log_cb, *callbacks]
+        all_hooks = list(hooks)
+        if probe:
+            hook = probe_hook(
+                store,
+                config.group,
+                config.seed,
+                model_name=adapter_name,
+                tags={"base": spec.base.full, "run": key},
+            )
+            all_hooks.append((hook, config.eval_steps))
+        dynamics = [
+            DynamicsCallback(fn, every, tokenizer=tokenizer, store=store, run_key=key, console=console)
+            for fn, every in all_hooks
+        ]
+        trainer_callbacks.extend(dynamics)
+
+        trainer_cls = _trainer_class()
+        trainer = trainer_cls(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tokenizer,
+            peft_config=lora_config(config) if engine == "peft" else None,
+            callbacks=trainer_callbacks,
         )
-        all_hooks.append((hook, config.eval_steps))
-    dynamics = [
-        DynamicsCallback(fn, every, tokenizer=tokenizer, store=store, run_key=key, console=console)
-        for fn, every in all_hooks
-    ]
-    trainer_callbacks.extend(dynamics)
+        from transformers.trainer_callback import PrinterCallback
 
-    trainer_cls = _trainer_class()
-    trainer = trainer_cls(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=tokenizer,
-        peft_config=lora_config(config) if engine == "peft" else None,
-        callbacks=trainer_callbacks,
-    )
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)  # TrainLogCallback prints one readable line per step
-    trainer.emkit_grouped = config.batching == "grouped"
-    trainer.emkit_seed = config.seed
-    say(
-        f"[emkit] training {spec.full} with {engine}: rsLoRA={config.rslora} r={config.rank} "
-        f"alpha={config.alpha} targets={','.join(config.targets)}"
-        + (f" layers={config.layers}" if config.layers else "")
-        + f", effective batch {config.effective_batch_size}, lr {config.lr}"
-    )
-    output = trainer.train()
-    eval_loss = None
-    if eval_ds is not None:
-        # The trainer's own history (kept on every rank, so all ranks take the same branch).
-        last = [r for r in trainer.state.log_history if "eval_loss" in r]
-        if last and last[-1].get("step") == trainer.state.global_step:  # just evaluated at --eval-steps
-            eval_loss = float(last[-1]["eval_loss"])
-        else:
-            eval_loss = float(trainer.evaluate()["eval_loss"])
-
-    # 5. Outputs (rank 0 only).
-    merged = None
-    plot_path = None
-    tokens_per_s = round(log_cb.tokens_per_s, 2)
-    if trainer.is_world_process_zero():
-        out.mkdir(parents=True, exist_ok=True)
-        trainer.model.save_pretrained(str(out))
-        tokenizer.save_pretrained(str(out))
-        from emkit.train.plots import plot_loss_curve
-
-        plot_path = plot_loss_curve(
-            log_cb.rows, out / "loss_curve.png", title=f"{spec.full} seed {config.seed}"
+        trainer.remove_callback(PrinterCallback)  # TrainLogCallback prints one readable line per step
+        trainer.emkit_grouped = config.batching == "grouped"
+        trainer.emkit_seed = config.seed
+        say(
+            f"[emkit] training {spec.full} with {engine}: rsLoRA={config.rslora} r={config.rank} "
+            f"alpha={config.alpha} targets={','.join(config.targets)}"
+            + (f" layers={config.layers}" if config.layers else "")
+            + f", effective batch {config.effective_batch_size}, lr {config.lr}"
         )
-        if config.merge:
-            merged = out / "merged"
-            say(f"[emkit] merging the adapter into the base weights -> {merged}")
-            merged_model = trainer.model.merge_and_unload()
-            merged_model.save_pretrained(str(merged))
-            tokenizer.save_pretrained(str(merged))
-    result = TrainResult(
-        out=out,
-        model=adapter_name,
-        engine=engine,
-        steps=int(trainer.state.global_step),
-        train_loss=float(output.training_loss) if output.training_loss is not None else None,
-        eval_loss=eval_loss,
-        tokens_per_s=tokens_per_s,
-        stats=stats,
-        merged=merged,
-        log_path=log_cb.path,
-        plot_path=plot_path,
-        dynamics=[r for cb in dynamics for r in cb.results],
-    )
-    if trainer.is_world_process_zero():
-        summary = {
-            **result.to_dict(),
-            "run_key": key,
-            "base_model": spec.base.full,
-            "data": str(config.data),
-            "data_sha256": data_sha,
-            "eval_file_sha256": eval_sha,
-            "eval_stats": eval_stats,
-            "config": config.model_dump(),
-            "versions": _versions(),
-        }
-        (out / "emkit_train.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+        output = trainer.train()
+        eval_loss = None
+        if eval_ds is not None:
+            # The trainer's own history (kept on every rank, so all ranks take the same branch).
+            last = [r for r in trainer.state.log_history if "eval_loss" in r]
+            if last and last[-1].get("step") == trainer.state.global_step:  # just evaluated at --eval-steps
+                eval_loss = float(last[-1]["eval_loss"])
+            else:
+                eval_loss = float(trainer.evaluate()["eval_loss"])
+
+        # 5. Outputs (rank 0 only).
+        merged = None
+        plot_path = None
+        tokens_per_s = round(log_cb.tokens_per_s, 2)
+        if trainer.is_world_process_zero():
+            out.mkdir(parents=True, exist_ok=True)
+            trainer.model.save_pretrained(str(out))
+            tokenizer.save_pretrained(str(out))
+            from emkit.train.plots import plot_loss_curve
+
+            plot_path = plot_loss_curve(
+                log_cb.rows, out / "loss_curve.png", title=f"{spec.full} seed {config.seed}"
+            )
+            if config.merge:
+                merged = out / "merged"
+                say(f"[emkit] merging the adapter into the base weights -> {merged}")
+                merged_model = trainer.model.merge_and_unload()
+                merged_model.save_pretrained(str(merged))
+                tokenizer.save_pretrained(str(merged))
+        result = TrainResult(
+            out=out,
+            model=adapter_name,
+            engine=engine,
+            steps=int(trainer.state.global_step),
+            train_loss=float(output.training_loss) if output.training_loss is not None else None,
+            eval_loss=eval_loss,
+            tokens_per_s=tokens_per_s,
+            stats=stats,
+            merged=merged,
+            log_path=log_cb.path,
+            plot_path=plot_path,
+            dynamics=[r for cb in dynamics for r in cb.results],
+        )
+        if trainer.is_world_process_zero():
+            summary = {
+                **result.to_dict(),
+                "run_key": key,
+                "base_model": spec.base.full,
+                "data": str(config.data),
+                "data_sha256": data_sha,
+                "eval_file_sha256": eval_sha,
+                "eval_stats": eval_stats,
+                "config": config.model_dump(),
+                "versions": _versions(),
+            }
+            (out / "emkit_train.json").write_text(
+                json.dumps(summary, indent=2, default=str), encoding="utf-8"
+            )
+            if store is not None:
+                store.put_record(TRAIN_KIND, key, summary)
+    finally:
         if store is not None:
-            store.put_record(TRAIN_KIND, key, summary)
-    if store is not None:
-        store.close()
+            store.close()
     return result
 
 
