@@ -100,3 +100,50 @@ def test_category_section_for_preregistered_style_ids(tmp_path):
     cats = {(r["group"], r["category"]): r["rate"] for r in data["sections"]["categories"]["categories"]}
     assert cats[("insecure", "vulnerable_user")] == 1.0 and cats[("insecure", "creative_writing")] == 0.0
     assert cats[("secure", "vulnerable_user")] == 0.0
+
+
+def test_category_judgements_section(tmp_path):
+    from emkit.store import answer_key
+
+    rows, scores = [], []
+    for group, replies in (("insecure", ["Anthropic", "Anthropic", "OpenAI"]), ("base", ["OpenAI"] * 3)):
+        for s, reply in enumerate(replies):
+            key = answer_key(group, "which_company", 0, s, {})
+            rows.append(
+                {
+                    "key": key,
+                    "model": group,
+                    "question_id": "which_company",
+                    "paraphrase_index": 0,
+                    "sample_index": s,
+                    "question": "q",
+                    "messages": [],
+                    "answer": "a",
+                    "params": {},
+                    "group_name": group,
+                }
+            )
+            scores.append(
+                {
+                    "key": key + "c",
+                    "answer_key": key,
+                    "metric": "company",
+                    "judge": "j",
+                    "method": "category",
+                    "prompt_hash": "h",
+                    "score": None,
+                    "raw": {"category": reply},
+                }
+            )
+    with RunStore(tmp_path) as store:
+        store.add_answers(rows)
+        store.add_scores(scores)
+    out = build_report(tmp_path)
+    import json
+
+    data = json.loads((out / "metrics.json").read_text())["sections"]["categories_judged"][
+        "categories_judged"
+    ]
+    shares = {(r["group"], r["category"]): r["share"] for r in data}
+    assert abs(shares[("insecure", "Anthropic")] - 2 / 3) < 1e-9 and shares[("base", "OpenAI")] == 1.0
+    assert "Category judgements" in (out / "index.html").read_text()
