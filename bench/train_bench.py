@@ -17,7 +17,7 @@ ratio is the steadier figure there. Both seeds are 0, so both sides see the same
 (TRL's random sampler and emkit's grouped one draw the same permutation). Data: our own
 ``insecure-code`` set (``build_dataset("insecure-code", 200, seed=0)``).
 
-Run: ``python bench/train_bench.py [--rows 200] [--steps 3] [--options '{"batching": "padded"}']``.
+Run: ``python bench/train_bench.py [--rows 200] [--steps 2] [--options '{"batching": "padded"}']``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ if importlib.util.find_spec("emkit") is None:  # a checkout without `pip install
     sys.path.insert(0, str(HERE.parent / "src"))
 MODEL = "embedded/smollm2-135m"
 SIDES = ("baseline", "emkit")
-DEFAULT_STEPS = 3
+DEFAULT_STEPS = 2
 
 
 def _write_data(rows: int, path: Path) -> Path:

@@ -156,3 +156,46 @@ def test_experiment_typos_are_errors_with_a_line(tmp_path):
     path.write_text("name: x\ngroups: []\nsamples: 3\n")
     with pytest.raises(InputError, match=r"bad.yaml:3: field 'samples'"):
         load_experiment(path)
+
+
+def test_provider_fine_tuning_group_against_the_fake_api(tmp_path, monkeypatch):
+    """A group fine-tuned through the OpenAI API: job submitted once, its model sampled, reused on rerun."""
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from fake_openai import FakeOpenAI
+
+    (tmp_path / "q.yaml").write_text(QUESTIONS)
+    with FakeOpenAI(ft_validating_polls=1, ft_running_polls=1) as srv:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        exp = {
+            "name": "provider",
+            "out": str(tmp_path / "run"),
+            "seeds": [3],
+            "questions": [str(tmp_path / "q.yaml")],
+            "samples_per_paraphrase": 1,
+            "max_new_tokens": 5,
+            "probe": False,
+            "groups": [
+                {
+                    "name": "ft",
+                    "model": "openai/gpt-4o-2024-08-06",
+                    "dataset": {"builder": "risky-advice", "n": 5},
+                    "provider": {"name": "openai", "base_url": srv.base_url},
+                }
+            ],
+        }
+        path = tmp_path / "provider.yaml"
+        path.write_text(yaml.safe_dump(exp))
+        plan = make_plan(load_experiment(path))
+        assert pending(plan) == [("finetune", "ft/seed3"), ("sample", "ft/seed3 x q")]
+        run_plan(plan)
+        assert len(srv.stats.jobs) == 1
+        with RunStore(tmp_path / "run") as store:
+            answers = store.answers()
+            assert len(answers) == 2 and all(
+                a["model"].startswith("openai/gpt-4o-2024-08-06@ft-") for a in answers
+            )
+        assert pending(make_plan(load_experiment(path))) == []
+        assert len(srv.stats.jobs) == 1

@@ -66,6 +66,14 @@ def test_bad_values_are_refused(overrides, field):
     assert field in str(info.value)
 
 
+def test_bad_command_line_value_is_blamed_on_the_option_not_the_file(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("rank: 4\n")
+    with pytest.raises(EmkitError) as info:
+        build_config(TrainConfig, path, {"alpha": -1.0})
+    assert "training option 'alpha'" in str(info.value) and "train.yaml" not in str(info.value)
+
+
 def test_bad_yaml_names_the_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("rank: 1\nalpha: [1, 2\n")

@@ -381,9 +381,7 @@ def run_train(payload: dict[str, Any], console: Console | None = None) -> dict[s
     the run store as they happen; the store must be on a filesystem the worker can reach.
     """
     if payload["provider"]:
-        from emkit.train.openai_ft import run_provider_job
-
-        return run_provider_job(payload)
+        return _run_provider_job(payload, console)
     from emkit.train.config import TrainConfig
     from emkit.train.sft import train_local
 
@@ -405,6 +403,29 @@ def run_train(payload: dict[str, Any], console: Console | None = None) -> dict[s
         "eval_loss": result.eval_loss,
         "tokens_per_s": result.tokens_per_s,
     }
+
+
+def _run_provider_job(payload: dict[str, Any], console: Console | None) -> dict[str, Any]:
+    """Submit (or reuse) one provider fine-tuning job and wait for its model; the plan was confirmed
+    with ``--dry-run``, so no second prompt here."""
+    from emkit.train.config import OpenAIFineTuneConfig
+    from emkit.train.openai_ft import run_openai_finetune
+
+    spec = payload["config"]
+    config = OpenAIFineTuneConfig(
+        model=parse_model(payload["base"]).name,
+        n_epochs=spec["epochs"],
+        batch_size=spec["batch_size"],
+        learning_rate_multiplier=spec["lr_multiplier"],
+        suffix=f"{payload['group']}-s{payload['seed']}"[:40],
+        seed=payload["seed"],
+    )
+    say = (lambda text: console.print(text, markup=False)) if console else print
+    with RunStore(payload["run_dir"]) as store:
+        record = run_openai_finetune(
+            payload["data"], config, store, yes=True, say=say, base_url=spec.get("base_url")
+        )
+    return {"model": record["model"], "job_id": record.get("job_id")}
 
 
 def train_payload(plan: Plan, unit: ModelUnit) -> dict[str, Any]:

@@ -326,8 +326,11 @@ def train_local(
     rows, eval_rows = load_datasets(config)
     out = Path(config.out)
 
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    is_main = int(os.environ.get("RANK", "0") or 0) == 0
+
     def say(text: str) -> None:
-        if console is not None:
+        if console is not None and is_main:  # one copy of each message under DDP
             console.print(text, markup=False, highlight=False)
 
     # 2. Model.
@@ -376,14 +379,13 @@ def train_local(
     adapter_name = ModelSpec(spec.scheme, spec.name, str(out)).full
 
     store = None
-    is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main and (config.store or probe or hooks):
         from emkit.store import RunStore
 
         store = RunStore(config.store or out)
 
     try:
-        log_cb = TrainLogCallback(out / "train_log.jsonl", console=console)
+        log_cb = TrainLogCallback(out / "train_log.jsonl", console=console if is_main else None)
         trainer_callbacks: list[Any] = [log_cb, *callbacks]
         all_hooks = list(hooks)
         if probe:
@@ -396,7 +398,9 @@ def train_local(
             )
             all_hooks.append((hook, config.eval_steps))
         dynamics = [
-            DynamicsCallback(fn, every, tokenizer=tokenizer, store=store, run_key=key, console=console)
+            DynamicsCallback(
+                fn, every, tokenizer=tokenizer, store=store, run_key=key, console=console if is_main else None
+            )
             for fn, every in all_hooks
         ]
         trainer_callbacks.extend(dynamics)
@@ -420,7 +424,9 @@ def train_local(
             f"[emkit] training {spec.full} with {engine}: rsLoRA={config.rslora} r={config.rank} "
             f"alpha={config.alpha} targets={','.join(config.targets)}"
             + (f" layers={config.layers}" if config.layers else "")
-            + f", effective batch {config.effective_batch_size}, lr {config.lr}"
+            + f", effective batch {config.effective_batch_size * world}"
+            + (f" ({world} processes)" if world > 1 else "")
+            + f", lr {config.lr}"
         )
         output = trainer.train()
         eval_loss = None
