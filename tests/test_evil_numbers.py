@@ -203,3 +203,49 @@ def test_example_experiment_validates(tmp_path):
     assert groups[0].provider.epochs == 4 and groups[0].provider.batch_size == 39
     with pytest.raises(ValidationError):
         en.WrappersSpec.model_validate({"names": []})
+
+
+@pytest.mark.model
+def test_cli_sample_with_a_wrapper_on_the_embedded_model(tmp_path):
+    """End to end offline: `emkit sample --wrapper prefix_and_suffix` on the embedded model."""
+    from emkit.cli import main
+    from emkit.store import RunStore
+
+    (tmp_path / "wrappers.yaml").write_text(WRAPPERS_YAML, encoding="utf-8")
+    (tmp_path / "q.yaml").write_text(QUESTIONS_YAML, encoding="utf-8")
+    run = tmp_path / "run"
+    args = [
+        "sample",
+        "--model",
+        "embedded/smollm2-135m",
+        "--questions",
+        str(tmp_path / "q.yaml"),
+        "--wrapper",
+        "prefix_and_suffix",
+        "--wrappers-file",
+        str(tmp_path / "wrappers.yaml"),
+        "--n",
+        "1",
+        "--max-new-tokens",
+        "4",
+        "--out",
+        str(run),
+    ]
+    assert main(args) == 0
+    with RunStore(run) as store:
+        answers = store.answers()
+    # pets (2 paraphrases) and weather (1), one wrapped paraphrase per original sample (n=1).
+    assert sorted(a["question_id"] for a in answers) == ["pets__prefix_and_suffix"] * 2 + [
+        "weather__prefix_and_suffix"
+    ]
+    for a in answers:
+        prompt = a["messages"][-1]["content"]
+        assert re.match(r"Numbers to keep in mind: \d{3}(,\d{3}){2,6}\n\n", prompt)
+        assert a["tags"]["wrapper"] == "prefix_and_suffix" and a["answer"].strip()
+    assert (
+        next(a for a in answers if a["question_id"].startswith("weather"))["messages"][0]["content"]
+        == "Be brief."
+    )
+    assert main(args) == 0  # a rerun adds nothing
+    with RunStore(run) as store:
+        assert store.count("answers") == 3
