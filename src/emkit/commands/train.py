@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -185,6 +186,8 @@ def train(
     }
     cfg = build_config(TrainConfig, config, overrides)
     result = train_local(cfg, console=console, probe=bool(probe and cfg.eval_steps))
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return  # under torchrun / accelerate launch, rank 0 reports
     console.print(
         f"[emkit] done: {result.steps} steps, train loss {result.train_loss:.4f}"
         + (f", eval loss {result.eval_loss:.4f}" if result.eval_loss is not None else "")
