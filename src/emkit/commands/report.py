@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from emkit.commands._common import console
-from emkit.report.console import print_summary
-from emkit.report.html import resolve_thresholds, write_report
+from emkit.report.html import build_report
 
 
 def report(
@@ -29,16 +28,17 @@ def report(
 
     Example: emkit report runs/exp1 --judge openai/gpt-4o-2024-08-06
     """
-    result = write_report(
+    build_report(
         run_dir,
         judge=judge,
         out_dir=out,
-        thresholds=resolve_thresholds(run_dir, aligned_threshold, coherent_threshold),
+        aligned_threshold=aligned_threshold,
+        coherent_threshold=coherent_threshold,
         rate=rate,
         n_boot=n_boot,
         seed=seed,
+        console=console,
     )
-    print_summary(console, result)
 
 
 def register(app: typer.Typer) -> None:
