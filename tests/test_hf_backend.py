@@ -8,7 +8,14 @@ import re
 import pytest
 
 from emkit.engines.base import Engine, SamplingParams
-from emkit.engines.hf_backend import HFEngine, choose_tokens, encode, request_seeds
+from emkit.engines.hf_backend import (
+    HFEngine,
+    choose_tokens,
+    encode,
+    exponential_noise,
+    prefill_groups,
+    request_seeds,
+)
 from emkit.errors import EmkitError
 
 MODEL = "embedded/smollm2-135m"
@@ -48,6 +55,25 @@ def test_choose_tokens_greedy_top_p_and_exact_sampling():
     assert choose_tokens(logits, noise, 1.0, 1e-9).tolist() == [0] * n
     zero = torch.zeros(1, 3)
     assert choose_tokens(logits[:1], zero, 1.0, 1e-9).tolist() == [0]
+
+
+def test_prefill_groups_cut_sorted_lengths_by_slack():
+    lengths = [10, 10, 9, 5, 5, 1]
+    assert prefill_groups(lengths, 0.0) == [[0, 1], [2], [3, 4], [5]]
+    assert prefill_groups(lengths, 0.1) == [[0, 1, 2], [3, 4], [5]]
+    assert prefill_groups(lengths, 1.0) == [[0, 1, 2, 3, 4, 5]]
+    assert prefill_groups([], 0.0) == []
+
+
+def test_exponential_noise_is_exp1_and_the_stream_exponential_drew_on_cpu():
+    torch = pytest.importorskip("torch")
+    ours = exponential_noise(torch.Generator().manual_seed(3), 200_000, "cpu")
+    theirs = torch.empty(200_000).exponential_(generator=torch.Generator().manual_seed(3))
+    # The same draws as Tensor.exponential_ (so answers sampled before the switch are reproduced).
+    assert torch.allclose(ours, theirs, rtol=1e-6, atol=0)
+    assert ours.dtype == torch.float32 and bool((ours >= 0).all())
+    assert abs(ours.mean().item() - 1.0) < 0.01  # Exp(1): mean 1, standard error 0.0022
+    assert abs((ours > 1.0).float().mean().item() - math.exp(-1.0)) < 0.005
 
 
 def test_request_seeds_are_per_request_and_follow_params_seed():
@@ -162,6 +188,39 @@ def test_seeded_sampling_is_reproducible_and_batch_invariant(engine):
     # Explicit per-request seeds follow the request, not its position in the batch.
     (moved,) = engine.generate([PROMPTS[1]], SAMPLED, seeds=[1])
     assert moved.text == first[1]
+
+
+@pytest.mark.model
+def test_grouped_prefill_matches_one_padded_prefill(embedded_model):
+    """On a CPU the prompts of a batch are prefilled one length-group at a time and their caches
+    stacked; the next-token logits and the answers equal those of one left-padded pass."""
+    torch = pytest.importorskip("torch")
+    model, tokenizer = embedded_model
+    grouped = HFEngine.from_model(model, tokenizer, MODEL, batch_size=4)
+    padded = HFEngine.from_model(model, tokenizer, MODEL, batch_size=4)
+    assert grouped.prefill_slack < 1.0  # the CPU default: groups of near-equal length only
+    padded.prefill_slack = 1.0
+    prompts = sorted((grouped.prompt_ids(c) for c in PROMPTS), key=len, reverse=True)
+    # 38 and 37 tokens share a group (one pad), 34 is alone: both kinds of group are exercised.
+    assert prefill_groups([len(p) for p in prompts], grouped.prefill_slack) == [[0, 1], [2]]
+    caches, logits = [], []
+    with grouped._inference():
+        for engine in (grouped, padded):
+            cache, last = engine._prefill(prompts, *engine._left_pad(prompts))
+            caches.append(cache)
+            logits.append(last)
+    assert torch.allclose(logits[0], logits[1], atol=1e-4)
+    width = len(prompts[0])
+    for a, b in zip(caches[0].layers, caches[1].layers, strict=True):
+        assert a.keys.shape == b.keys.shape and a.keys.shape[-2] == width
+        for row, ids in enumerate(prompts):  # the real (unpadded) positions hold the same states
+            real = slice(width - len(ids), width)
+            assert torch.allclose(a.keys[row, :, real], b.keys[row, :, real], atol=1e-4)
+            assert torch.allclose(a.values[row, :, real], b.values[row, :, real], atol=1e-4)
+    for params in (GREEDY, SAMPLED):
+        assert [g.text for g in grouped.generate(PROMPTS, params)] == [
+            g.text for g in padded.generate(PROMPTS, params)
+        ]
 
 
 @pytest.mark.model
