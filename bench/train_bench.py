@@ -1,12 +1,18 @@
 """Training throughput: ``emkit train`` vs a plain TRL ``SFTTrainer`` run, same model, data and settings.
 
 Why this comparison: the plain way to fine-tune on chat data with TRL is a prompt/completion dataset
-(completion-only loss) with TRL's default random sampler, micro-batches padded to their longest
-row. emkit trains the same model on the same rows with the same hyperparameters (the paper's: rsLoRA
-r=32, alpha=64, all seven projections, lr 1e-5 linear, 5 warmup steps, weight decay 0.01, micro-batch
-2 x 8 accumulation = effective batch 16, max length 2048, gradient checkpointing on as in both
-defaults) but cuts each optimizer step's rows into micro-batches of similar length (see
-``emkit.train.batching``), which computes fewer padding tokens.
+(completion-only loss) with TRL's defaults: random sampler, micro-batches padded to their longest
+row, gradient checkpointing on, and the paper's split of the effective batch (micro-batch 2 x 8
+accumulation). emkit trains the same model on the same rows with the same hyperparameters (the
+paper's: rsLoRA r=32, alpha=64, all seven projections, lr 1e-5 linear, 5 warmup steps, weight decay
+0.01, effective batch 16, max length 2048) with its own defaults for the device. On a CPU those are
+one row per micro-batch (1 x 16: no padding computed at all, and one row's activations held at a
+time), no gradient checkpointing (the memory that one-row micro-batches free pays for it), and an
+LM head that projects only the trained positions (``emkit.train.lm_head``). On a GPU: 2 x 8,
+checkpointing on, length-grouped micro-batches (``emkit.train.batching``). The loss of a step is
+normalised by its trained tokens, so the split does not change the gradient.
+``--baseline-options`` gives the TRL side other SFTConfig settings (e.g. emkit's CPU split), to
+see what each choice is worth.
 
 Each side runs in its own subprocess (``--worker``), so its peak RSS (``ru_maxrss``) is its own and
 neither warms a cache for the other. Throughput = non-padding tokens (TRL's own counter, the same for
@@ -17,7 +23,8 @@ ratio is the steadier figure there. Both seeds are 0, so both sides see the same
 (TRL's random sampler and emkit's grouped one draw the same permutation). Data: our own
 ``insecure-code`` set (``build_dataset("insecure-code", 200, seed=0)``).
 
-Run: ``python bench/train_bench.py [--rows 200] [--steps 2] [--options '{"batching": "padded"}']``.
+Run: ``python bench/train_bench.py [--rows 200] [--steps 2] [--options '{"batching": "padded"}']
+[--baseline-options '{"gradient_checkpointing": false}']``.
 """
 
 from __future__ import annotations
@@ -69,11 +76,14 @@ class _Clock:
         return Clock()
 
 
-def _baseline(model_name: str, data: Path, steps: int | None, work: Path, clock: Any) -> dict[str, Any]:
+def _baseline(
+    model_name: str, data: Path, steps: int | None, work: Path, clock: Any, options: dict[str, Any]
+) -> dict[str, Any]:
     """Plain TRL: prompt/completion rows, TRL's tokenization, collator and random sampler.
 
     The weights' dtype is the one emkit picks on this device (fp32 on a CPU, bf16 on a recent GPU),
-    so the comparison is of the training loop alone.
+    so the comparison is of the training loop alone. ``options`` override SFTConfig fields (e.g.
+    ``{"per_device_train_batch_size": 1, "gradient_accumulation_steps": 16}``).
     """
     import torch
     from datasets import Dataset
@@ -90,7 +100,7 @@ def _baseline(model_name: str, data: Path, steps: int | None, work: Path, clock:
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device))
     rows = [{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]} for r in load_chat_jsonl(data)]
-    args = SFTConfig(
+    settings: dict[str, Any] = dict(
         output_dir=str(work / "baseline"),
         per_device_train_batch_size=2,
         gradient_accumulation_steps=8,
@@ -109,6 +119,7 @@ def _baseline(model_name: str, data: Path, steps: int | None, work: Path, clock:
         report_to=[],
         disable_tqdm=True,
     )
+    args = SFTConfig(**{**settings, **options})
     peft_config = LoraConfig(
         r=32,
         lora_alpha=64,
@@ -158,7 +169,7 @@ def worker(side: str, model: str, data: Path, steps: int | None, out: Path, opti
     work = Path(tempfile.mkdtemp(prefix=f"train-bench-{side}-"))
     clock = _Clock()
     if side == "baseline":
-        result = _baseline(model, data, steps, work, clock)
+        result = _baseline(model, data, steps, work, clock, options)
     else:
         result = _emkit(model, data, steps, work, clock, options)
     result["train_wall_s"] = clock.wall
@@ -206,16 +217,19 @@ def bench_training(
     steps: int | None = DEFAULT_STEPS,
     options: dict[str, Any] | None = None,
     model: str = MODEL,
+    baseline_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Both sides, one after the other; returns their figures and the ratios (emkit / baseline).
 
     ``steps=None`` trains a whole epoch (13 steps for 200 rows: long on a CPU). ``options`` are
-    TrainConfig overrides for the emkit side (e.g. ``{"batching": "padding_free"}``).
+    TrainConfig overrides for the emkit side (e.g. ``{"batching": "padding_free"}``),
+    ``baseline_options`` SFTConfig overrides for the TRL side.
     """
     tmp = Path(tempfile.mkdtemp(prefix="train-bench-"))
+    per_side = {"baseline": baseline_options or {}, "emkit": options or {}}
     try:
         data = _write_data(rows, tmp / "insecure-code.jsonl")
-        sides = {side: run_side(side, model, data, steps, tmp, options or {}) for side in SIDES}
+        sides = {side: run_side(side, model, data, steps, tmp, per_side[side]) for side in SIDES}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     base, ours = sides["baseline"], sides["emkit"]
@@ -224,6 +238,7 @@ def bench_training(
         "rows": rows,
         "steps": ours["steps"],
         "emkit_options": options or {},
+        "baseline_options": baseline_options or {},
         "baseline_tokens_per_s": round(base["tokens_per_s"], 1),
         "emkit_tokens_per_s": round(ours["tokens_per_s"], 1),
         "speedup": round(ours["tokens_per_s"] / base["tokens_per_s"], 3),
@@ -249,12 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--options", default="{}", help="JSON TrainConfig overrides for the emkit side")
+    parser.add_argument("--baseline-options", default="{}", help="JSON SFTConfig overrides for the TRL side")
     args = parser.parse_args(argv)
     options = json.loads(args.options)
     if args.worker:
         worker(args.worker, args.model, args.data, args.steps or None, args.json, options)
         return 0
-    result = bench_training(args.rows, args.steps or None, options, args.model)
+    result = bench_training(
+        args.rows, args.steps or None, options, args.model, json.loads(args.baseline_options)
+    )
     for key, value in result.items():
         print(f"{key}: {value}")
     return 0

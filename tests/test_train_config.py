@@ -23,7 +23,8 @@ def test_defaults_are_the_papers_open_model_run():
         == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
     assert (cfg.lr, cfg.lr_scheduler, cfg.warmup_steps, cfg.weight_decay) == (1e-5, "linear", 5, 0.01)
-    assert (cfg.epochs, cfg.effective_batch_size, cfg.max_length) == (1.0, 16, 2048)
+    assert (cfg.epochs, cfg.max_length) == (1.0, 2048)
+    assert cfg.effective_batch_size(on_gpu=True) == cfg.effective_batch_size(on_gpu=False) == 16
     assert cfg.layers is None and cfg.eval_fraction is None
 
 
@@ -147,3 +148,16 @@ def test_job_key_changes_with_file_and_params_only():
     assert job_key("sha1", base) != job_key("sha2", base)
     assert job_key("sha1", base) != job_key("sha1", OpenAIFineTuneConfig(n_epochs=4))
     assert job_key("sha1", base) != job_key("sha1", OpenAIFineTuneConfig(suffix="x"))
+
+
+def test_micro_batching_and_checkpointing_follow_the_device_unless_given():
+    cfg = TrainConfig()
+    assert cfg.micro_batching(on_gpu=True) == (2, 8) and cfg.checkpointing(on_gpu=True) is True
+    assert cfg.micro_batching(on_gpu=False) == (1, 16) and cfg.checkpointing(on_gpu=False) is False
+    # One of the two given: the other keeps the effective batch at 16.
+    assert TrainConfig(batch_size=4).micro_batching(on_gpu=False) == (4, 4)
+    assert TrainConfig(grad_accum=2).micro_batching(on_gpu=True) == (8, 2)
+    # Both given: as given, whatever the product; checkpointing as given on both devices.
+    assert TrainConfig(batch_size=3, grad_accum=3).micro_batching(on_gpu=False) == (3, 3)
+    assert TrainConfig(gradient_checkpointing=True).checkpointing(on_gpu=False) is True
+    assert TrainConfig(gradient_checkpointing=False).checkpointing(on_gpu=True) is False

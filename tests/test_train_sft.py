@@ -265,3 +265,35 @@ def test_padding_free_batches_give_the_same_loss_as_padded_ones(embedded_model):
     loss_packed, n_packed = token_loss_sum(packed)
     assert n_padded == n_packed
     assert loss_packed == pytest.approx(loss_padded, rel=1e-4)
+
+
+def test_cpu_defaults_and_lm_head_on_trained_positions_only(data, tmp_path, monkeypatch):
+    """Unset micro-batch / accumulation / checkpointing resolve for the CPU (1 x 16, off), and
+    the trainer's LM head projects only positions with a label (prompt positions are skipped)."""
+    import trl.trainer.utils as trl_utils
+
+    rows: list[int] = []
+    original = trl_utils._ChunkedLogProbFunction
+
+    class Spy:
+        @staticmethod
+        def apply(hidden, *args):
+            rows.append(int(hidden.shape[0]))
+            return original.apply(hidden, *args)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Spy)
+    config = tiny(data, tmp_path / "cpu", max_steps=1, batch_size=None, grad_accum=None)
+    config.gradient_checkpointing = None
+    result = train_local(config)
+    summary = json.loads((result.out / "emkit_train.json").read_text())
+    assert (summary["micro_batch"], summary["grad_accum"], summary["gradient_checkpointing"]) == (
+        1,
+        16,
+        False,
+    )
+    # One step of 16 one-row micro-batches over the 10 rows (the epoch ends after 10).
+    assert len(rows) == 10
+    log = [json.loads(line) for line in (result.out / "train_log.jsonl").read_text().splitlines()]
+    assert sum(rows) == result.stats["trained_tokens"]  # only trained positions reach the head
+    assert sum(rows) < result.stats["tokens"] - 10
+    assert log and log[-1]["step"] == 1

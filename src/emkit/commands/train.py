@@ -60,10 +60,12 @@ def train(
     ),
     epochs: float | None = typer.Option(None, help="Epochs (default 1)."),
     batch_size: int | None = typer.Option(
-        None, help="Local: per-device micro-batch (default 2); provider: the job's batch size (default 4)."
+        None,
+        help="Local: per-device micro-batch (default: 1 on a CPU, 2 on a GPU; effective batch 16); "
+        "provider: the job's batch size (default 4).",
     ),
     grad_accum: int | None = typer.Option(
-        None, help="Gradient accumulation steps (default 8; effective batch 16)."
+        None, help="Gradient accumulation steps (default: 16 / micro-batch, effective batch 16)."
     ),
     warmup_steps: int | None = typer.Option(None, help="Warmup steps (default 5)."),
     weight_decay: float | None = typer.Option(None, help="Weight decay (default 0.01)."),
@@ -73,7 +75,7 @@ def train(
     gradient_checkpointing: bool | None = typer.Option(
         None,
         "--gradient-checkpointing/--no-gradient-checkpointing",
-        help="Recompute activations to save memory (default on).",
+        help="Recompute activations to save memory (default: on a GPU, off on a CPU).",
     ),
     eval_file: Path | None = typer.Option(None, help="Held-out chat JSONL for eval loss."),
     eval_fraction: float | None = typer.Option(

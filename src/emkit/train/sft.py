@@ -189,7 +189,7 @@ def _load_unsloth_model(config: TrainConfig, spec: ModelSpec, console: Any) -> t
         target_modules=list(config.targets),
         layers_to_transform=list(config.layers) if config.layers else None,
         bias="none",
-        use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False,
+        use_gradient_checkpointing="unsloth" if config.checkpointing(on_gpu=True) else False,
         random_state=config.seed,
         use_rslora=config.rslora,
     )
@@ -203,12 +203,20 @@ def _trainer_class() -> type:
     from trl import SFTTrainer
 
     from emkit.train.batching import GroupedSampler
+    from emkit.train.lm_head import compact_lm_head
 
     class EmkitSFTTrainer(SFTTrainer):
-        """SFTTrainer with :class:`GroupedSampler` when ``emkit_grouped`` is set."""
+        """SFTTrainer with :class:`GroupedSampler` when ``emkit_grouped`` is set, and an LM head that
+        projects only the trained positions on every device (:mod:`emkit.train.lm_head`)."""
 
         emkit_grouped = False
         emkit_seed = 0
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            with compact_lm_head():
+                return super().compute_loss(
+                    model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+                )
 
         def _get_train_sampler(self, train_dataset=None):
             dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -231,11 +239,12 @@ def sft_args(
     from trl import SFTConfig
 
     eval_every = config.eval_steps if has_eval and config.eval_steps else None
+    micro, accum = config.micro_batching(on_gpu=not use_cpu)
     return SFTConfig(
         output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
+        per_device_train_batch_size=micro,
+        per_device_eval_batch_size=micro,
+        gradient_accumulation_steps=accum,
         learning_rate=config.lr,
         lr_scheduler_type=config.lr_scheduler,
         warmup_steps=config.warmup_steps,
@@ -254,7 +263,7 @@ def sft_args(
         eval_steps=eval_every,
         max_length=None,
         padding_free=config.batching == "padding_free",
-        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing=config.checkpointing(on_gpu=not use_cpu),
         bf16=bf16,
         fp16=fp16,
         use_cpu=use_cpu,
@@ -420,13 +429,15 @@ def train_local(
         trainer.remove_callback(PrinterCallback)  # TrainLogCallback prints one readable line per step
         trainer.emkit_grouped = config.batching == "grouped"
         trainer.emkit_seed = config.seed
+        micro, accum = args.per_device_train_batch_size, args.gradient_accumulation_steps
+        split = f"{micro} x {accum} accumulation" + (f" x {world} processes" if world > 1 else "")
         say(
             f"[emkit] training {spec.full} with {engine}: rsLoRA={config.rslora} r={config.rank} "
             f"alpha={config.alpha} targets={','.join(config.targets)}"
             + (f" layers={config.layers}" if config.layers else "")
-            + f", effective batch {config.effective_batch_size * world}"
-            + (f" ({world} processes)" if world > 1 else "")
-            + f", lr {config.lr}"
+            + f", effective batch {micro * accum * world} ({split}"
+            + (", gradient checkpointing" if args.gradient_checkpointing else "")
+            + f"), lr {config.lr}"
         )
         output = trainer.train()
         eval_loss = None
@@ -481,6 +492,9 @@ def train_local(
                 "eval_file_sha256": eval_sha,
                 "eval_stats": eval_stats,
                 "config": config.model_dump(),
+                "micro_batch": args.per_device_train_batch_size,
+                "grad_accum": args.gradient_accumulation_steps,
+                "gradient_checkpointing": bool(args.gradient_checkpointing),
                 "versions": _versions(),
             }
             (out / "emkit_train.json").write_text(
