@@ -5,7 +5,7 @@ Sections (``--only sampling,judge,training,demo``; all by default):
 - sampling: emkit's ``hf`` backend (batched, length-sorted) vs a per-prompt ``model.generate`` loop;
 - judge: the judging stage vs the ideal of a 200 ms / 32-concurrent API, plus a no-call second pass;
 - training: ``bench/train_bench.py``'s ``bench_training()`` (emkit train vs plain TRL), if present;
-- demo: ``emkit demo`` cold (fresh cache and run dir) and warm (the same again); slow, ~15 min.
+- demo: ``emkit demo`` cold (fresh cache and run dir) and warm (the same again); slow, ~14 min.
 
 Nothing is compared with a stored number: both sides of every ratio run here, now. The machine
 (cores, CPU model, RAM) and the versions are printed first and stored with the results in

@@ -70,7 +70,7 @@ def demo(
     no_judge: bool = typer.Option(False, "--no-judge", help="Never judge, even with OPENAI_API_KEY set."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only print the plan."),
 ) -> None:
-    """Run the offline end-to-end demo on the embedded model (~15 min cold on 2 cores, < 1 min warm).
+    """Run the offline end-to-end demo on the embedded model (~14 min cold on 2 cores, seconds warm).
 
     Example: emkit demo --out runs/demo
     """
