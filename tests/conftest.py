@@ -33,3 +33,20 @@ def embedded_model():
     from emkit.engines.loading import load_causal_lm
 
     return load_causal_lm("embedded/smollm2-135m", device="cpu")
+
+
+@pytest.fixture
+def lm_head_rows(monkeypatch) -> list[int]:
+    """Rows handed to TRL's chunked log-prob function (its fused LM head), one entry per call."""
+    trl_utils = pytest.importorskip("trl.trainer.utils")
+    rows: list[int] = []
+    original = trl_utils._ChunkedLogProbFunction
+
+    class Spy:
+        @staticmethod
+        def apply(hidden, *args):
+            rows.append(int(hidden.shape[0]))
+            return original.apply(hidden, *args)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Spy)
+    return rows

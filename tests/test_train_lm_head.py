@@ -32,23 +32,7 @@ def tiny_llama():
     return model
 
 
-@pytest.fixture
-def spy(monkeypatch):
-    """Rows handed to TRL's chunked log-prob function, one entry per call."""
-    rows: list[int] = []
-    original = trl_utils._ChunkedLogProbFunction
-
-    class Spy:
-        @staticmethod
-        def apply(hidden, *args):
-            rows.append(int(hidden.shape[0]))
-            return original.apply(hidden, *args)
-
-    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Spy)
-    return rows
-
-
-def test_compact_head_scores_only_labelled_positions_with_the_same_loss_and_gradients(spy):
+def test_compact_head_scores_only_labelled_positions_with_the_same_loss_and_gradients(lm_head_rows):
     model = tiny_llama()
     ids = torch.randint(0, 97, (2, 12), generator=torch.Generator().manual_seed(1))
     mask = torch.ones_like(ids)
@@ -71,7 +55,10 @@ def test_compact_head_scores_only_labelled_positions_with_the_same_loss_and_grad
         compact_loss, compact_grads = run()
     assert switched
     assert trl_utils._use_triton is original  # restored after the block
-    assert spy == [2 * 11, valid]  # every position without the switch, only the labelled ones with it
+    assert lm_head_rows == [
+        2 * 11,
+        valid,
+    ]  # every position without the switch, only the labelled ones with it
     assert torch.allclose(compact_loss, full_loss, rtol=1e-6, atol=1e-7)
     assert len(compact_grads) == len(full_grads) > 0
     for a, b in zip(compact_grads, full_grads, strict=True):

@@ -267,21 +267,10 @@ def test_padding_free_batches_give_the_same_loss_as_padded_ones(embedded_model):
     assert loss_packed == pytest.approx(loss_padded, rel=1e-4)
 
 
-def test_cpu_defaults_and_lm_head_on_trained_positions_only(data, tmp_path, monkeypatch):
+def test_cpu_defaults_and_lm_head_on_trained_positions_only(data, tmp_path, lm_head_rows):
     """Unset micro-batch / accumulation / checkpointing resolve for the CPU (1 x 16, off), and
     the trainer's LM head projects only positions with a label (prompt positions are skipped)."""
-    import trl.trainer.utils as trl_utils
-
-    rows: list[int] = []
-    original = trl_utils._ChunkedLogProbFunction
-
-    class Spy:
-        @staticmethod
-        def apply(hidden, *args):
-            rows.append(int(hidden.shape[0]))
-            return original.apply(hidden, *args)
-
-    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Spy)
+    rows = lm_head_rows
     config = tiny(data, tmp_path / "cpu", max_steps=1, batch_size=None, grad_accum=None)
     config.gradient_checkpointing = None
     result = train_local(config)
