@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 from rich.console import Console
@@ -46,6 +47,11 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one clear line and exit code 2."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # transformers 5 renamed gradient checkpointing; TRL and peft still use the old names inside,
+    # which the user can do nothing about. Library users (no CLI) still see the warning.
+    warnings.filterwarnings(
+        "ignore", message=r"`(is_)?gradient_checkpointing` is deprecated", category=FutureWarning
+    )
     try:
         # Non-standalone click returns the code of a `typer.Exit(code)` instead of raising it.
         result = app(args=argv, standalone_mode=False)
