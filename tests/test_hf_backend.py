@@ -10,6 +10,7 @@ import pytest
 from emkit.engines.base import Engine, SamplingParams
 from emkit.engines.hf_backend import (
     HFEngine,
+    _plain_dynamic_layers,
     choose_tokens,
     encode,
     exponential_noise,
@@ -63,6 +64,19 @@ def test_prefill_groups_cut_sorted_lengths_by_slack():
     assert prefill_groups(lengths, 0.1) == [[0, 1, 2], [3, 4], [5]]
     assert prefill_groups(lengths, 1.0) == [[0, 1, 2, 3, 4, 5]]
     assert prefill_groups([], 0.0) == []
+
+
+def test_only_plain_dynamic_caches_are_stacked_across_prefill_groups():
+    pytest.importorskip("torch")
+    from transformers import DynamicCache, MistralConfig
+
+    shapes = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    full = DynamicCache(config=MistralConfig(**shapes, sliding_window=None))
+    windowed = DynamicCache(config=MistralConfig(**shapes, sliding_window=8))
+    assert _plain_dynamic_layers(full)
+    assert not _plain_dynamic_layers(windowed)  # a sliding window trims keys: one padded pass instead
+    assert _plain_dynamic_layers(DynamicCache(), allow_empty=True)  # layers come on first update
+    assert not _plain_dynamic_layers(DynamicCache())
 
 
 def test_exponential_noise_is_exp1_and_the_stream_exponential_drew_on_cpu():

@@ -208,6 +208,19 @@ def exponential_noise(generator: Any, vocab: int, device: Any) -> Any:
     return torch.log1p(uniform.neg_()).neg_().float()
 
 
+def _plain_dynamic_layers(cache: Any, *, allow_empty: bool = False) -> bool:
+    """Whether every layer of ``cache`` is a plain ``DynamicLayer`` (no sliding window, no linear
+    attention state), i.e. whether caches of several prompt groups can be stacked along the batch.
+    A cache made without a config has no layers until its first update (``allow_empty``); it then
+    adds plain dynamic layers."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    if not isinstance(layers, list) or (not layers and not allow_empty):
+        return False
+    return all(type(layer) is DynamicLayer for layer in layers)
+
+
 class HFEngine:
     """A local transformers model behind the :class:`~emkit.engines.base.Engine` protocol.
 
@@ -252,6 +265,7 @@ class HFEngine:
         self.device = next(model.parameters()).device
         # Prefill slack (see prefill_groups): a CPU pays per token, so group only near-equal lengths.
         self.prefill_slack = 0.05 if self.device.type == "cpu" else 1.0
+        self._stackable: bool | None = None
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         params = inspect.signature(base.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
@@ -374,6 +388,12 @@ class HFEngine:
                         on_result(i, gen)
         return [r for r in results if r is not None]
 
+    def _stackable_cache(self) -> bool:
+        """Whether this model's KV cache is made of plain dynamic layers (checked once)."""
+        if self._stackable is None:
+            self._stackable = _plain_dynamic_layers(self._new_cache(), allow_empty=True)
+        return self._stackable
+
     def _prefill(self, prompts: list[list[int]], ids: Any, mask: Any, positions: Any) -> tuple[Any, Any]:
         """The KV cache of a left-padded batch and each row's next-token logits (fp32).
 
@@ -382,10 +402,9 @@ class HFEngine:
         made of plain dynamic layers (sliding windows, linear attention), in one padded pass.
         """
         import torch
-        from transformers.cache_utils import DynamicLayer
 
         groups = prefill_groups([len(p) for p in prompts], self.prefill_slack)
-        if len(groups) > 1:
+        if len(groups) > 1 and self._stackable_cache():
             width = ids.shape[1]
             caches: list[Any] = []
             logits: list[Any] = []
@@ -394,8 +413,7 @@ class HFEngine:
                 cache = self._new_cache()
                 logits.append(self._forward(g_ids, g_mask, g_positions, cache=cache, keep=1)[:, -1, :])
                 caches.append(cache)
-            layers = [getattr(c, "layers", None) for c in caches]
-            if all(ls and all(type(layer) is DynamicLayer for layer in ls) for ls in layers):
+            if all(_plain_dynamic_layers(c) for c in caches):
                 merged = caches[0]
                 for index, layer in enumerate(merged.layers):
                     for name in ("keys", "values"):
