@@ -70,7 +70,9 @@ def test_only_plain_dynamic_caches_are_stacked_across_prefill_groups():
     pytest.importorskip("torch")
     from transformers import DynamicCache, MistralConfig
 
-    shapes = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    shapes = dict(
+        vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+    )
     full = DynamicCache(config=MistralConfig(**shapes, sliding_window=None))
     windowed = DynamicCache(config=MistralConfig(**shapes, sliding_window=8))
     assert _plain_dynamic_layers(full)
