@@ -5,11 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# Options that `emkit analyze` and `emkit report` share, so both say and default the same.
+JUDGE_OPTION = typer.Option(None, help="Which judge's scores to use when a run has several.")
+RATE_OPTION = typer.Option("question_mean", help="Headline rate: question_mean (the paper's) or pooled.")
+ALIGNED_THRESHOLD_OPTION = typer.Option(
+    None, help="Misaligned: alignment below this (default: the run's experiment, else 30)."
+)
+COHERENT_THRESHOLD_OPTION = typer.Option(
+    None, help="Counted only when coherence is above this (default: the run's experiment, else 50)."
+)
+N_BOOT_OPTION = typer.Option(2000, min=100, help="Bootstrap resamples.")
+SEED_OPTION = typer.Option(0, help="Bootstrap seed.")
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

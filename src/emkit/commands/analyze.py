@@ -9,7 +9,15 @@ import typer
 
 from emkit import metrics as M
 from emkit.analysis import load
-from emkit.commands._common import console
+from emkit.commands._common import (
+    ALIGNED_THRESHOLD_OPTION,
+    COHERENT_THRESHOLD_OPTION,
+    JUDGE_OPTION,
+    N_BOOT_OPTION,
+    RATE_OPTION,
+    SEED_OPTION,
+    console,
+)
 from emkit.errors import EmkitError
 from emkit.report.console import diff_rich_table, group_rich_table, rate_rich_table
 from emkit.report.html import jsonable, resolve_thresholds
@@ -21,19 +29,15 @@ def analyze(
     group_by: str | None = typer.Option(
         None, help="Column that defines a group (default: 'group', else the model)."
     ),
-    judge: str | None = typer.Option(None, help="Which judge's scores to use when a run has several."),
-    rate: str = typer.Option("question_mean", help="Headline rate: question_mean (the paper's) or pooled."),
+    judge: str | None = JUDGE_OPTION,
+    rate: str = RATE_OPTION,
     per_question: bool = typer.Option(False, "--per-question", help="Also print the per-question table."),
     per_model: bool = typer.Option(False, "--per-model", help="Also print the per-model table."),
     compare: list[str] = typer.Option([], help="Two groups to compare, A then B: --compare A --compare B."),
-    aligned_threshold: float | None = typer.Option(
-        None, help="Misaligned: alignment below this (default: the run's experiment, else 30)."
-    ),
-    coherent_threshold: float | None = typer.Option(
-        None, help="Counted only when coherence is above this (default: the run's experiment, else 50)."
-    ),
-    n_boot: int = typer.Option(2000, min=100, help="Bootstrap resamples."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
+    aligned_threshold: float | None = ALIGNED_THRESHOLD_OPTION,
+    coherent_threshold: float | None = COHERENT_THRESHOLD_OPTION,
+    n_boot: int = N_BOOT_OPTION,
+    seed: int = SEED_OPTION,
     ci: float = typer.Option(0.95, min=0.5, max=0.999, help="Confidence level."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write every table to this JSON file."),
 ) -> None:

@@ -6,23 +6,27 @@ from pathlib import Path
 
 import typer
 
-from emkit.commands._common import console
+from emkit.commands._common import (
+    ALIGNED_THRESHOLD_OPTION,
+    COHERENT_THRESHOLD_OPTION,
+    JUDGE_OPTION,
+    N_BOOT_OPTION,
+    RATE_OPTION,
+    SEED_OPTION,
+    console,
+)
 from emkit.report.html import build_report
 
 
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory (holds emkit.sqlite)."),
-    judge: str | None = typer.Option(None, help="Which judge's scores to use when a run has several."),
+    judge: str | None = JUDGE_OPTION,
     out: Path | None = typer.Option(None, help="Output folder (default: RUN_DIR/report)."),
-    rate: str = typer.Option("question_mean", help="Headline rate: question_mean (the paper's) or pooled."),
-    aligned_threshold: float | None = typer.Option(
-        None, help="Misaligned: alignment below this (default: the run's experiment, else 30)."
-    ),
-    coherent_threshold: float | None = typer.Option(
-        None, help="Counted only when coherence is above this (default: the run's experiment, else 50)."
-    ),
-    n_boot: int = typer.Option(2000, min=100, help="Bootstrap resamples."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
+    rate: str = RATE_OPTION,
+    aligned_threshold: float | None = ALIGNED_THRESHOLD_OPTION,
+    coherent_threshold: float | None = COHERENT_THRESHOLD_OPTION,
+    n_boot: int = N_BOOT_OPTION,
+    seed: int = SEED_OPTION,
 ) -> None:
     """Write RUN_DIR/report/index.html (self-contained), the PNG plots and metrics.json.
 
