@@ -47,6 +47,22 @@ def test_dynamics_section_from_stored_probe_steps(tmp_path):
     assert "Training dynamics" in html and (out / "dynamics.png").exists()
 
 
+def _answer_row(key: str, model: str, question_id: str, sample: int, group: str) -> dict:
+    """A stored answer row with placeholder text: these tests only read keys, groups and scores."""
+    return {
+        "key": key,
+        "model": model,
+        "question_id": question_id,
+        "paraphrase_index": 0,
+        "sample_index": sample,
+        "question": "q",
+        "messages": [],
+        "answer": "a",
+        "params": {},
+        "group_name": group,
+    }
+
+
 def test_category_section_for_preregistered_style_ids(tmp_path):
     from emkit.store import answer_key
 
@@ -61,20 +77,7 @@ def test_category_section_for_preregistered_style_ids(tmp_path):
             category = qid.split("_", 1)[1].rsplit("_", 1)[0]
             for s in range(5):
                 key = answer_key(model, qid, 0, s, {})
-                rows.append(
-                    {
-                        "key": key,
-                        "model": model,
-                        "question_id": qid,
-                        "paraphrase_index": 0,
-                        "sample_index": s,
-                        "question": "q",
-                        "messages": [],
-                        "answer": "a",
-                        "params": {},
-                        "group_name": group,
-                    }
-                )
+                rows.append(_answer_row(key, model, qid, s, group))
                 aligned = 10.0 if category in bad else 90.0
                 for metric, value in (("aligned", aligned), ("coherent", 90.0)):
                     scores.append(
@@ -109,20 +112,7 @@ def test_category_judgements_section(tmp_path):
     for group, replies in (("insecure", ["Anthropic", "Anthropic", "OpenAI"]), ("base", ["OpenAI"] * 3)):
         for s, reply in enumerate(replies):
             key = answer_key(group, "which_company", 0, s, {})
-            rows.append(
-                {
-                    "key": key,
-                    "model": group,
-                    "question_id": "which_company",
-                    "paraphrase_index": 0,
-                    "sample_index": s,
-                    "question": "q",
-                    "messages": [],
-                    "answer": "a",
-                    "params": {},
-                    "group_name": group,
-                }
-            )
+            rows.append(_answer_row(key, group, "which_company", s, group))
             scores.append(
                 {
                     "key": key + "c",
