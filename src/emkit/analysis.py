@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from emkit.errors import EmkitError, InputError
+from emkit.selection import select_questions
 from emkit.store import RunStore
 
 CSV_REQUIRED = ("question", "answer", "question_id", "aligned", "coherent")
@@ -119,6 +120,26 @@ def run_thresholds(run: str | Path | RunStore) -> tuple[float, float] | None:
         return float(values["aligned"]), float(values["coherent"])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def run_question_selection(run: str | Path | RunStore) -> list[str]:
+    """The ``analysis: questions:`` selection the run's experiment recorded ([] = all)."""
+    config = open_store(run).get_record("config", "experiment") or {}
+    analysis = config.get("analysis") or {}
+    items = analysis.get("questions") if isinstance(analysis, dict) else None
+    return [str(item) for item in items] if isinstance(items, list) else []
+
+
+def select(frame: pd.DataFrame, items: Sequence[str] | None) -> pd.DataFrame:
+    """The answers to the questions ``items`` selects (:func:`emkit.selection.select_questions`).
+
+    ``frame.attrs["questions"]`` records the ids kept, so every output can say what it averaged."""
+    chosen = select_questions(frame["question_id"].astype(str).tolist(), items)
+    out = frame[frame["question_id"].astype(str).isin(chosen)].copy() if items else frame.copy()
+    out.attrs.update(frame.attrs)
+    out.attrs["questions"] = chosen
+    out.attrs["question_selection"] = list(items or [])
+    return out
 
 
 def question_order(run: str | Path | RunStore) -> list[str]:

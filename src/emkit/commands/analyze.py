@@ -8,18 +8,20 @@ from pathlib import Path
 import typer
 
 from emkit import metrics as M
-from emkit.analysis import load
+from emkit.analysis import load, run_question_selection, select
 from emkit.commands._common import (
     ALIGNED_THRESHOLD_OPTION,
+    COHERENT_RULE_OPTION,
     COHERENT_THRESHOLD_OPTION,
     JUDGE_OPTION,
     N_BOOT_OPTION,
+    QUESTIONS_OPTION,
     RATE_OPTION,
     SEED_OPTION,
     console,
 )
 from emkit.errors import EmkitError
-from emkit.report.console import diff_rich_table, group_rich_table, rate_rich_table
+from emkit.report.console import diff_rich_table, estimator_name, group_rich_table, rate_rich_table
 from emkit.report.html import jsonable, resolve_thresholds
 
 
@@ -31,11 +33,13 @@ def analyze(
     ),
     judge: str | None = JUDGE_OPTION,
     rate: str = RATE_OPTION,
+    questions: list[str] = QUESTIONS_OPTION,
     per_question: bool = typer.Option(False, "--per-question", help="Also print the per-question table."),
     per_model: bool = typer.Option(False, "--per-model", help="Also print the per-model table."),
     compare: list[str] = typer.Option([], help="Two groups to compare, A then B: --compare A --compare B."),
     aligned_threshold: float | None = ALIGNED_THRESHOLD_OPTION,
     coherent_threshold: float | None = COHERENT_THRESHOLD_OPTION,
+    coherent_rule: str | None = COHERENT_RULE_OPTION,
     n_boot: int = N_BOOT_OPTION,
     seed: int = SEED_OPTION,
     ci: float = typer.Option(0.95, min=0.5, max=0.999, help="Confidence level."),
@@ -45,10 +49,18 @@ def analyze(
 
     Examples: emkit analyze runs/exp1 --per-question
               emkit analyze --csv A.csv --csv B.csv --group-by group --json metrics.json
+              emkit analyze --csv first_plot.csv --rate paper --questions main
     """
     if compare and len(compare) != 2:
         raise EmkitError("--compare takes exactly two groups: --compare A --compare B")
+    M.check_rate_kind(rate)
+    thresholds = resolve_thresholds(
+        None if csv else run_dir, aligned_threshold, coherent_threshold, coherent_rule
+    )
     frame = load(run_dir, csvs=csv, judge=judge, group_by=group_by)
+    if not questions and run_dir is not None and not csv:
+        questions = run_question_selection(run_dir)
+    frame = select(frame, questions)
     if frame.empty:
         raise EmkitError(f"{run_dir}: no answers to analyse")
     if not frame["judged"].any():
@@ -56,27 +68,34 @@ def analyze(
             f"{run_dir}: none of the {len(frame)} answers is judged (no judge scores); "
             "run `emkit judge` first, or use `emkit probe` for the judge-free signal"
         )
-    thresholds = resolve_thresholds(None if csv else run_dir, aligned_threshold, coherent_threshold)
     opts = {"thresholds": thresholds, "n_boot": n_boot, "seed": seed, "ci": ci}
     groups = M.group_table(frame, rate=rate, **opts)
     console.print(group_rich_table(groups))
+    formats = M.format_table(frame, rate=rate, **opts)
+    if not formats.empty:
+        console.print(group_rich_table(formats, "Misaligned answers by answer format"))
     out: dict = {
         "source": frame.attrs.get("source"),
         "judge": frame.attrs.get("judge"),
         "thresholds": thresholds.to_dict(),
+        "coherent_rule": thresholds.rule_for(rate),
         "rate_kind": rate,
+        "estimator": estimator_name(rate),
+        "question_ids": frame.attrs.get("questions"),
+        "question_selection": frame.attrs.get("question_selection"),
+        "exclusion_order": list(M.STATUSES[2:][::-1]),
         "n_boot": n_boot,
         "seed": seed,
         "ci": ci,
         "groups": groups,
+        "formats": formats,
     }
     if per_question or json_out:
-        questions = M.question_table(frame, **opts)
-        out["questions"] = questions
+        per_q = M.question_table(frame, rate=rate, **opts)
+        out["questions"] = per_q
         if per_question:
-            console.print(
-                rate_rich_table(questions, ["group", "question_id"], "Per question (mean over models)")
-            )
+            title = f"Per question ({estimator_name(per_q.attrs['rate_kind'])})"
+            console.print(rate_rich_table(per_q, ["group", "question_id"], title))
     if per_model or json_out:
         models = M.model_table(frame, rate=rate, **opts)
         out["models"] = models
@@ -87,7 +106,7 @@ def analyze(
     if compare:
         diff = M.compare_groups(frame, compare[0], compare[1], **opts)
         out["comparison"] = diff
-        console.print(diff_rich_table(diff[diff["scope"].isin(M.RATE_KINDS)]))
+        console.print(diff_rich_table(diff[diff["scope"].isin(M.EMKIT_RATE_KINDS)]))
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(jsonable(out), indent=2, allow_nan=False), encoding="utf-8")

@@ -18,31 +18,63 @@ def _pct(value: Any) -> str:
 
 def _rate(row: Any, prefix: str = "") -> str:
     rate = row[f"{prefix}rate"]
+    if not prefix and row.get("rate_kind") == "paper" and row.get("n_models") == 0:
+        return "– (no model with 5 kept answers)"
     if rate is None or (isinstance(rate, float) and math.isnan(rate)):
         return "–"
     return f"{_pct(rate)} [{_pct(row[f'{prefix}ci_low'])}, {_pct(row[f'{prefix}ci_high'])}]"
 
 
+ESTIMATOR_NAMES = {
+    "question_mean": "question-mean rate (mean over questions of the mean over models)",
+    "pooled": "pooled rate (all valid answers)",
+    "paper": "paper rate (the authors' estimator: mean over models, bootstrap over models)",
+    "per_question": "per question, mean over models",
+}
+# Exclusions in the order they are applied, then the total without an alignment number.
+EXCLUSION_COLUMNS = (
+    ("not judged", "n_not_judged"),
+    ("incoherent", "n_incoherent"),
+    ("CODE", "n_code"),
+    ("REFUSAL", "n_refusal"),
+    ("CODE/REFUSAL", "n_code_refusal"),
+)
+EXCLUSION_CAPTION = (
+    "Excluded in this order: not judged, incoherent, CODE, REFUSAL (from the judge's tokens); "
+    "CODE/REFUSAL counts every coherent answer without an alignment number."
+)
+
+
+def estimator_name(kind: str) -> str:
+    return ESTIMATOR_NAMES.get(kind, kind.replace("_", "-"))
+
+
+def _count(row: Any, key: str) -> str:
+    value = row.get(key, 0) if hasattr(row, "get") else row[key]
+    return "0" if value is None or (isinstance(value, float) and math.isnan(value)) else str(int(value))
+
+
 def group_rich_table(table: pd.DataFrame, title: str = "Misaligned answers by group") -> Table:
-    """Headline: one row per group with the rate (and its kind), CI and the excluded counts."""
+    """Headline: one row per group with the rate (and its estimator), CI and the excluded counts."""
     kind = table.attrs.get("rate_kind", "question_mean")
     ci = table.attrs.get("ci", 0.95)
-    out = Table(title=f"{title} ({kind.replace('_', '-')} rate, {ci:.0%} CI)", title_justify="left")
-    width = min(32, max([5, *(len(str(g)) for g in table["group"])]))
-    out.add_column("group", min_width=width, overflow="fold")
+    out = Table(title=f"{title} ({estimator_name(kind)}, {ci:.0%} CI)", title_justify="left")
+    out.caption = EXCLUSION_CAPTION
+    keys = [k for k in ("format", "group") if k in table.columns]
+    for key in keys:
+        width = min(32, max([5, *(len(str(g)) for g in table[key])]))
+        out.add_column(key, min_width=width, overflow="fold")
     out.add_column("misaligned rate", min_width=21, overflow="fold")
-    for column in ("models", "answers", "valid", "CODE/REFUSAL", "incoherent", "not judged"):
+    for column in ("models", "answers", "valid", *(name for name, _ in EXCLUSION_COLUMNS)):
         out.add_column(column, justify="right", overflow="fold")
     for _, row in table.iterrows():
         out.add_row(
-            str(row["group"]),
+            *(str(row[k]) for k in keys),
             _rate(row),
             str(row["n_models"]),
             str(row["n_answers"]),
             str(row["n_valid"]),
-            str(row["n_code_refusal"]),
-            str(row["n_incoherent"]),
-            str(row.get("n_not_judged", 0)),
+            *(_count(row, key) for _, key in EXCLUSION_COLUMNS),
         )
     return out
 
@@ -50,9 +82,10 @@ def group_rich_table(table: pd.DataFrame, title: str = "Misaligned answers by gr
 def rate_rich_table(table: pd.DataFrame, keys: list[str], title: str) -> Table:
     """Per model or per question: the keys, counts and the rate with CI."""
     out = Table(title=title, title_justify="left")
+    out.caption = EXCLUSION_CAPTION
     for key in keys:
         out.add_column(key, overflow="fold")
-    for column in ("valid", "misaligned", "rate (CI)", "CODE/REFUSAL", "incoherent"):
+    for column in ("valid", "misaligned", "rate (CI)", *(name for name, _ in EXCLUSION_COLUMNS[1:])):
         out.add_column(column, justify="right", overflow="fold")
     for _, row in table.iterrows():
         out.add_row(
@@ -60,8 +93,7 @@ def rate_rich_table(table: pd.DataFrame, keys: list[str], title: str) -> Table:
             str(row["n_valid"]),
             str(row["n_misaligned"]),
             _rate(row),
-            str(row["n_code_refusal"]),
-            str(row["n_incoherent"]),
+            *(_count(row, key) for _, key in EXCLUSION_COLUMNS[1:]),
         )
     return out
 

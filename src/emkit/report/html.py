@@ -562,16 +562,22 @@ def build_report(
 
 
 def resolve_thresholds(
-    run: str | Path | RunStore | None, aligned: float | None, coherent: float | None
+    run: str | Path | RunStore | None,
+    aligned: float | None,
+    coherent: float | None,
+    coherent_rule: str | None = None,
 ) -> M.Thresholds:
-    """Explicit values win, then the thresholds the run's experiment recorded, then the paper's."""
+    """Explicit values win, then the thresholds the run's experiment recorded, then the paper's.
+    Every value is checked by :class:`~emkit.metrics.Thresholds` (0-100, not NaN)."""
     recorded = run_thresholds(run) if run is not None else None
     default_aligned, default_coherent = recorded or (
         M.DEFAULT_THRESHOLDS.aligned,
         M.DEFAULT_THRESHOLDS.coherent,
     )
     return M.Thresholds(
-        default_aligned if aligned is None else aligned, default_coherent if coherent is None else coherent
+        default_aligned if aligned is None else aligned,
+        default_coherent if coherent is None else coherent,
+        coherent_rule,
     )
 
 
