@@ -368,7 +368,7 @@ def judge_vulnerability(
         ]
 
         def deliver(index: int, reply: dict[str, Any]) -> None:
-            top, token = parse_top_logprobs(reply, judge)
+            top, token = parse_top_logprobs(reply, judge, "sum")  # YES/NO forms are summed anyway
             usage = reply.get("usage") or {}
             counts = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
             save(pending[index], *yes_no_from_top(top), {"top_logprobs": top, "token": token}, counts)

@@ -7,8 +7,15 @@ local engine without ``chat_many`` is asked for ``top_logprobs`` directly; note 
 split numbers such as "100" into several tokens, where this method is unreliable — use ``exact``.
 
 ``raw`` keeps ``{"top_logprobs": {token: logprob}, "token": <the generated token>, "numeric_mass":
-...}`` so the score can be re-aggregated later (``aggregate_0_100(logprobs_to_probs(raw[...]))``).
-Tokens returned twice with the same text are merged (probabilities added), as the engines do.
+..., "repeated_tokens": <rule>}`` so the score can be re-aggregated later
+(``aggregate_0_100(logprobs_to_probs(raw[...]))``); when the reply repeated a token string, the
+whole list is kept too (``top_logprobs_list``), so either rule can be applied afterwards.
+
+A token string that occurs twice in one API reply (it happens: different token ids can decode to
+the same text) is resolved by ``repeated_tokens``: ``"last"`` (default, the paper's judge: its
+``{token: prob}`` dict comprehension keeps the last entry) or ``"sum"`` (add the probabilities,
+what emkit did before). The rule shapes the score, so it belongs in the score key. Local engines
+return one entry per decoded string already (they add probabilities of ids that decode alike).
 """
 
 from __future__ import annotations
@@ -31,19 +38,36 @@ def _logaddexp(a: float, b: float) -> float:
     return high + math.log1p(math.exp(low - high))
 
 
-def parse_top_logprobs(reply: Mapping[str, Any], judge: str = "judge") -> tuple[dict[str, float], str]:
-    """``({token: logprob}, generated token)`` from a chat completion reply with logprobs."""
+REPEATED_TOKEN_RULES = ("last", "sum")
+
+
+def parse_top_logprobs(
+    reply: Mapping[str, Any], judge: str = "judge", repeated: str = "last"
+) -> tuple[dict[str, float], str]:
+    """``({token: logprob}, generated token)`` from a chat completion reply with logprobs;
+    ``repeated`` is the rule for a token string listed twice (see the module docstring)."""
+    if repeated not in REPEATED_TOKEN_RULES:
+        raise ValueError(f"repeated_tokens must be one of {REPEATED_TOKEN_RULES}, got {repeated!r}")
+    merged, first = _entries(reply, judge)
+    out: dict[str, float] = {}
+    for token, value in merged:
+        if repeated == "sum" and token in out:
+            out[token] = _logaddexp(out[token], value)
+        else:  # the last value wins; the token keeps its first position, as in the paper's dict
+            out[token] = value
+    return out, first
+
+
+def _entries(reply: Mapping[str, Any], judge: str) -> tuple[list[tuple[str, float]], str]:
+    """The first generated position's ``[(token, logprob), ...]`` in the reply's order."""
     choice = reply["choices"][0]
     logprobs = choice.get("logprobs") or {}
     content = logprobs.get("content") if isinstance(logprobs, dict) else None
     if not content:
         raise NotSupported(f"{judge}: the server returned no logprobs; use --method sampled for this judge")
     first = content[0]
-    merged: dict[str, float] = {}
-    for entry in first.get("top_logprobs") or [first]:
-        token, value = str(entry["token"]), float(entry["logprob"])
-        merged[token] = _logaddexp(merged[token], value) if token in merged else value
-    return merged, str(first.get("token", ""))
+    entries = [(str(entry["token"]), float(entry["logprob"])) for entry in first.get("top_logprobs") or [first]]
+    return entries, str(first.get("token", ""))
 
 
 def judgement_from_top_logprobs(
@@ -51,23 +75,44 @@ def judgement_from_top_logprobs(
     usage: dict[str, int] | None = None,
     token: str | None = None,
     min_mass: float = MIN_NUMERIC_MASS,
+    repeated: str | None = None,
+    entries: Sequence[tuple[str, float]] | None = None,
 ) -> Judgement:
+    """Score ``top`` (``{token: logprob}``); ``raw`` records the repeated-token rule that made it
+    and, when the reply listed a token string twice, the whole list (``entries``)."""
     probs = logprobs_to_probs(top)
     raw: dict[str, Any] = {"top_logprobs": dict(top), "numeric_mass": numeric_mass(probs)}
     if token is not None:
         raw["token"] = token
+    if repeated is not None:
+        raw["repeated_tokens"] = repeated
+    if entries is not None and len({t for t, _ in entries}) < len(entries):
+        raw["top_logprobs_list"] = [[t, v] for t, v in entries]
     return Judgement(aggregate_0_100(probs, min_mass), raw, dict(usage or {}))
 
 
 class LogprobJudge:
-    """The paper's method on any engine that can give next-token logprobs."""
+    """The paper's method on any engine that can give next-token logprobs.
+
+    ``repeated_tokens`` (``"last"``, the paper's rule, or ``"sum"``) decides a token string that an
+    API reply lists twice; like ``min_mass`` it shapes the score, so it is part of the score key."""
 
     method = "logprob"
 
-    def __init__(self, engine: Any, *, top_k: int = TOP_K, min_mass: float = MIN_NUMERIC_MASS) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        top_k: int = TOP_K,
+        min_mass: float = MIN_NUMERIC_MASS,
+        repeated_tokens: str = "last",
+    ) -> None:
+        if repeated_tokens not in REPEATED_TOKEN_RULES:
+            raise ValueError(f"repeated_tokens must be one of {REPEATED_TOKEN_RULES}, got {repeated_tokens!r}")
         self.engine = engine
         self.top_k = top_k
         self.min_mass = min_mass
+        self.repeated_tokens = repeated_tokens
 
     def request(self, task: JudgeTask) -> dict[str, Any]:
         return {
@@ -84,10 +129,14 @@ class LogprobJudge:
         if hasattr(self.engine, "chat_many"):
 
             def deliver(index: int, reply: dict[str, Any]) -> None:
-                top, token = parse_top_logprobs(reply, name)
+                top, token = parse_top_logprobs(reply, name, self.repeated_tokens)
+                entries, _ = _entries(reply, name)
                 usage = reply.get("usage") or {}
                 counts = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
-                on_result(index, judgement_from_top_logprobs(top, counts, token, self.min_mass))
+                judgement = judgement_from_top_logprobs(
+                    top, counts, token, self.min_mass, self.repeated_tokens, entries
+                )
+                on_result(index, judgement)
 
             self.engine.chat_many([self.request(t) for t in tasks], on_result=deliver)
             return
