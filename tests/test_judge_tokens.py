@@ -55,7 +55,7 @@ def test_the_logprob_judge_defaults_to_the_papers_rule_and_records_it() -> None:
     assert LogprobJudge(Engine()).repeated_tokens == "last"
     for rule, expected in (("last", (10 * 0.1 + 90 * 0.2) / 0.3), ("sum", (10 * 0.6 + 90 * 0.2) / 0.8)):
         got = []
-        LogprobJudge(Engine(), repeated_tokens=rule).judge([task], lambda i, j: got.append(j))
+        LogprobJudge(Engine(), repeated_tokens=rule).judge([task], lambda i, j, got=got: got.append(j))
         assert got[0].score == pytest.approx(expected)
         assert got[0].raw["repeated_tokens"] == rule
         assert [t for t, _ in got[0].raw["top_logprobs_list"]] == ["10", "90", "10"]  # the whole list
