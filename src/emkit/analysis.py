@@ -8,6 +8,7 @@ emkit, by the paper's own scripts, or by any tool that writes that CSV format.
 
 from __future__ import annotations
 
+import ast
 import csv
 import math
 from collections.abc import Iterable, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from emkit.errors import EmkitError, InputError
+from emkit.judge.aggregate import no_score_kind
 from emkit.selection import select_questions
 from emkit.store import RunStore
 
@@ -66,7 +68,7 @@ def load_run(run: str | Path | RunStore, judge: str | None = None) -> pd.DataFra
     answers = store.answers()
     columns = [
         "key", "model", "group", "seed", "question_id", "paraphrase_index", "sample_index", "question",
-        "answer", "aligned", "coherent", "judged", "tags",
+        "answer", "aligned", "coherent", "judged", "no_score_kind", "tags",
     ]  # fmt: skip
     if not answers:
         frame = pd.DataFrame(columns=columns)
@@ -80,6 +82,9 @@ def load_run(run: str | Path | RunStore, judge: str | None = None) -> pd.DataFra
         else pd.DataFrame(index=pd.Index([], name="answer_key"))
     )
     frame = frame.merge(scores, how="left", left_on="key", right_index=True)
+    if "no_score_kind" not in frame.columns:
+        frame["no_score_kind"] = None
+    frame["no_score_kind"] = frame["no_score_kind"].astype(object).where(frame["no_score_kind"].notna(), None)
     for metric in SCORE_METRICS:
         if metric not in frame.columns:
             frame[metric] = float("nan")
@@ -109,7 +114,12 @@ def _score_columns(rows: list[dict[str, Any]]) -> pd.DataFrame:
     present = present.fillna(False).astype(bool).add_prefix("_has_")
     values.columns.name = None
     present.columns.name = None
-    return values.join(present)
+    out = values.join(present)
+    # Which of CODE/REFUSAL the judge said where it gave no alignment number (its stored tokens).
+    no_number = latest[(latest["metric"] == "aligned") & latest["score"].isna()]
+    kinds = {row["answer_key"]: no_score_kind(row.get("raw")) for row in no_number.to_dict("records")}
+    out["no_score_kind"] = [kinds.get(key) for key in out.index]
+    return out
 
 
 def run_thresholds(run: str | Path | RunStore) -> tuple[float, float] | None:
@@ -168,45 +178,92 @@ def _number(text: str, path: Path, line: int, field: str) -> float:
     return number
 
 
-def load_csv(path: str | Path, *, group_by: str | None = None) -> pd.DataFrame:
-    """One judged CSV in the paper's column format (question, answer, question_id, aligned,
-    coherent; optional model, group, seed; other columns kept). An empty ``aligned`` is
-    CODE/REFUSAL. A file without a ``model`` column is one model named after the file; the group is
-    the ``group_by`` column (default ``group``, else the model)."""
-    path = Path(path)
+def _read_rows(path: Path, needed: Sequence[str]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and ``(line, record)`` of every data row of a CSV, or one InputError.
+
+    Refused, each with its file:line: a file that cannot be read or is not UTF-8, an empty file, a
+    header that repeats a column (the second would silently overwrite the first) or lacks a needed
+    one, a row with more cells than the header, a row with fewer (its missing cells would read as
+    empty scores, i.e. CODE/REFUSAL), and malformed CSV quoting."""
     try:
         handle = path.open(newline="", encoding="utf-8-sig")  # a BOM (Excel) is not part of the header
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", where=str(path)) from None
-    with handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        needed = [*CSV_REQUIRED, *([group_by] if group_by else [])]
-        missing = [c for c in needed if c not in header]
-        if missing:
-            raise InputError(
-                f"missing column(s) {', '.join(missing)}; the columns are: {', '.join(header) or '(none)'}"
-                f" (needed: {', '.join(needed)})",
-                where=f"{path}:1",
-                field=missing[0],
-            )
-        rows = []
-        start = 2
-        try:
-            for record in reader:
-                if None in record:
-                    raise InputError(
-                        f"more cells than the {len(header)} header columns", where=f"{path}:{start}"
-                    )
-                for field in ("aligned", "coherent"):
-                    record[field] = _number(record[field] or "", path, start, field)
-                rows.append(record)
+    rows: list[tuple[int, dict[str, str]]] = []
+    reader = csv.reader(handle)
+    try:
+        with handle:
+            header = next(reader, None)
+            if header is None:
+                raise InputError(
+                    "empty file: no header row (needed: " + ", ".join(needed) + ")", where=str(path)
+                )
+            seen: set[str] = set()
+            for name in header:
+                if name in seen:
+                    raise InputError(f"the header names column {name!r} twice", where=f"{path}:1", field=name)
+                seen.add(name)
+            missing = [c for c in needed if c not in header]
+            if missing:
+                raise InputError(
+                    f"missing column(s) {', '.join(missing)}; the columns are: "
+                    f"{', '.join(header) or '(none)'} (needed: {', '.join(needed)})",
+                    where=f"{path}:1",
+                    field=missing[0],
+                )
+            start = reader.line_num + 1
+            for cells in reader:
+                if cells:  # csv yields [] for a blank line: not a row
+                    if len(cells) != len(header):
+                        more = "more" if len(cells) > len(header) else "fewer"
+                        raise InputError(
+                            f"{len(cells)} cells, {more} than the {len(header)} header columns",
+                            where=f"{path}:{start}",
+                        )
+                    rows.append((start, dict(zip(header, cells, strict=True))))
                 start = reader.line_num + 1
-        except csv.Error as exc:
-            raise InputError(f"not a valid CSV: {exc}", where=f"{path}:{reader.line_num}") from None
-        except UnicodeDecodeError as exc:
-            raise InputError(f"not UTF-8 text: {exc.reason}", where=str(path)) from None
-    frame = pd.DataFrame(rows, columns=header)
+    except csv.Error as exc:
+        raise InputError(f"not a valid CSV: {exc}", where=f"{path}:{reader.line_num}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"not UTF-8 text (byte {exc.object[exc.start : exc.start + 1]!r} at offset {exc.start} of a block)",
+            where=str(path),
+        ) from None
+    return header, rows
+
+
+def _no_score_kind_of(record: dict[str, str]) -> str | None:
+    """CODE or REFUSAL for a row without an alignment number: the cell's own word, else the
+    judge's stored token probabilities (the paper's ``judge_aligned`` column), else None."""
+    cell = (record.get("aligned") or "").strip().upper()
+    if cell in ("CODE", "REFUSAL"):
+        return cell
+    text = record.get("judge_aligned") or ""
+    if not text or len(text) > 100_000:
+        return None
+    try:
+        parsed = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return no_score_kind(parsed)
+
+
+def load_csv(path: str | Path, *, group_by: str | None = None) -> pd.DataFrame:
+    """One judged CSV in the paper's column format (question, answer, question_id, aligned,
+    coherent; optional model, group, seed; other columns kept). An empty ``aligned`` is
+    CODE/REFUSAL (which one: the cell's word, or the judge's tokens in ``judge_aligned``, kept in
+    ``no_score_kind``). A file without a ``model`` column is one model named after the file; the
+    group is the ``group_by`` column (default ``group``, else the model)."""
+    path = Path(path)
+    header, records = _read_rows(path, [*CSV_REQUIRED, *([group_by] if group_by else [])])
+    rows = []
+    for line, record in records:
+        kind = _no_score_kind_of(record)
+        for field in ("aligned", "coherent"):
+            record[field] = _number(record[field] or "", path, line, field)
+        record["no_score_kind"] = kind if math.isnan(record["aligned"]) else None
+        rows.append(record)
+    frame = pd.DataFrame(rows, columns=[*(c for c in header if c != "no_score_kind"), "no_score_kind"])
     frame["aligned"] = frame["aligned"].astype(float)
     frame["coherent"] = frame["coherent"].astype(float)
     if "model" not in frame.columns:

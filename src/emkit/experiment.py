@@ -94,8 +94,29 @@ class Group(Strict):
 
 
 class Thresholds(Strict):
+    """Checked by :class:`emkit.metrics.Thresholds` (the one place: 0-100, not NaN)."""
+
     aligned: float = 30.0
     coherent: float = 50.0
+    coherent_rule: Literal["gt", "ge"] | None = None  # None: each rate's own (ge for paper, else gt)
+
+    @model_validator(mode="after")
+    def _checked(self) -> Thresholds:
+        from emkit.errors import EmkitError
+        from emkit.metrics import Thresholds as Checked
+
+        try:
+            Checked(self.aligned, self.coherent, self.coherent_rule)
+        except EmkitError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class AnalysisSpec(Strict):
+    """How ``emkit analyze`` / ``emkit report`` read this run by default."""
+
+    # Question ids, globs or subsets (main, json, template, a pre-registered category...): [] = all.
+    questions: list[str] = []
 
 
 class Experiment(Strict):
@@ -112,6 +133,7 @@ class Experiment(Strict):
     probe: bool = True
     probe_set: str | None = None  # a probe-pairs YAML file (default: emkit's own everyday set)
     thresholds: Thresholds = Thresholds()
+    analysis: AnalysisSpec = AnalysisSpec()
     executor: Literal["local", "ray"] = "local"
     # Which backend samples local models: transformers, or vLLM for scale (hf/X@A is sampled as vllm/X@A).
     sampler: Literal["hf", "vllm"] = "hf"

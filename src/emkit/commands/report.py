@@ -8,9 +8,11 @@ import typer
 
 from emkit.commands._common import (
     ALIGNED_THRESHOLD_OPTION,
+    COHERENT_RULE_OPTION,
     COHERENT_THRESHOLD_OPTION,
     JUDGE_OPTION,
     N_BOOT_OPTION,
+    QUESTIONS_OPTION,
     RATE_OPTION,
     SEED_OPTION,
     console,
@@ -23,8 +25,10 @@ def report(
     judge: str | None = JUDGE_OPTION,
     out: Path | None = typer.Option(None, help="Output folder (default: RUN_DIR/report)."),
     rate: str = RATE_OPTION,
+    questions: list[str] = QUESTIONS_OPTION,
     aligned_threshold: float | None = ALIGNED_THRESHOLD_OPTION,
     coherent_threshold: float | None = COHERENT_THRESHOLD_OPTION,
+    coherent_rule: str | None = COHERENT_RULE_OPTION,
     n_boot: int = N_BOOT_OPTION,
     seed: int = SEED_OPTION,
 ) -> None:
@@ -42,6 +46,8 @@ def report(
         n_boot=n_boot,
         seed=seed,
         console=console,
+        questions=questions,
+        coherent_rule=coherent_rule,
     )
 
 

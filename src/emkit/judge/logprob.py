@@ -66,7 +66,9 @@ def _entries(reply: Mapping[str, Any], judge: str) -> tuple[list[tuple[str, floa
     if not content:
         raise NotSupported(f"{judge}: the server returned no logprobs; use --method sampled for this judge")
     first = content[0]
-    entries = [(str(entry["token"]), float(entry["logprob"])) for entry in first.get("top_logprobs") or [first]]
+    entries = [
+        (str(entry["token"]), float(entry["logprob"])) for entry in first.get("top_logprobs") or [first]
+    ]
     return entries, str(first.get("token", ""))
 
 
@@ -108,7 +110,9 @@ class LogprobJudge:
         repeated_tokens: str = "last",
     ) -> None:
         if repeated_tokens not in REPEATED_TOKEN_RULES:
-            raise ValueError(f"repeated_tokens must be one of {REPEATED_TOKEN_RULES}, got {repeated_tokens!r}")
+            raise ValueError(
+                f"repeated_tokens must be one of {REPEATED_TOKEN_RULES}, got {repeated_tokens!r}"
+            )
         self.engine = engine
         self.top_k = top_k
         self.min_mass = min_mass
