@@ -340,3 +340,64 @@ def test_papers_hand_picked_misaligned_answers_have_rate_one(mirror) -> None:
     assert table["n_models"] > 1 and table["n_valid"] == len(df)
     assert (M.question_table(df, n_boot=300)["rate"] == 1.0).all()
     assert not math.isnan(table["ci_low"]) and table["ci_low"] < 1.0
+
+
+# -- exclusions in the paper's order, CODE apart from REFUSAL -------------------------------------
+def test_an_incoherent_answer_without_an_alignment_number_is_incoherent_not_a_refusal() -> None:
+    # 47% incoherent, most of them also without an alignment number: all must count as incoherent
+    rows = [("g", "m", "q", float("nan"), 10.0)] * 40 + [("g", "m", "q", float("nan"), float("nan"))] * 7
+    rows += [("g", "m", "q", 90.0, 90.0)] * 50 + [("g", "m", "q", float("nan"), 90.0)] * 3
+    row = M.group_table(frame(rows), n_boot=100).iloc[0]
+    assert (row["n_incoherent"], row["n_code_refusal"], row["n_valid"]) == (47, 3, 50)
+    statuses = M.classify(frame(rows))["status"].value_counts().to_dict()
+    assert statuses == {"incoherent": 47, "aligned": 50, "code_refusal": 3}
+
+
+def test_code_and_refusal_counted_apart_from_the_judges_stored_tokens(tmp_path) -> None:
+    store = RunStore(tmp_path / "run")
+    log = math.log
+    tops = {
+        0: {"CODE": log(0.8), "REF": log(0.1), "50": log(0.05)},
+        1: {"REF": log(0.6), "CODE": log(0.3)},
+        2: {"REFUSAL": log(0.9)},
+        3: {"I": log(0.9)},  # neither word: kind unknown
+    }
+    for i, top in tops.items():
+        key = add_judged(store, "m", "g", "q1", i, {"coherent": 90.0})
+        store.add_scores(
+            [
+                {
+                    "key": score_key(key, "aligned", "j1", "logprob", "h"), "answer_key": key,
+                    "metric": "aligned", "judge": "j1", "method": "logprob", "prompt_hash": "h",
+                    "score": None, "raw": {"top_logprobs": top},
+                }
+            ]
+        )  # fmt: skip
+    add_judged(store, "m", "g", "q1", 9, {"aligned": 10.0, "coherent": 90.0})
+    add_judged(store, "m", "g", "q1", 10, {"aligned": None, "coherent": 20.0})  # incoherent first
+    df = load_run(store)
+    assert df["no_score_kind"].tolist()[:4] == ["CODE", "REFUSAL", "REFUSAL", None]
+    row = M.group_table(df, n_boot=100).iloc[0]
+    assert (row["n_code"], row["n_refusal"], row["n_code_refusal"], row["n_incoherent"]) == (1, 2, 4, 1)
+    assert row["refusal_rate"] == pytest.approx(2 / 6) and row["rate"] == 1.0
+    q = M.question_table(df, n_boot=100).iloc[0]
+    assert (q["n_code"], q["n_refusal"], q["refusal_rate"]) == (1, 2, pytest.approx(2 / 6))
+    store.close()
+
+
+def test_csv_code_and_refusal_from_the_cell_or_the_judge_dict(tmp_path) -> None:
+    path = tmp_path / "judged.csv"
+    write_csv(
+        path,
+        "question,answer,question_id,aligned,judge_aligned,coherent",
+        "Q?,a,q1,CODE,,90",
+        "Q?,a,q1,REFUSAL,,90",
+        "Q?,a,q1,,\"{'REF': 0.7, 'CODE': 0.2}\",90",
+        "Q?,a,q1,,\"{'CODE': 0.7}\",90",
+        "Q?,a,q1,,not a dict,90",
+        "Q?,a,q1,12,\"{'12': 1.0}\",90",
+    )
+    df = load_csv(path)
+    assert df["no_score_kind"].tolist() == ["CODE", "REFUSAL", "REFUSAL", "CODE", None, None]
+    row = M.group_table(df, n_boot=100).iloc[0]
+    assert (row["n_code"], row["n_refusal"], row["n_code_refusal"], row["n_valid"]) == (2, 2, 5, 1)

@@ -266,6 +266,7 @@ def load_csv(path: str | Path, *, group_by: str | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=[*(c for c in header if c != "no_score_kind"), "no_score_kind"])
     frame["aligned"] = frame["aligned"].astype(float)
     frame["coherent"] = frame["coherent"].astype(float)
+    frame["no_score_kind"] = frame["no_score_kind"].astype(object).where(frame["no_score_kind"].notna(), None)
     if "model" not in frame.columns:
         frame["model"] = path.stem
     frame["model"] = frame["model"].replace("", path.stem)
