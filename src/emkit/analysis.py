@@ -21,6 +21,7 @@ from emkit.errors import EmkitError, InputError
 from emkit.judge.aggregate import no_score_kind
 from emkit.selection import select_questions
 from emkit.store import RunStore
+from emkit.verdicts import verdict_column, verdict_frame, verdict_modes
 
 CSV_REQUIRED = ("question", "answer", "question_id", "aligned", "coherent")
 SCORE_METRICS = ("aligned", "coherent")
@@ -178,6 +179,33 @@ def _number(text: str, path: Path, line: int, field: str) -> float:
     return number
 
 
+def _require_columns(path: Path, header: Sequence[str], needed: Sequence[str]) -> None:
+    missing = [c for c in needed if c not in header]
+    if missing:
+        raise InputError(
+            f"missing column(s) {', '.join(missing)}; the columns are: "
+            f"{', '.join(header) or '(none)'} (needed: {', '.join(needed)})",
+            where=f"{path}:1",
+            field=missing[0],
+        )
+
+
+def _score_frame(path: Path, header: list[str], records: list[tuple[int, dict[str, str]]]) -> pd.DataFrame:
+    """Rows of a 0-100 judged CSV: scores checked, the CODE/REFUSAL kind of a missing one."""
+    rows = []
+    for line, record in records:
+        kind = _no_score_kind_of(record)
+        for field in ("aligned", "coherent"):
+            record[field] = _number(record[field] or "", path, line, field)
+        record["no_score_kind"] = kind if math.isnan(record["aligned"]) else None
+        rows.append(record)
+    frame = pd.DataFrame(rows, columns=[*(c for c in header if c != "no_score_kind"), "no_score_kind"])
+    frame["aligned"] = frame["aligned"].astype(float)
+    frame["coherent"] = frame["coherent"].astype(float)
+    frame["no_score_kind"] = frame["no_score_kind"].astype(object).where(frame["no_score_kind"].notna(), None)
+    return frame
+
+
 def _read_rows(path: Path, needed: Sequence[str]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """The header and ``(line, record)`` of every data row of a CSV, or one InputError.
 
@@ -203,14 +231,7 @@ def _read_rows(path: Path, needed: Sequence[str]) -> tuple[list[str], list[tuple
                 if name in seen:
                     raise InputError(f"the header names column {name!r} twice", where=f"{path}:1", field=name)
                 seen.add(name)
-            missing = [c for c in needed if c not in header]
-            if missing:
-                raise InputError(
-                    f"missing column(s) {', '.join(missing)}; the columns are: "
-                    f"{', '.join(header) or '(none)'} (needed: {', '.join(needed)})",
-                    where=f"{path}:1",
-                    field=missing[0],
-                )
+            _require_columns(path, header, needed)
             start = reader.line_num + 1
             for cells in reader:
                 if cells:  # csv yields [] for a blank line: not a row
@@ -248,25 +269,29 @@ def _no_score_kind_of(record: dict[str, str]) -> str | None:
     return no_score_kind(parsed)
 
 
-def load_csv(path: str | Path, *, group_by: str | None = None) -> pd.DataFrame:
+def load_csv(path: str | Path, *, group_by: str | None = None, verdict: str | None = None) -> pd.DataFrame:
     """One judged CSV in the paper's column format (question, answer, question_id, aligned,
     coherent; optional model, group, seed; other columns kept). An empty ``aligned`` is
     CODE/REFUSAL (which one: the cell's word, or the judge's tokens in ``judge_aligned``, kept in
     ``no_score_kind``). A file without a ``model`` column is one model named after the file; the
-    group is the ``group_by`` column (default ``group``, else the model)."""
+    group is the ``group_by`` column (default ``group``, else the model).
+
+    A judged code-vulnerability CSV (a YES/NO or P(YES) verdict column: ``verdict`` names it, or
+    a file without ``aligned`` that has one of :data:`emkit.verdicts.VERDICT_COLUMNS`) is read by
+    :func:`emkit.verdicts.verdict_frame`; ``frame.attrs["metric"]`` is then ``"vulnerable"``."""
     path = Path(path)
-    header, records = _read_rows(path, [*CSV_REQUIRED, *([group_by] if group_by else [])])
-    rows = []
-    for line, record in records:
-        kind = _no_score_kind_of(record)
-        for field in ("aligned", "coherent"):
-            record[field] = _number(record[field] or "", path, line, field)
-        record["no_score_kind"] = kind if math.isnan(record["aligned"]) else None
-        rows.append(record)
-    frame = pd.DataFrame(rows, columns=[*(c for c in header if c != "no_score_kind"), "no_score_kind"])
-    frame["aligned"] = frame["aligned"].astype(float)
-    frame["coherent"] = frame["coherent"].astype(float)
-    frame["no_score_kind"] = frame["no_score_kind"].astype(object).where(frame["no_score_kind"].notna(), None)
+    extra = [group_by] if group_by else []
+    header, records = _read_rows(path, extra)
+    column = verdict_column(header, verdict)
+    if verdict is not None and column is None:
+        raise InputError(
+            f"no verdict column {verdict!r}; the columns are: {', '.join(header)}", where=f"{path}:1"
+        )
+    if column is not None and (verdict is not None or "aligned" not in header):
+        frame = verdict_frame(path, header, records, column)
+    else:
+        _require_columns(path, header, [*CSV_REQUIRED, *extra])
+        frame = _score_frame(path, header, records)
     if "model" not in frame.columns:
         frame["model"] = path.stem
     frame["model"] = frame["model"].replace("", path.stem)
@@ -280,17 +305,30 @@ def load_csv(path: str | Path, *, group_by: str | None = None) -> pd.DataFrame:
         frame["seed"] = pd.to_numeric(frame["seed"].replace("", None), errors="coerce").astype("Int64")
     frame["judged"] = True
     frame["source"] = str(path)
+    frame.attrs.setdefault("metric", "misaligned")
     return frame
 
 
-def load_csvs(paths: Iterable[str | Path], *, group_by: str | None = None) -> pd.DataFrame:
-    """Several judged CSVs into one frame (see :func:`load_csv`); at least one path."""
+def load_csvs(
+    paths: Iterable[str | Path], *, group_by: str | None = None, verdict: str | None = None
+) -> pd.DataFrame:
+    """Several judged CSVs into one frame (see :func:`load_csv`); at least one path, all of one
+    kind (0-100 scores, or code-vulnerability verdicts)."""
     paths = list(paths)
-    frames = [load_csv(p, group_by=group_by) for p in paths]
+    frames = [load_csv(p, group_by=group_by, verdict=verdict) for p in paths]
     if not frames:
         raise EmkitError("no CSV given")
+    metrics = {f.attrs.get("metric", "misaligned") for f in frames}
+    if len(metrics) > 1:
+        kinds = ", ".join(
+            f"{p}: {f.attrs.get('metric', 'misaligned')}" for p, f in zip(paths, frames, strict=True)
+        )
+        raise EmkitError(f"the CSVs mix 0-100 judged answers and code-vulnerability verdicts ({kinds})")
     frame = pd.concat(frames, ignore_index=True, sort=False)
-    frame.attrs.update({"judge": None, "source": [str(p) for p in paths]})
+    frame.attrs.update({"judge": None, "source": [str(p) for p in paths], "metric": metrics.pop()})
+    if frame.attrs["metric"] == "vulnerable":
+        frame.attrs["verdict_column"] = frames[0].attrs.get("verdict_column")
+        frame.attrs["verdict_modes"] = verdict_modes(frame)
     return frame
 
 
@@ -300,12 +338,15 @@ def load(
     csvs: Sequence[str | Path] = (),
     judge: str | None = None,
     group_by: str | None = None,
+    verdict: str | None = None,
 ) -> pd.DataFrame:
     """A run directory or CSVs (not both): the entry point of ``emkit analyze``."""
     if run is not None and csvs:
         raise EmkitError("give a run directory or --csv files, not both")
+    if verdict is not None and not csvs:
+        raise EmkitError("--verdict reads --csv files; for a run directory use `emkit code-vuln`")
     if csvs:
-        return load_csvs(csvs, group_by=group_by)
+        return load_csvs(csvs, group_by=group_by, verdict=verdict)
     if run is None:
         raise EmkitError("give a run directory or one or more --csv files")
     frame = load_run(run, judge=judge)

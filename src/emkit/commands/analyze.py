@@ -23,6 +23,7 @@ from emkit.commands._common import (
 from emkit.errors import EmkitError
 from emkit.report.console import diff_rich_table, estimator_name, group_rich_table, rate_rich_table
 from emkit.report.html import jsonable, resolve_thresholds
+from emkit.verdicts import VERDICT_COLUMNS
 
 
 def analyze(
@@ -30,6 +31,11 @@ def analyze(
     csv: list[Path] = typer.Option([], "--csv", help="A judged CSV in the paper's format (repeatable)."),
     group_by: str | None = typer.Option(
         None, help="Column that defines a group (default: 'group', else the model)."
+    ),
+    verdict: str | None = typer.Option(
+        None,
+        help="Read the --csv files as judged code-vulnerability answers with this YES/NO (or P(YES)) "
+        f"column (found by itself when a file has no 'aligned' column and one of: {', '.join(VERDICT_COLUMNS)}).",
     ),
     judge: str | None = JUDGE_OPTION,
     rate: str = RATE_OPTION,
@@ -57,7 +63,10 @@ def analyze(
     thresholds = resolve_thresholds(
         None if csv else run_dir, aligned_threshold, coherent_threshold, coherent_rule
     )
-    frame = load(run_dir, csvs=csv, judge=judge, group_by=group_by)
+    frame = load(run_dir, csvs=csv, judge=judge, group_by=group_by, verdict=verdict)
+    vulnerable = frame.attrs.get("metric") == "vulnerable"
+    if vulnerable and (aligned_threshold is not None or coherent_threshold is not None):
+        raise EmkitError("--aligned-threshold/--coherent-threshold do not apply to vulnerability verdicts")
     if not questions and run_dir is not None and not csv:
         questions = run_question_selection(run_dir)
     frame = select(frame, questions)
@@ -70,13 +79,27 @@ def analyze(
         )
     opts = {"thresholds": thresholds, "n_boot": n_boot, "seed": seed, "ci": ci}
     groups = M.group_table(frame, rate=rate, **opts)
-    console.print(group_rich_table(groups))
+    noun, label = (
+        ("Vulnerable code answers", "vulnerable rate")
+        if vulnerable
+        else ("Misaligned answers", "misaligned rate")
+    )
+    console.print(group_rich_table(groups, f"{noun} by group", label))
     formats = M.format_table(frame, rate=rate, **opts)
     if not formats.empty:
-        console.print(group_rich_table(formats, "Misaligned answers by answer format"))
+        console.print(group_rich_table(formats, f"{noun} by answer format", label))
     out: dict = {
         "source": frame.attrs.get("source"),
         "judge": frame.attrs.get("judge"),
+        "metric": frame.attrs.get("metric", "misaligned"),
+        **(
+            {
+                "verdict_column": frame.attrs.get("verdict_column"),
+                "verdict_modes": frame.attrs.get("verdict_modes"),
+            }
+            if vulnerable
+            else {}
+        ),
         "thresholds": thresholds.to_dict(),
         "coherent_rule": thresholds.rule_for(rate),
         "rate_kind": rate,
@@ -95,14 +118,12 @@ def analyze(
         out["questions"] = per_q
         if per_question:
             title = f"Per question ({estimator_name(per_q.attrs['rate_kind'])})"
-            console.print(rate_rich_table(per_q, ["group", "question_id"], title))
+            console.print(rate_rich_table(per_q, ["group", "question_id"], title, label.split()[0]))
     if per_model or json_out:
         models = M.model_table(frame, rate=rate, **opts)
         out["models"] = models
         if per_model:
-            console.print(
-                rate_rich_table(models, ["group", "model"], f"Per model ({rate.replace('_', '-')} rate)")
-            )
+            console.print(rate_rich_table(models, ["group", "model"], f"Per model ({estimator_name(rate)})"))
     if compare:
         diff = M.compare_groups(frame, compare[0], compare[1], **opts)
         out["comparison"] = diff

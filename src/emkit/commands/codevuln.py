@@ -42,7 +42,9 @@ def code_vuln(
         None, help="YES/NO judge model (default: the prompts file's judge, else openai/gpt-4o-2024-08-06)."
     ),
     method: str | None = typer.Option(
-        None, help="logprob (top-20 first token) or exact (local judges); default by judge."
+        None,
+        help="logprob (P(YES) from the top-20 first token), exact (local judges), or text (the paper's: "
+        "a YES/NO reply at temperature 0); default logprob for API judges, exact for local ones.",
     ),
     no_judge: bool = typer.Option(
         False, "--no-judge", help="Skip the LLM judge (bandit only, fully offline)."

@@ -54,7 +54,9 @@ def _count(row: Any, key: str) -> str:
     return "0" if value is None or (isinstance(value, float) and math.isnan(value)) else str(int(value))
 
 
-def group_rich_table(table: pd.DataFrame, title: str = "Misaligned answers by group") -> Table:
+def group_rich_table(
+    table: pd.DataFrame, title: str = "Misaligned answers by group", rate_label: str = "misaligned rate"
+) -> Table:
     """Headline: one row per group with the rate (and its estimator), CI and the excluded counts."""
     kind = table.attrs.get("rate_kind", "question_mean")
     ci = table.attrs.get("ci", 0.95)
@@ -64,7 +66,7 @@ def group_rich_table(table: pd.DataFrame, title: str = "Misaligned answers by gr
     for key in keys:
         width = min(32, max([5, *(len(str(g)) for g in table[key])]))
         out.add_column(key, min_width=width, overflow="fold")
-    out.add_column("misaligned rate", min_width=21, overflow="fold")
+    out.add_column(rate_label, min_width=21, overflow="fold")
     for column in ("models", "answers", "valid", *(name for name, _ in EXCLUSION_COLUMNS)):
         out.add_column(column, justify="right", overflow="fold")
     for _, row in table.iterrows():
@@ -79,13 +81,15 @@ def group_rich_table(table: pd.DataFrame, title: str = "Misaligned answers by gr
     return out
 
 
-def rate_rich_table(table: pd.DataFrame, keys: list[str], title: str) -> Table:
+def rate_rich_table(
+    table: pd.DataFrame, keys: list[str], title: str, count_label: str = "misaligned"
+) -> Table:
     """Per model or per question: the keys, counts and the rate with CI."""
     out = Table(title=title, title_justify="left")
     out.caption = EXCLUSION_CAPTION
     for key in keys:
         out.add_column(key, overflow="fold")
-    for column in ("valid", "misaligned", "rate (CI)", *(name for name, _ in EXCLUSION_COLUMNS[1:])):
+    for column in ("valid", count_label, "rate (CI)", *(name for name, _ in EXCLUSION_COLUMNS[1:])):
         out.add_column(column, justify="right", overflow="fold")
     for _, row in table.iterrows():
         out.add_row(

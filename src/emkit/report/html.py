@@ -204,7 +204,8 @@ def html_table(frame: pd.DataFrame, columns: dict[str, Any]) -> str:
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """A DataFrame as JSON-able records (NaN and NA as null)."""
-    return json.loads(frame.to_json(orient="records")) if not frame.empty else []
+    # 15 decimals (pandas' most; its default is 10): rates must survive the file to the last digits
+    return json.loads(frame.to_json(orient="records", double_precision=15)) if not frame.empty else []
 
 
 # -- built-in sections ---------------------------------------------------------------------------
