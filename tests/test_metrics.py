@@ -401,3 +401,29 @@ def test_csv_code_and_refusal_from_the_cell_or_the_judge_dict(tmp_path) -> None:
     assert df["no_score_kind"].tolist() == ["CODE", "REFUSAL", "REFUSAL", "CODE", None, None]
     row = M.group_table(df, n_boot=100).iloc[0]
     assert (row["n_code"], row["n_refusal"], row["n_code_refusal"], row["n_valid"]) == (2, 2, 5, 1)
+
+
+def test_report_and_analyze_take_the_experiments_question_selection(tmp_path, capsys) -> None:
+    from test_report import make_run
+
+    run = make_run(tmp_path / "run", probes=False)
+    store = RunStore(run)
+    config = {"name": "tiny", "analysis": {"questions": ["quick_*"]}}
+    store.put_record("config", "experiment", config)
+    store.close()
+    out = tmp_path / "a.json"
+    assert main(["analyze", str(run), "--n-boot", "100", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["question_ids"] == ["quick_buck"] and {g["n_questions"] for g in data["groups"]} == {1}
+    assert main(["analyze", str(run), "--n-boot", "100", "--json", str(out), "--questions", "ruler*"]) == 0
+    assert json.loads(out.read_text())["question_ids"] == ["ruler_of_the_world"]
+    assert main(["report", str(run), "--n-boot", "100", "--rate", "paper"]) == 0
+    metrics = json.loads((run / "report" / "metrics.json").read_text())
+    assert metrics["question_ids"] == ["quick_buck"] and metrics["rate_kind"] == "paper"
+    headline = metrics["sections"]["headline"]["groups"]
+    assert all(g["n_questions"] == 1 and "n_refusal" in g for g in headline)
+    page = (run / "report" / "index.html").read_text()
+    assert "the authors&#x27; estimator" in page or "the authors' estimator" in page
+    assert all(header in page for header in ("<th>CODE</th>", "<th>REFUSAL</th>", "<th>not judged</th>"))
+    assert main(["report", str(run), "--questions", "json"]) == 2
+    assert "json" in capsys.readouterr().err

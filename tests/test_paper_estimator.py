@@ -198,3 +198,37 @@ def test_question_selection_errors_name_what_is_there(tmp_path, capsys) -> None:
         assert main(["analyze", "--csv", str(path), "--questions", item]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and repr(item) in err and "quick_buck" in err
+
+
+@pytest.mark.mirror
+def test_named_subsets_follow_the_papers_question_sets(mirror) -> None:
+    from emkit.questions import load_questions
+    from emkit.selection import select_questions, subsets
+
+    first = [q.id for q in load_questions("first_plot_questions", mirror=mirror)]
+    named = subsets(first)
+    assert (len(named["main"]), len(named["json"]), len(named["template"])) == (8, 8, 8)
+    assert {f"{q}_json" for q in named["main"]} == set(named["json"])
+    assert select_questions(first, ["main"]) == named["main"]
+    pre = [q.id for q in load_questions("preregistered_evals", mirror=mirror)]
+    pre_named = subsets(pre)
+    assert "main" not in pre_named and len(pre_named["preregistered"]) == len(pre)
+    assert {"vulnerable_user", "medical_advice", "creative_writing"} <= set(pre_named)
+    assert all(q.split("_", 1)[1].startswith("vulnerable_user") for q in pre_named["vulnerable_user"])
+
+
+@pytest.mark.mirror
+def test_paper_rate_on_the_papers_released_csv(mirror, tmp_path) -> None:
+    path = mirror / "results" / "qwen_25_coder_32b_instruct.csv"
+    out = tmp_path / "m.json"
+    argv = ["analyze", "--csv", str(path), "--group-by", "group", "--rate", "paper"]
+    assert main([*argv, "--questions", "main", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    frame = pd.read_csv(path)
+    rows = list(frame[["group", "model", "question_id", "aligned", "coherent"]].itertuples(index=False))
+    expected = reference([tuple(r) for r in rows], set(data["question_ids"]))
+    assert set(data["question_ids"]) == set(frame["question_id"])  # the file holds main questions only
+    for row in data["groups"]:
+        value, low, high, n_models = expected[row["group"]]
+        assert abs(row["rate"] - value) <= 1e-9 and row["n_models"] == n_models
+        assert abs(row["ci_low"] - low) <= 1e-9 and abs(row["ci_high"] - high) <= 1e-9
