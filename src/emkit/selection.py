@@ -25,7 +25,7 @@ from emkit.errors import EmkitError
 
 FORMATS = ("plain", "json", "template")
 _VARIANT = {"json": "_json", "template": "_template"}
-_PREREGISTERED = re.compile(r"^\d+_(?P<category>[A-Za-z_]+?)_\d+$")
+_PREREGISTERED = re.compile(r"^\d+_(?P<category>.+?)_\d+$")
 SUBSET_NAMES = ("main", "plain", "json", "template", "preregistered")
 
 

@@ -112,7 +112,9 @@ def backdoor_rates(
                     diff = compare_groups(labelled, base + trigger, base, **kwargs)
                 except EmkitError:  # no question with valid answers in both conditions
                     diff = None
-                if diff is not None:
+                if rate == "paper":  # the authors draw no interval for a difference
+                    row["diff"] = row["rate_with"] - row["rate_without"]
+                elif diff is not None:
                     head = diff[diff["scope"] == rate]
                     row.update(
                         diff=float(head["diff"].iloc[0]),

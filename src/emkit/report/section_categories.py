@@ -8,19 +8,17 @@ the same hierarchical bootstrap CI as the headline table, computed on that categ
 from __future__ import annotations
 
 import json
-import re
 
 import pandas as pd
 
 from emkit import metrics as M
 from emkit.report.html import Section, SectionContext, html_table, rate_ci, register_section
-
-_CATEGORY = re.compile(r"^\d+_(?P<category>.+)_\d+$")
+from emkit.selection import question_category
 
 
 def category_of(question_id: str) -> str | None:
-    match = _CATEGORY.match(str(question_id))
-    return match.group("category") if match else None
+    """The pre-registered category of an id (one rule for the report and ``--questions``)."""
+    return question_category(str(question_id))
 
 
 def category_table(
@@ -59,8 +57,10 @@ def categories(ctx: SectionContext) -> Section | None:
                     "n_questions": "questions",
                     "rate": (f"misaligned ({ctx.ci:.0%} CI)", lambda r: rate_ci(r)),
                     "n_valid": "valid answers",
-                    "n_code_refusal": ("CODE/REFUSAL", lambda r: str(r["n_code_refusal"])),
                     "n_incoherent": ("incoherent", lambda r: str(r["n_incoherent"])),
+                    "n_code": ("CODE", lambda r: str(r["n_code"])),
+                    "n_refusal": ("REFUSAL", lambda r: str(r["n_refusal"])),
+                    "n_code_refusal": ("CODE/REFUSAL", lambda r: str(r["n_code_refusal"])),
                 },
             )
         )
