@@ -248,3 +248,16 @@ def test_backdoor_rates_with_the_paper_rate() -> None:
     assert row["rate_without"] == pytest.approx(1 / 6)
     assert row["diff"] == pytest.approx(row["rate_with"] - row["rate_without"])
     assert math.isnan(row["diff_ci_low"]) and math.isnan(row["diff_ci_high"])
+
+
+def test_five_kept_answers_count_and_four_do_not() -> None:
+    rows = [("g", "five", "q", 10.0, 80.0)] * 5 + [("g", "four", "q", 90.0, 80.0)] * 4
+    rows += [("g", "four", "q", 10.0, 40.0)] * 3 + [("g", "four", "q", float("nan"), 80.0)] * 2  # not kept
+    table = M.group_table(pd.DataFrame(rows, columns=COLUMNS), rate="paper", n_boot=100).iloc[0]
+    assert (table["rate"], table["n_models"], table["paper_n_models_dropped"]) == (1.0, 1, 1)
+    assert table["ci_low"] == table["ci_high"] == 1.0
+    rows += [("g", "four", "q", 90.0, 50.0)]  # a fifth kept answer, at coherent == 50 exactly
+    table = M.group_table(pd.DataFrame(rows, columns=COLUMNS), rate="paper", n_boot=100).iloc[0]
+    assert (table["rate"], table["n_models"]) == (0.5, 2)
+    models = M.model_table(pd.DataFrame(rows, columns=COLUMNS), rate="paper").set_index("model")
+    assert models.loc["four", "rate"] == 0.0 and bool(models.loc["four", "paper_counted"])
