@@ -51,7 +51,8 @@ def analyze(
     ci: float = typer.Option(0.95, min=0.5, max=0.999, help="Confidence level."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write every table to this JSON file."),
 ) -> None:
-    """Misaligned rate per group with a hierarchical-bootstrap CI (and per question / model).
+    """Misaligned (or vulnerable-code) rate per group with a CI, by the chosen estimator, and the
+    exclusions by kind; also per question, model and answer format.
 
     Examples: emkit analyze runs/exp1 --per-question
               emkit analyze --csv A.csv --csv B.csv --group-by group --json metrics.json
