@@ -119,3 +119,13 @@ def test_short_rows_no_longer_count_as_code_or_refusal(tmp_path, capsys) -> None
     out = tmp_path / "m.json"
     code, _, _ = cli(["analyze", "--csv", str(path), "--json", str(out)], capsys)
     assert code == 2 and not out.exists()
+
+
+def test_names_that_look_like_markup_are_printed_as_text(tmp_path, capsys) -> None:
+    body = f"{HEADER}\nm[/b],[/x] g[red],Q?,a,q[/i]1,10,90\nm[/b],[/x] g[red],Q?,a,q[/i]1_json,10,90\n"
+    path = write(tmp_path, body)
+    code, out, err = cli(
+        ["analyze", "--csv", str(path), "--n-boot", "100", "--per-question", "--per-model"], capsys
+    )
+    assert code == 0, err
+    assert "[/x] g[red]" in out and "q[/i]1" in out and "m[/b]" in out

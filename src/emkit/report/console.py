@@ -8,6 +8,15 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+
+def _add_row(table: Table, *cells: Any) -> None:
+    """Add a row whose cells are plain text: group names, model names and question ids are user
+    data, and rich would read ``[/x]`` in them as markup (and crash or drop text)."""
+    table.add_row(
+        *(cell if isinstance(cell, Text) else Text("" if cell is None else str(cell)) for cell in cells)
+    )
 
 
 def _pct(value: Any) -> str:
@@ -70,7 +79,8 @@ def group_rich_table(
     for column in ("models", "answers", "valid", *(name for name, _ in EXCLUSION_COLUMNS)):
         out.add_column(column, justify="right", overflow="fold")
     for _, row in table.iterrows():
-        out.add_row(
+        _add_row(
+            out,
             *(str(row[k]) for k in keys),
             _rate(row),
             str(row["n_models"]),
@@ -92,7 +102,8 @@ def rate_rich_table(
     for column in ("valid", count_label, "rate (CI)", *(name for name, _ in EXCLUSION_COLUMNS[1:])):
         out.add_column(column, justify="right", overflow="fold")
     for _, row in table.iterrows():
-        out.add_row(
+        _add_row(
+            out,
             *(str(row[k]) for k in keys),
             str(row["n_valid"]),
             str(row["n_misaligned"]),
@@ -107,7 +118,8 @@ def diff_rich_table(table: pd.DataFrame) -> Table:
     for column in ("scope", "group A", "group B", "rate A", "rate B", "difference (CI)"):
         out.add_column(column, overflow="fold")
     for _, row in table.iterrows():
-        out.add_row(
+        _add_row(
+            out,
             str(row["scope"]),
             str(row["group_a"]),
             str(row["group_b"]),
@@ -138,7 +150,8 @@ def probe_rich_table(models: pd.DataFrame, shifts: pd.DataFrame | None = None) -
             if shift is not None
             else ""
         )
-        out.add_row(
+        _add_row(
+            out,
             str(row["model"]),
             str(row["n_pairs"]),
             f"{row['score']:+.3f}\n[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]",
