@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from emkit.errors import EmkitError
+from emkit.errors import EmkitError, InputError
 from emkit.hashing import stable_hash
 from emkit.paper_estimator import coherent_passes, eligible_models, kept_answers, paper_rates
 
@@ -64,6 +64,10 @@ _MAX_CHUNK = 4_000_000  # elements per bootstrap chunk (n_boot x models x questi
 COHERENT_RULES = ("gt", "ge")
 
 
+class ThresholdError(InputError, ValueError):
+    """A threshold that is not a number in 0-100 (also a ValueError, for validators)."""
+
+
 def check_threshold(name: str, value: object) -> float:
     """A threshold as a float in 0-100; anything else (NaN, inf, 150, text) is refused.
 
@@ -73,9 +77,9 @@ def check_threshold(name: str, value: object) -> float:
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise EmkitError(f"{name} threshold {value!r} is not a number (0-100)") from None
+        raise ThresholdError(f"{name} threshold {value!r} is not a number (0-100)") from None
     if isinstance(value, bool) or math.isnan(number) or not 0.0 <= number <= 100.0:
-        raise EmkitError(f"{name} threshold {value!r} is outside 0-100")
+        raise ThresholdError(f"{name} threshold {value!r} is outside 0-100")
     return number
 
 
@@ -95,7 +99,7 @@ class Thresholds:
         object.__setattr__(self, "aligned", check_threshold("aligned", self.aligned))
         object.__setattr__(self, "coherent", check_threshold("coherent", self.coherent))
         if self.coherent_rule is not None and self.coherent_rule not in COHERENT_RULES:
-            raise EmkitError(f"coherence rule {self.coherent_rule!r}: use 'gt' (>) or 'ge' (>=)")
+            raise ThresholdError(f"coherence rule {self.coherent_rule!r}: use 'gt' (>) or 'ge' (>=)")
 
     def rule_for(self, rate: str) -> str:
         """The coherence comparison used with rate kind ``rate``."""
