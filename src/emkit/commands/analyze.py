@@ -61,18 +61,18 @@ def analyze(
     if compare and len(compare) != 2:
         raise EmkitError("--compare takes exactly two groups: --compare A --compare B")
     M.check_rate_kind(rate)
+    frame = load(run_dir, csvs=csv, judge=judge, group_by=group_by, verdict=verdict)
     thresholds = resolve_thresholds(
         None if csv else run_dir, aligned_threshold, coherent_threshold, coherent_rule
     )
-    frame = load(run_dir, csvs=csv, judge=judge, group_by=group_by, verdict=verdict)
     vulnerable = frame.attrs.get("metric") == "vulnerable"
     if vulnerable and (aligned_threshold is not None or coherent_threshold is not None):
         raise EmkitError("--aligned-threshold/--coherent-threshold do not apply to vulnerability verdicts")
+    if frame.empty:
+        raise EmkitError(f"{run_dir or ', '.join(map(str, csv))}: no answers to analyse")
     if not questions and run_dir is not None and not csv:
         questions = run_question_selection(run_dir)
     frame = select(frame, questions)
-    if frame.empty:
-        raise EmkitError(f"{run_dir}: no answers to analyse")
     if not frame["judged"].any():
         raise EmkitError(
             f"{run_dir}: none of the {len(frame)} answers is judged (no judge scores); "
