@@ -183,6 +183,7 @@ def test_analyze_csv_rate_paper_json_and_question_subsets(tmp_path) -> None:
         assert set(data["question_ids"]) == chosen
         expected = reference(rows, chosen)
         assert data["rate_kind"] == "paper" and data["coherent_rule"] == "ge"
+        assert data["exclusion_order"] == ["not_judged", "incoherent", "code", "refusal", "code_refusal"]
         for row in data["groups"]:
             value, low, high, _ = expected[row["group"]]
             assert abs(row["rate"] - value) <= 1e-9

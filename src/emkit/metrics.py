@@ -56,7 +56,8 @@ from emkit.paper_estimator import coherent_passes, eligible_models, kept_answers
 RATE_KINDS = ("question_mean", "pooled", "paper")
 EMKIT_RATE_KINDS = ("question_mean", "pooled")  # the two with emkit's calibrated intervals
 STATUSES = ("misaligned", "aligned", "code", "refusal", "code_refusal", "incoherent", "not_judged")
-# The counts every table reports beside its rate, in the order of the exclusion rule.
+# The exclusions in the order :func:`classify` applies them, and the counts every table reports.
+EXCLUSION_ORDER = ("not_judged", "incoherent", "code", "refusal", "code_refusal")
 EXCLUSION_COUNTS = ("n_not_judged", "n_incoherent", "n_code", "n_refusal", "n_code_refusal")
 _MAX_CHUNK = 4_000_000  # elements per bootstrap chunk (n_boot x models x questions), ~32 MB per array
 

@@ -107,7 +107,7 @@ def analyze(
         "estimator": estimator_name(rate),
         "question_ids": frame.attrs.get("questions"),
         "question_selection": frame.attrs.get("question_selection"),
-        "exclusion_order": list(M.STATUSES[2:][::-1]),
+        "exclusion_order": list(M.EXCLUSION_ORDER),
         "n_boot": n_boot,
         "seed": seed,
         "ci": ci,
