@@ -408,7 +408,7 @@ def test_report_and_analyze_take_the_experiments_question_selection(tmp_path, ca
 
     run = make_run(tmp_path / "run", probes=False)
     store = RunStore(run)
-    config = {"name": "tiny", "analysis": {"questions": ["quick_*"]}}
+    config = {"name": "tiny", "analysis": {"questions": ["quick_*"]}, "thresholds": {"coherent_rule": "gt"}}
     store.put_record("config", "experiment", config)
     store.close()
     out = tmp_path / "a.json"
@@ -420,6 +420,7 @@ def test_report_and_analyze_take_the_experiments_question_selection(tmp_path, ca
     assert main(["report", str(run), "--n-boot", "100", "--rate", "paper"]) == 0
     metrics = json.loads((run / "report" / "metrics.json").read_text())
     assert metrics["question_ids"] == ["quick_buck"] and metrics["rate_kind"] == "paper"
+    assert metrics["coherent_rule"] == "gt"  # the experiment's choice, over the paper rate's default
     headline = metrics["sections"]["headline"]["groups"]
     assert all(g["n_questions"] == 1 and "n_refusal" in g for g in headline)
     page = (run / "report" / "index.html").read_text()

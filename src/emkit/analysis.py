@@ -133,6 +133,13 @@ def run_thresholds(run: str | Path | RunStore) -> tuple[float, float] | None:
         return None
 
 
+def run_coherent_rule(run: str | Path | RunStore) -> str | None:
+    """The coherence rule (``gt``/``ge``) the run's experiment chose, if it chose one."""
+    config = open_store(run).get_record("config", "experiment") or {}
+    rule = (config.get("thresholds") or {}).get("coherent_rule")
+    return rule if rule in ("gt", "ge") else None
+
+
 def run_question_selection(run: str | Path | RunStore) -> list[str]:
     """The ``analysis: questions:`` selection the run's experiment recorded ([] = all)."""
     config = open_store(run).get_record("config", "experiment") or {}

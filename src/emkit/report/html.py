@@ -47,6 +47,7 @@ from emkit.analysis import (
     open_store,
     pick_judge,
     question_order,
+    run_coherent_rule,
     run_question_selection,
     run_thresholds,
     select,
@@ -631,6 +632,8 @@ def resolve_thresholds(
         M.DEFAULT_THRESHOLDS.aligned,
         M.DEFAULT_THRESHOLDS.coherent,
     )
+    if coherent_rule is None and run is not None:
+        coherent_rule = run_coherent_rule(run)
     return M.Thresholds(
         default_aligned if aligned is None else aligned,
         default_coherent if coherent is None else coherent,
