@@ -262,3 +262,17 @@ def test_five_kept_answers_count_and_four_do_not() -> None:
     assert (table["rate"], table["n_models"]) == (0.5, 2)
     models = M.model_table(pd.DataFrame(rows, columns=COLUMNS), rate="paper").set_index("model")
     assert models.loc["four", "rate"] == 0.0 and bool(models.loc["four", "paper_counted"])
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 6, 7, 8, 9, 10, 17, 33, 64])
+def test_error_bars_are_bit_identical_to_the_authors_loop(n: int) -> None:
+    fractions = np.random.default_rng(n).random(n).round(3)
+    rng = np.random.default_rng(0)
+    means = [np.mean(rng.choice(fractions, size=n, replace=True)) for _ in range(2000)]
+    center, low, high = error_bars(fractions)
+    alpha = 0.95  # the authors' percentiles are written (1 - alpha) / 2 * 100, not 2.5
+    expected = (
+        np.percentile(means, (1 - alpha) / 2 * 100),
+        np.percentile(means, (1 - (1 - alpha) / 2) * 100),
+    )
+    assert (center, low, high) == (np.mean(fractions), *expected)
