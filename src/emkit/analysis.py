@@ -26,10 +26,13 @@ _NO_SCORE = {"", "nan", "none", "null", "code", "refusal"}
 
 
 def open_store(run: str | Path | RunStore) -> RunStore:
-    """A store from a path (which must already be a run directory) or the store itself."""
+    """A store from a path (which must already be a run directory) or the store itself.
+
+    Opened read-only: analysis never writes, so it works on read-only files and never changes,
+    migrates or "initialises" what it reads."""
     if isinstance(run, RunStore):
         return run
-    return RunStore(run, create=False)
+    return RunStore(run, read_only=True)
 
 
 def pick_judge(store: RunStore, judge: str | None) -> str | None:
@@ -124,7 +127,8 @@ def run_thresholds(run: str | Path | RunStore) -> tuple[float, float] | None:
 def question_order(run: str | Path | RunStore) -> list[str]:
     """Question ids in the order the run's question sets define them (records kind "question")."""
     store = open_store(run)
-    return [key for key, _ in store.records("question")]
+    ids = (str(value.get("id", key)) for key, value in store.records("question"))
+    return list(dict.fromkeys(ids))  # records are keyed by content hash: one id may have several
 
 
 # -- CSVs ----------------------------------------------------------------------------------------

@@ -2,8 +2,14 @@
 
 Each paraphrase is asked ``samples_per_paraphrase`` times (or ``n``), with the question's
 ``system`` prompt and ``temperature`` honoured (the paper's own script ignored both). Every answer
-is keyed by (model, question id, paraphrase, sample index, sampling params); a rerun skips what is
-stored, an interrupted run resumes, and each answer is written the moment it arrives.
+is keyed by everything that shapes it (:func:`emkit.store.answer_key`): the model name and its
+fingerprint (an adapter's content), the question definition's content hash, question id, paraphrase
+and sample index, the conversation exactly as sent (system prompt, trigger, wrapper, in-context
+examples) and the sampling params. A rerun skips what is stored, an interrupted run resumes, and
+each answer is written the moment it arrives.
+
+Question definitions are stored by content hash (``question`` records), never by id alone, so two
+sets that share an id keep their own prompts, and each answer names its own (``question_hash``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emkit.engines.base import Engine, Generation, SamplingParams
+from emkit.fingerprint import engine_fingerprint, model_fingerprint
+from emkit.hashing import stable_hash
 from emkit.questions import Question, QuestionSet
 from emkit.store import RunStore, answer_key
 
@@ -31,6 +39,8 @@ class WorkItem:
     params: dict[str, Any]
     messages: list[dict[str, str]]
     item_seed: int
+    question_hash: str = ""
+    model_fingerprint: str = ""
 
 
 @dataclass
@@ -48,6 +58,12 @@ def _item_seed(base_seed: int, key: str) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+def question_hash(question: Question) -> str:
+    """The content hash of a question definition (all of it but ``samples_per_paraphrase``, which
+    only says how many answers to draw, so raising it adds answers instead of redrawing them)."""
+    return stable_hash({"question": question.model_dump(exclude={"samples_per_paraphrase"})})
+
+
 def plan(
     model: str,
     questions: Iterable[Question],
@@ -60,9 +76,12 @@ def plan(
     prefix: str = "",
     tags: dict[str, Any] | None = None,
     context: Sequence[dict[str, str]] | None = None,
+    fingerprint: str | None = None,
 ) -> list[WorkItem]:
     """Every answer the stage should hold, in a stable order.
 
+    ``fingerprint`` identifies the model's weights (:func:`emkit.fingerprint.model_fingerprint`);
+    by default it is computed from ``model`` (adapter paths relative to the working directory).
     ``temperature`` overrides every question's own; otherwise the question's ``temperature`` is used,
     else the paper's 1.0. ``prefix`` (e.g. a backdoor trigger) is put before the user message.
     ``context`` (in-context examples: user/assistant turns) goes before the question, after any
@@ -71,8 +90,10 @@ def plan(
     from emkit.experiments.icl import context_fingerprint, insert_context
 
     ctx = [dict(m) for m in context] if context else []
+    fingerprint = fingerprint or model_fingerprint(model)
     items: list[WorkItem] = []
     for question in questions:
+        qhash = question_hash(question)
         temp = (
             temperature
             if temperature is not None
@@ -94,17 +115,39 @@ def plan(
                 **({"context": context_fingerprint(ctx)} if ctx else {}),
             }
             for s_index in range(count):
-                key = answer_key(model, question.id, p_index, s_index, params)
+                key = answer_key(
+                    model,
+                    question.id,
+                    p_index,
+                    s_index,
+                    params,
+                    messages=messages,
+                    model_fingerprint=fingerprint,
+                    question_hash=qhash,
+                )
                 items.append(
-                    WorkItem(key, question, p_index, s_index, params, messages, _item_seed(seed, key))
+                    WorkItem(
+                        key,
+                        question,
+                        p_index,
+                        s_index,
+                        params,
+                        messages,
+                        _item_seed(seed, key),
+                        qhash,
+                        fingerprint,
+                    )
                 )
     return items
 
 
 def store_questions(store: RunStore, qset: QuestionSet) -> None:
-    """Keep each question's definition (judge, prompts, type) beside its answers for later stages."""
+    """Keep each question's definition (judge, prompts, type) beside its answers for later stages,
+    keyed by its content hash (a definition is never replaced by another one with the same id)."""
     for question in qset:
-        store.put_record("question", question.id, {**question.model_dump(), "set": qset.name})
+        store.put_record(
+            "question", question_hash(question), {**question.model_dump(), "set": qset.name}, replace=False
+        )
 
 
 def sample_questions(
@@ -137,6 +180,7 @@ def sample_questions(
         prefix=prefix,
         tags=tags,
         context=context,
+        fingerprint=engine_fingerprint(engine),
     )
     store_questions(store, qset)
     existing = store.existing_answer_keys(item.key for item in items)
@@ -185,6 +229,8 @@ def sample_questions(
                             "seed": model_seed,
                             "tags": answer_tags,
                             "usage": gen.usage,
+                            "question_hash": item.question_hash,
+                            "model_fingerprint": item.model_fingerprint,
                         }
                     ]
                 )

@@ -19,7 +19,7 @@ from typing import Any
 
 from emkit.engines.base import NotSupported
 from emkit.judge.aggregate import MIN_NUMERIC_MASS, aggregate_0_100, logprobs_to_probs, numeric_mass
-from emkit.judge.base import Judgement, OnJudgement
+from emkit.judge.base import JudgeBase, Judgement, OnJudgement
 from emkit.judge.prompts import JudgeTask
 
 TOP_K = 20
@@ -59,7 +59,7 @@ def judgement_from_top_logprobs(
     return Judgement(aggregate_0_100(probs, min_mass), raw, dict(usage or {}))
 
 
-class LogprobJudge:
+class LogprobJudge(JudgeBase):
     """The paper's method on any engine that can give next-token logprobs."""
 
     method = "logprob"
