@@ -12,9 +12,11 @@ open, and planning (which runs before any engine) computes the same value from t
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from emkit.hashing import file_sha256, stable_hash
 
@@ -37,7 +39,30 @@ def _adapter_path(name: str, base_dir: str | os.PathLike[str] | None) -> Path | 
 
 @lru_cache(maxsize=256)
 def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    if path.endswith(".json"):
+        return _config_digest(path)
     return file_sha256(path)
+
+
+def _config_digest(path: str) -> str:
+    """The adapter config's content, not its bytes: peft writes ``target_modules`` (a set) in an
+    order that changes from process to process (measured: the same training in a Ray worker and
+    locally gave the same weights and two orders), so lists of names are compared sorted."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return file_sha256(path)
+
+    def canonical(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: canonical(v) for k, v in value.items()}
+        if isinstance(value, list):
+            items = [canonical(v) for v in value]
+            return sorted(items) if all(isinstance(v, str) for v in items) else items
+        return value
+
+    return stable_hash({"adapter_config": canonical(config)}, length=64)
 
 
 def adapter_digest(folder: str | os.PathLike[str]) -> str | None:

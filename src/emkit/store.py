@@ -274,6 +274,19 @@ def check_store_file(path: Path) -> None:
         raise EmkitError(f"{path}: not an emkit run store (not an SQLite database); the file was left as is")
 
 
+@contextmanager
+def read_store(run_dir: str | Path | None) -> Iterator[RunStore | None]:
+    """The read verbs' store: opened read-only, closed when done (None when there is no run dir)."""
+    if run_dir is None:
+        yield None
+        return
+    store = RunStore(run_dir, read_only=True)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 class RunStore:
     """Access to one run directory's database. Cheap to open; safe to share between processes.
 
@@ -287,6 +300,7 @@ class RunStore:
         self.path = self.run_dir / DB_NAME
         self.read_only = read_only
         self.schema_version = SCHEMA_VERSION
+        self._scratch: Path | None = None  # a private copy read instead (see _connect_read_only)
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise EmkitError(f"{self.run_dir}: not a directory (a run dir is a folder holding {DB_NAME})")
         if not self.path.exists():
@@ -297,11 +311,7 @@ class RunStore:
             raise EmkitError(f"{self.path}: not a file; the run store must be an SQLite file")
         check_store_file(self.path)
         try:
-            if read_only:
-                uri = f"{self.path.resolve().as_uri()}?mode=ro"
-                self._conn = sqlite3.connect(uri, uri=True, timeout=120, isolation_level=None)
-            else:
-                self._conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+            self._conn = self._connect_read_only() if read_only else self._connect(self.path)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise EmkitError(f"{self.path}: cannot open the run store: {exc}") from exc
         try:
@@ -312,12 +322,58 @@ class RunStore:
             else:
                 self._initialise(deadline=time.monotonic() + 120)
         except BaseException as exc:
-            self._conn.close()
+            self.close()
             if isinstance(exc, sqlite3.DatabaseError):
                 raise EmkitError(f"{self.path}: cannot open the run store (damaged?): {exc}") from exc
             raise
 
     # -- lifecycle ---------------------------------------------------------------------------
+    @staticmethod
+    def _connect(target: str | Path, **options: Any) -> sqlite3.Connection:
+        return sqlite3.connect(target, timeout=120, isolation_level=None, **options)
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection that cannot write to the store, and leaves no file behind when it closes.
+
+        Why several ways (measured with SQLite 3.40, as a user who may not write the run dir):
+        - no ``-wal`` file, store writable: a normal connection with ``PRAGMA query_only``, which
+          refuses every write statement and, closing last, removes the WAL files it made (``mode=ro``
+          would leave an empty ``-wal`` behind);
+        - ``mode=ro`` reads a store with its ``-wal`` and ``-shm`` (what a live or killed writer
+          leaves) even where nothing may be written;
+        - no ``-wal`` and a directory nobody may write: ``mode=ro`` fails ("attempt to write a
+          readonly database"); ``immutable=1`` is then exact, since there is no WAL to read;
+        - a ``-wal`` without its ``-shm`` where neither may be created: ``mode=ro`` cannot open it,
+          and ``immutable`` would ignore the WAL's rows, so a private copy of the two files is read.
+        """
+        wal = Path(f"{self.path}-wal")
+        if not wal.exists() and os.access(self.path, os.W_OK) and os.access(self.run_dir, os.W_OK):
+            try:
+                conn = self._connect(self.path)
+                conn.execute("PRAGMA query_only = ON")
+                return conn
+            except sqlite3.OperationalError:
+                pass
+        uri = self.path.resolve().as_uri()
+        conn = self._connect(f"{uri}?mode=ro", uri=True)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+        if not wal.exists():
+            return self._connect(f"{uri}?mode=ro&immutable=1", uri=True)
+        import shutil
+        import tempfile
+
+        self._scratch = Path(tempfile.mkdtemp(prefix="emkit-read-"))
+        copy = self._scratch / DB_NAME
+        shutil.copyfile(self.path, copy)
+        shutil.copyfile(wal, f"{copy}-wal")
+        conn = self._connect(copy)
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+
     def _create_new(self) -> None:
         """Create the store whole, or not at all: built in a temporary file, then linked into place.
 
@@ -419,6 +475,11 @@ class RunStore:
 
     def close(self) -> None:
         self._conn.close()
+        if self._scratch is not None:
+            import shutil
+
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def __enter__(self) -> RunStore:
         return self

@@ -21,6 +21,7 @@ from emkit.commands._common import (
 from emkit.errors import EmkitError
 from emkit.report.console import diff_rich_table, group_rich_table, rate_rich_table
 from emkit.report.html import jsonable, resolve_thresholds
+from emkit.store import read_store
 
 
 def analyze(
@@ -48,7 +49,9 @@ def analyze(
     """
     if compare and len(compare) != 2:
         raise EmkitError("--compare takes exactly two groups: --compare A --compare B")
-    frame = load(run_dir, csvs=csv, judge=judge, group_by=group_by)
+    with read_store(None if csv else run_dir) as store:  # read-only, closed even on bad rows
+        frame = load(store if store is not None else run_dir, csvs=csv, judge=judge, group_by=group_by)
+        recorded = resolve_thresholds(store, aligned_threshold, coherent_threshold)
     if frame.empty:
         raise EmkitError(f"{run_dir}: no answers to analyse")
     if not frame["judged"].any():
@@ -56,7 +59,7 @@ def analyze(
             f"{run_dir}: none of the {len(frame)} answers is judged (no judge scores); "
             "run `emkit judge` first, or use `emkit probe` for the judge-free signal"
         )
-    thresholds = resolve_thresholds(None if csv else run_dir, aligned_threshold, coherent_threshold)
+    thresholds = recorded
     opts = {"thresholds": thresholds, "n_boot": n_boot, "seed": seed, "ci": ci}
     groups = M.group_table(frame, rate=rate, **opts)
     console.print(group_rich_table(groups))
