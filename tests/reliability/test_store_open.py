@@ -58,7 +58,7 @@ def judged_run_dir(run: Path, n_answers: int = 6) -> Path:
                 "score": 20.0 + 10 * i,
                 "raw": {},
                 "usage": {},
-            }  # fmt: skip
+            }
             for i, a in enumerate(store.answers())
             for metric in ("aligned", "coherent")
         )
@@ -192,7 +192,7 @@ def test_a_writer_does_not_initialise_a_foreign_file(tmp_path, capsys, api_key, 
     run = tmp_path / "run"
     DAMAGE[damage](run)
     before = files(run)
-    with pytest.raises(EmkitError, match="emkit.sqlite"):
+    with pytest.raises(EmkitError, match=r"emkit\.sqlite"):
         RunStore(run)
     questions = tmp_path / "q.yaml"
     questions.write_text("- id: q\n  paraphrases: ['Hi?']\n", encoding="utf-8")
