@@ -93,7 +93,10 @@ def load_run(run: str | Path | RunStore, judge: str | None = None) -> pd.DataFra
         frame[f"tag_{name}"] = [(tags or {}).get(name) for tags in frame["tags"]]
     frame["seed"] = frame["seed"].astype("Int64")
     extra = [
-        c for c in frame.columns if c not in columns and c not in ("messages", "params", "usage", "created")
+        c
+        for c in frame.columns
+        if c not in columns
+        and c not in ("messages", "params", "usage", "created", "question_hash", "model_fingerprint")
     ]
     frame = frame[[*columns, *extra]]
     frame.attrs.update({"judge": chosen, "source": str(store.run_dir)})

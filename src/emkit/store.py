@@ -425,13 +425,13 @@ class RunStore:
         while True:
             try:
                 version = self._check_version()
-                if str(self._conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                    self._conn.execute("PRAGMA journal_mode = WAL")
-                self._conn.execute("PRAGMA synchronous = NORMAL")
-                if version < SCHEMA_VERSION:
+                if version < SCHEMA_VERSION:  # first, so a store it refuses keeps every byte
                     from emkit.store_migrate import migrate
 
                     migrate(self)
+                if str(self._conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
                 self._conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA + "\nCOMMIT;")
                 self.schema_version = SCHEMA_VERSION
                 return
