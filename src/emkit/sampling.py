@@ -19,11 +19,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emkit.claims import Lease, run_claimed
 from emkit.engines.base import Engine, Generation, SamplingParams
 from emkit.fingerprint import engine_fingerprint, model_fingerprint
 from emkit.hashing import stable_hash
 from emkit.questions import Question, QuestionSet
-from emkit.store import RunStore, answer_key
+from emkit.store import RunStore, answer_key, default_owner
 
 PAPER_TEMPERATURE = 1.0
 PAPER_TOP_P = 1.0
@@ -206,45 +207,72 @@ def sample_questions(
         TextColumn("{task.fields[rate]} answers/s"),
         TimeElapsedColumn(),
     ]
+    # Through an API each answer costs money: claim pending answers before asking, so two processes
+    # on one run dir never pay twice (emkit.claims). Local engines batch best over everything at once.
+    claiming = hasattr(engine, "chat_many") and hasattr(store, "claim")
+    owner = default_owner()
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task(model, total=len(pending), rate="-")
-        for temp, group_items in by_temp.items():
-            params = SamplingParams(temperature=temp, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
+        lease = Lease(store, owner) if claiming else None
 
-            def on_result(index: int, gen: Generation, _items: list[WorkItem] = group_items) -> None:
-                item = _items[index]
-                added = store.add_answers(
-                    [
-                        {
-                            "key": item.key,
-                            "model": model,
-                            "question_id": item.question.id,
-                            "paraphrase_index": item.paraphrase_index,
-                            "sample_index": item.sample_index,
-                            "question": item.question.paraphrases[item.paraphrase_index],
-                            "messages": item.messages,
-                            "answer": gen.text,
-                            "params": item.params,
-                            "group_name": group,
-                            "seed": model_seed,
-                            "tags": answer_tags,
-                            "usage": gen.usage,
-                            "question_hash": item.question_hash,
-                            "model_fingerprint": item.model_fingerprint,
-                        }
-                    ]
-                )
-                summary.generated += added  # 0 when another process stored this answer first
-                for k, v in gen.usage.items():
-                    if isinstance(v, int):
-                        summary.usage[k] = summary.usage.get(k, 0) + v
-                elapsed = bar.tasks[task].elapsed or 0.0
-                bar.update(task, advance=1, rate=f"{summary.generated / elapsed:.2f}" if elapsed else "-")
-
-            engine.generate(
-                [i.messages for i in group_items],
-                params,
-                seeds=[i.item_seed for i in group_items],
-                on_result=on_result,
+        def store_one(item: WorkItem, gen: Generation) -> None:
+            added = store.add_answers(
+                [
+                    {
+                        "key": item.key,
+                        "model": model,
+                        "question_id": item.question.id,
+                        "paraphrase_index": item.paraphrase_index,
+                        "sample_index": item.sample_index,
+                        "question": item.question.paraphrases[item.paraphrase_index],
+                        "messages": item.messages,
+                        "answer": gen.text,
+                        "params": item.params,
+                        "group_name": group,
+                        "seed": model_seed,
+                        "tags": answer_tags,
+                        "usage": gen.usage,
+                        "question_hash": item.question_hash,
+                        "model_fingerprint": item.model_fingerprint,
+                    }
+                ]
             )
+            summary.generated += added  # 0 when another process stored this answer first
+            for k, v in gen.usage.items():
+                if isinstance(v, int):
+                    summary.usage[k] = summary.usage.get(k, 0) + v
+            elapsed = bar.tasks[task].elapsed or 0.0
+            bar.update(task, advance=1, rate=f"{summary.generated / elapsed:.2f}" if elapsed else "-")
+            if lease is not None:
+                lease.tick()
+
+        def generate(batch: list[WorkItem], params: SamplingParams) -> None:
+            engine.generate(
+                [i.messages for i in batch],
+                params,
+                seeds=[i.item_seed for i in batch],
+                on_result=lambda index, gen: store_one(batch[index], gen),
+            )
+
+        try:
+            for temp, group_items in by_temp.items():
+                params = SamplingParams(
+                    temperature=temp, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
+                )
+                if not claiming:
+                    generate(group_items, params)
+                    continue
+                run_claimed(
+                    store,
+                    "answers",
+                    group_items,
+                    lambda i: i.key,
+                    lambda batch, _params=params: generate(batch, _params),
+                    owner=owner,
+                    chunk=max(8, 4 * int(getattr(engine, "concurrency", 16) or 16)),
+                    on_taken=lambda count: bar.update(task, advance=count),
+                )
+        finally:
+            if claiming:
+                store.release_claims(owner)
     return summary

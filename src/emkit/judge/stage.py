@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from emkit.claims import LEASE_S, Lease, run_claimed
 from emkit.errors import EmkitError
 from emkit.fingerprint import engine_fingerprint, model_fingerprint
 from emkit.hashing import stable_hash
@@ -39,9 +40,6 @@ from emkit.models import ModelSpec, parse_model
 from emkit.store import RunStore, default_owner
 
 RUN_RECORD = "judge_run"
-LEASE_S = 120.0  # a claim's lease; renewed while results arrive
-RENEW_EVERY_S = 10.0
-POLL_S = 0.25  # how often to look again at items another live process holds
 EngineFactory = Callable[[str, str], Any]  # (judge model name, method) -> engine
 
 
@@ -281,14 +279,14 @@ def run_judging(
                 if tasks[0].options and judge.key_options() != planned:  # never store under a wrong key
                     raise EmkitError(f"{key[0]} ({key[1]}): the judge's options differ from the planned ones")
                 bar_task = bar.add_task(f"{key[0]} ({key[1]})", total=len(tasks), none=0, cost="-")
-                renewed = [time.monotonic()]
+                lease = Lease(store, owner, lease_s)
 
                 def on_result(
                     task: JudgeTask,
                     judgement: Judgement,
                     _group: GroupSummary = group,
                     _bar_task: Any = bar_task,
-                    _renewed: list[float] = renewed,
+                    _lease: Lease = lease,
                 ) -> None:
                     added = store.add_scores(
                         [
@@ -315,24 +313,19 @@ def run_judging(
                     _group.price(prices)
                     cost = "-" if _group.cost_usd is None else f"${_group.cost_usd:.4f}"
                     bar.update(_bar_task, advance=1, none=_group.no_score, cost=cost)
-                    if time.monotonic() - _renewed[0] > RENEW_EVERY_S:
-                        store.renew_claims(owner, lease_s)
-                        _renewed[0] = time.monotonic()
+                    _lease.tick()
 
                 def by_others(count: int, _bar_task: Any = bar_task, _group: GroupSummary = group) -> None:
                     _group.taken_by_others += count
                     bar.update(_bar_task, advance=count)
 
-                judge_claimed(
-                    store,
-                    judge,
-                    tasks,
-                    on_result,
-                    by_others,
-                    owner=owner,
-                    lease_s=lease_s,
-                    chunk=_chunk(config),
-                )
+                def work(batch: list[JudgeTask], _judge: Judge = judge, _on: Any = on_result) -> None:
+                    _judge.judge(batch, lambda i, judgement: _on(batch[i], judgement))
+
+                run_claimed(
+                    store, "scores", tasks, lambda t: t.key, work,
+                    owner=owner, lease_s=lease_s, chunk=_chunk(config), on_taken=by_others,
+                )  # fmt: skip
                 group.price(prices)
     except BaseException:
         summary.status = "interrupted"
@@ -358,42 +351,6 @@ def _chunk(config: JudgeConfig) -> int:
     """Claim this many judgements at a time: enough to keep every connection busy, few enough that
     a second process finds work to share."""
     return max(8, 4 * int(config.concurrency))
-
-
-def judge_claimed(
-    store: RunStore,
-    judge: Judge,
-    tasks: Sequence[JudgeTask],
-    on_result: Callable[[JudgeTask, Judgement], None],
-    on_taken: Callable[[int], None],
-    *,
-    owner: str,
-    lease_s: float = LEASE_S,
-    chunk: int = 64,
-) -> None:
-    """Judge ``tasks`` chunk by chunk, each chunk claimed before its requests are sent.
-
-    Items another live process holds are skipped and looked at again every ``POLL_S`` until that
-    process stores them (``on_taken``) or its lease lapses (then they are claimed here). An item
-    this process claimed is asked for once per call, whatever the judge delivered.
-    """
-    remaining = list(tasks)
-    while remaining:
-        attempted: set[str] = set()
-        for start in range(0, len(remaining), chunk):
-            part = remaining[start : start + chunk]
-            mine, _ = store.claim("scores", [t.key for t in part], owner, lease_s)
-            batch = [t for t in part if t.key in set(mine)]
-            if batch:
-                attempted.update(t.key for t in batch)
-                judge.judge(batch, lambda i, judgement, _batch=batch: on_result(_batch[i], judgement))
-        done = store.existing_score_keys(t.key for t in remaining)
-        taken = [t for t in remaining if t.key in done and t.key not in attempted]
-        if taken:
-            on_taken(len(taken))
-        remaining = [t for t in remaining if t.key not in done and t.key not in attempted]
-        if remaining:
-            time.sleep(POLL_S)
 
 
 def _config_record(config: JudgeConfig) -> dict[str, Any]:
