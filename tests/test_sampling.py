@@ -79,7 +79,8 @@ def test_sample_stores_everything_once_and_resumes_after_a_crash(tmp_path):
     assert {r["question_id"] for r in rows} == {"plain", "with_system"}
     sys_row = next(r for r in rows if r["question_id"] == "with_system")
     assert sys_row["messages"][0]["role"] == "system" and sys_row["answer"].endswith("t=0.5")
-    assert store.get_record("question", "with_system")["system"] == "Reply in JSON."
+    # question records are keyed by content hash (schema 2); the answer names its own
+    assert store.get_record("question", sys_row["question_hash"])["system"] == "Reply in JSON."
 
 
 def test_trigger_prefix_reaches_the_prompt_and_changes_keys(tmp_path):

@@ -30,10 +30,13 @@ _NO_SCORE = {"", "nan", "none", "null", "code", "refusal"}
 
 
 def open_store(run: str | Path | RunStore) -> RunStore:
-    """A store from a path (which must already be a run directory) or the store itself."""
+    """A store from a path (which must already be a run directory) or the store itself.
+
+    Opened read-only: analysis never writes, so it works on read-only files and never changes,
+    migrates or "initialises" what it reads."""
     if isinstance(run, RunStore):
         return run
-    return RunStore(run, create=False)
+    return RunStore(run, read_only=True)
 
 
 def pick_judge(store: RunStore, judge: str | None) -> str | None:
@@ -97,7 +100,10 @@ def load_run(run: str | Path | RunStore, judge: str | None = None) -> pd.DataFra
         frame[f"tag_{name}"] = [(tags or {}).get(name) for tags in frame["tags"]]
     frame["seed"] = frame["seed"].astype("Int64")
     extra = [
-        c for c in frame.columns if c not in columns and c not in ("messages", "params", "usage", "created")
+        c
+        for c in frame.columns
+        if c not in columns
+        and c not in ("messages", "params", "usage", "created", "question_hash", "model_fingerprint")
     ]
     frame = frame[[*columns, *extra]]
     frame.attrs.update({"judge": chosen, "source": str(store.run_dir)})
@@ -163,7 +169,8 @@ def select(frame: pd.DataFrame, items: Sequence[str] | None) -> pd.DataFrame:
 def question_order(run: str | Path | RunStore) -> list[str]:
     """Question ids in the order the run's question sets define them (records kind "question")."""
     store = open_store(run)
-    return [key for key, _ in store.records("question")]
+    ids = (str(value.get("id", key)) for key, value in store.records("question"))
+    return list(dict.fromkeys(ids))  # records are keyed by content hash: one id may have several
 
 
 # -- CSVs ----------------------------------------------------------------------------------------

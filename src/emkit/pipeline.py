@@ -23,6 +23,7 @@ from rich.console import Console
 
 from emkit.datasets import materialize
 from emkit.experiment import Experiment, Group
+from emkit.fingerprint import model_fingerprint
 from emkit.hashing import stable_hash
 from emkit.models import parse_model
 from emkit.questions import QuestionSet, load_questions
@@ -218,7 +219,7 @@ def _icl_context(exp: Experiment, base: str, k: int, qset: QuestionSet) -> Any:
     )
 
 
-def _variant_items(exp: Experiment, unit: ModelUnit, variant: Variant) -> list[Any]:
+def _variant_items(exp: Experiment, unit: ModelUnit, variant: Variant, run_dir: Path) -> list[Any]:
     return plan_answers(
         unit.name,
         variant.qset,
@@ -229,7 +230,16 @@ def _variant_items(exp: Experiment, unit: ModelUnit, variant: Variant) -> list[A
         prefix=variant.trigger,
         tags=variant.tags or None,
         context=variant.context,
+        fingerprint=model_fingerprint(unit.name, base_dir=run_dir),
     )
+
+
+def _name_engine(engine: Any, name: str, run_dir: Path) -> Any:
+    """Give an engine the stored name of its unit, and the fingerprint the plan computed for it
+    (adapter content, relative to the run dir), so planned and sampled keys are the same."""
+    engine.name = name
+    engine.fingerprint = model_fingerprint(name, base_dir=run_dir)
+    return engine
 
 
 def make_plan(exp: Experiment, run_dir: str | Path | None = None) -> Plan:
@@ -260,7 +270,7 @@ def make_plan(exp: Experiment, run_dir: str | Path | None = None) -> Plan:
         for variant in variants:
             if variant.context_base and variant.context_base != unit.base:
                 continue
-            items = _variant_items(exp, unit, variant)
+            items = _variant_items(exp, unit, variant, run_dir)
             have = len(store.existing_answer_keys(i.key for i in items))
             key = stable_hash({"model": unit.name, "keys": [i.key for i in items]})
             stages.append(
@@ -338,7 +348,8 @@ def _judge_stage(exp: Experiment, store: RunStore, stages: list[Stage]) -> Stage
 def _probe_stage(store: RunStore, unit: ModelUnit, probe_set: Any) -> Stage:
     from emkit.probe import pending_pairs
 
-    missing = pending_pairs(store, unit.name, probe_set=probe_set)
+    fingerprint = model_fingerprint(unit.name, base_dir=store.run_dir)
+    missing = pending_pairs(store, unit.name, probe_set=probe_set, fingerprint=fingerprint)
     return Stage(
         "probe",
         stable_hash({"probe": unit.name, "set": probe_set.label}),
@@ -477,8 +488,7 @@ def engine_for(unit_name: str, run_dir: Path, batch_size: int, sampler: str = "h
         spec = ModelSpec("vllm", spec.name, spec.adapter)
     options = {"batch_size": batch_size} if spec.is_local else {}
     engine = get_engine(spec, **options)
-    engine.name = unit_name  # answers keep the run-dir-relative name
-    return engine
+    return _name_engine(engine, unit_name, run_dir)  # answers keep the run-dir-relative name
 
 
 def run_sample(payload: dict[str, Any]) -> dict[str, Any]:
@@ -488,7 +498,7 @@ def run_sample(payload: dict[str, Any]) -> dict[str, Any]:
     if payload.get("provider_model"):
         model_name = payload["provider_model"]
     engine = engine_for(model_name, Path(payload["run_dir"]), payload["batch_size"], payload["sampler"])
-    engine.name = payload["model"]
+    _name_engine(engine, payload["model"], Path(payload["run_dir"]))
     _sample_into(collector, engine, payload, progress=payload.get("progress", True))
     engine.close()
     return {"rows": collector.rows, "records": collector.records}
@@ -519,7 +529,7 @@ def sample_payload(plan: Plan, stage: Stage, store: RunStore, provider_model: st
     assert unit is not None
     variant: Variant = stage.extra["variant"]
     exp = plan.experiment
-    items = _variant_items(exp, unit, variant)
+    items = _variant_items(exp, unit, variant, plan.run_dir)
     return {
         "model": unit.name,
         "provider_model": provider_model,
@@ -623,7 +633,7 @@ def _local_sample(store: RunStore, plan: Plan, payload: dict[str, Any]) -> None:
     """Local sampling writes each answer straight into the store as it arrives."""
     model_name = payload["provider_model"] or payload["model"]
     engine = engine_for(model_name, plan.run_dir, payload["batch_size"], payload["sampler"])
-    engine.name = payload["model"]
+    _name_engine(engine, payload["model"], plan.run_dir)
     _sample_into(store, engine, payload)
     engine.close()
 

@@ -109,8 +109,15 @@ def load_probe_set(path: str | Path | None = None) -> ProbeSet:
     return ProbeSet(name, tuple(pairs), where)
 
 
-def probe_key(model: str, probe_set: ProbeSet, pair_id: str, step: int | None) -> str:
-    return stable_hash({"model": model, "probe_set": probe_set.hash, "pair": pair_id, "step": step})
+def probe_key(
+    model: str, probe_set: ProbeSet, pair_id: str, step: int | None, fingerprint: str | None = None
+) -> str:
+    """One pair's key: model, probe set content, pair, step and the model's weights
+    (:func:`emkit.store.probe_key`); ``fingerprint`` defaults to the one of ``model``'s name."""
+    from emkit.fingerprint import model_fingerprint
+    from emkit.store import probe_key as store_probe_key
+
+    return store_probe_key(model, probe_set.hash, pair_id, step, fingerprint or model_fingerprint(model))
 
 
 def score_pairs(engine: Any, pairs: Sequence[ProbePair]) -> pd.DataFrame:
@@ -253,11 +260,16 @@ def _stored(store: RunStore, model: str, probe_set: ProbeSet, step: int | None) 
 
 
 def pending_pairs(
-    store: RunStore, model: str, *, probe_set: ProbeSet | None = None, step: int | None = None
+    store: RunStore,
+    model: str,
+    *,
+    probe_set: ProbeSet | None = None,
+    step: int | None = None,
+    fingerprint: str | None = None,
 ) -> int:
     """How many pairs of the probe set are not stored yet for ``model`` (at ``step``)."""
     probe_set = probe_set or load_probe_set()
-    keys = [probe_key(model, probe_set, p.id, step) for p in probe_set.pairs]
+    keys = [probe_key(model, probe_set, p.id, step, fingerprint) for p in probe_set.pairs]
     return len(keys) - len(store.existing_probe_keys(keys))
 
 
@@ -287,10 +299,13 @@ def run_probe(
 
         engine = get_engine(engine, **engine_options)
     try:
+        from emkit.fingerprint import engine_fingerprint
+
         model = engine.name
+        fingerprint = engine_fingerprint(engine)
         missing = list(probe_set.pairs)
         if store is not None:
-            keys = {p.id: probe_key(model, probe_set, p.id, step) for p in probe_set.pairs}
+            keys = {p.id: probe_key(model, probe_set, p.id, step, fingerprint) for p in probe_set.pairs}
             have = store.existing_probe_keys(keys.values())
             missing = [p for p in probe_set.pairs if keys[p.id] not in have]
         scored = score_pairs(engine, missing)
@@ -301,7 +316,7 @@ def run_probe(
         if not scored.empty:
             store.add_probes(
                 {
-                    "key": probe_key(model, probe_set, row.pair_id, step),
+                    "key": probe_key(model, probe_set, row.pair_id, step, fingerprint),
                     "model": model,
                     "probe_set": probe_set.label,
                     "pair_id": row.pair_id,

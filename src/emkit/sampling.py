@@ -2,8 +2,14 @@
 
 Each paraphrase is asked ``samples_per_paraphrase`` times (or ``n``), with the question's
 ``system`` prompt and ``temperature`` honoured (the paper's own script ignored both). Every answer
-is keyed by (model, question id, paraphrase, sample index, sampling params); a rerun skips what is
-stored, an interrupted run resumes, and each answer is written the moment it arrives.
+is keyed by everything that shapes it (:func:`emkit.store.answer_key`): the model name and its
+fingerprint (an adapter's content), the question definition's content hash, question id, paraphrase
+and sample index, the conversation exactly as sent (system prompt, trigger, wrapper, in-context
+examples) and the sampling params. A rerun skips what is stored, an interrupted run resumes, and
+each answer is written the moment it arrives.
+
+Question definitions are stored by content hash (``question`` records), never by id alone, so two
+sets that share an id keep their own prompts, and each answer names its own (``question_hash``).
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emkit.claims import Lease, run_claimed
 from emkit.engines.base import Engine, Generation, SamplingParams
+from emkit.fingerprint import engine_fingerprint, model_fingerprint
+from emkit.hashing import stable_hash
 from emkit.questions import Question, QuestionSet
-from emkit.store import RunStore, answer_key
+from emkit.store import RunStore, answer_key, default_owner
 
 PAPER_TEMPERATURE = 1.0
 PAPER_TOP_P = 1.0
@@ -31,6 +40,8 @@ class WorkItem:
     params: dict[str, Any]
     messages: list[dict[str, str]]
     item_seed: int
+    question_hash: str = ""
+    model_fingerprint: str = ""
 
 
 @dataclass
@@ -48,6 +59,12 @@ def _item_seed(base_seed: int, key: str) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+def question_hash(question: Question) -> str:
+    """The content hash of a question definition (all of it but ``samples_per_paraphrase``, which
+    only says how many answers to draw, so raising it adds answers instead of redrawing them)."""
+    return stable_hash({"question": question.model_dump(exclude={"samples_per_paraphrase"})})
+
+
 def plan(
     model: str,
     questions: Iterable[Question],
@@ -60,9 +77,12 @@ def plan(
     prefix: str = "",
     tags: dict[str, Any] | None = None,
     context: Sequence[dict[str, str]] | None = None,
+    fingerprint: str | None = None,
 ) -> list[WorkItem]:
     """Every answer the stage should hold, in a stable order.
 
+    ``fingerprint`` identifies the model's weights (:func:`emkit.fingerprint.model_fingerprint`);
+    by default it is computed from ``model`` (adapter paths relative to the working directory).
     ``temperature`` overrides every question's own; otherwise the question's ``temperature`` is used,
     else the paper's 1.0. ``prefix`` (e.g. a backdoor trigger) is put before the user message.
     ``context`` (in-context examples: user/assistant turns) goes before the question, after any
@@ -71,8 +91,10 @@ def plan(
     from emkit.experiments.icl import context_fingerprint, insert_context
 
     ctx = [dict(m) for m in context] if context else []
+    fingerprint = fingerprint or model_fingerprint(model)
     items: list[WorkItem] = []
     for question in questions:
+        qhash = question_hash(question)
         temp = (
             temperature
             if temperature is not None
@@ -94,17 +116,39 @@ def plan(
                 **({"context": context_fingerprint(ctx)} if ctx else {}),
             }
             for s_index in range(count):
-                key = answer_key(model, question.id, p_index, s_index, params)
+                key = answer_key(
+                    model,
+                    question.id,
+                    p_index,
+                    s_index,
+                    params,
+                    messages=messages,
+                    model_fingerprint=fingerprint,
+                    question_hash=qhash,
+                )
                 items.append(
-                    WorkItem(key, question, p_index, s_index, params, messages, _item_seed(seed, key))
+                    WorkItem(
+                        key,
+                        question,
+                        p_index,
+                        s_index,
+                        params,
+                        messages,
+                        _item_seed(seed, key),
+                        qhash,
+                        fingerprint,
+                    )
                 )
     return items
 
 
 def store_questions(store: RunStore, qset: QuestionSet) -> None:
-    """Keep each question's definition (judge, prompts, type) beside its answers for later stages."""
+    """Keep each question's definition (judge, prompts, type) beside its answers for later stages,
+    keyed by its content hash (a definition is never replaced by another one with the same id)."""
     for question in qset:
-        store.put_record("question", question.id, {**question.model_dump(), "set": qset.name})
+        store.put_record(
+            "question", question_hash(question), {**question.model_dump(), "set": qset.name}, replace=False
+        )
 
 
 def sample_questions(
@@ -137,6 +181,7 @@ def sample_questions(
         prefix=prefix,
         tags=tags,
         context=context,
+        fingerprint=engine_fingerprint(engine),
     )
     store_questions(store, qset)
     existing = store.existing_answer_keys(item.key for item in items)
@@ -162,43 +207,72 @@ def sample_questions(
         TextColumn("{task.fields[rate]} answers/s"),
         TimeElapsedColumn(),
     ]
+    # Through an API each answer costs money: claim pending answers before asking, so two processes
+    # on one run dir never pay twice (emkit.claims). Local engines batch best over everything at once.
+    claiming = hasattr(engine, "chat_many") and hasattr(store, "claim")
+    owner = default_owner()
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task(model, total=len(pending), rate="-")
-        for temp, group_items in by_temp.items():
-            params = SamplingParams(temperature=temp, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
+        lease = Lease(store, owner) if claiming else None
 
-            def on_result(index: int, gen: Generation, _items: list[WorkItem] = group_items) -> None:
-                item = _items[index]
-                added = store.add_answers(
-                    [
-                        {
-                            "key": item.key,
-                            "model": model,
-                            "question_id": item.question.id,
-                            "paraphrase_index": item.paraphrase_index,
-                            "sample_index": item.sample_index,
-                            "question": item.question.paraphrases[item.paraphrase_index],
-                            "messages": item.messages,
-                            "answer": gen.text,
-                            "params": item.params,
-                            "group_name": group,
-                            "seed": model_seed,
-                            "tags": answer_tags,
-                            "usage": gen.usage,
-                        }
-                    ]
-                )
-                summary.generated += added  # 0 when another process stored this answer first
-                for k, v in gen.usage.items():
-                    if isinstance(v, int):
-                        summary.usage[k] = summary.usage.get(k, 0) + v
-                elapsed = bar.tasks[task].elapsed or 0.0
-                bar.update(task, advance=1, rate=f"{summary.generated / elapsed:.2f}" if elapsed else "-")
-
-            engine.generate(
-                [i.messages for i in group_items],
-                params,
-                seeds=[i.item_seed for i in group_items],
-                on_result=on_result,
+        def store_one(item: WorkItem, gen: Generation) -> None:
+            added = store.add_answers(
+                [
+                    {
+                        "key": item.key,
+                        "model": model,
+                        "question_id": item.question.id,
+                        "paraphrase_index": item.paraphrase_index,
+                        "sample_index": item.sample_index,
+                        "question": item.question.paraphrases[item.paraphrase_index],
+                        "messages": item.messages,
+                        "answer": gen.text,
+                        "params": item.params,
+                        "group_name": group,
+                        "seed": model_seed,
+                        "tags": answer_tags,
+                        "usage": gen.usage,
+                        "question_hash": item.question_hash,
+                        "model_fingerprint": item.model_fingerprint,
+                    }
+                ]
             )
+            summary.generated += added  # 0 when another process stored this answer first
+            for k, v in gen.usage.items():
+                if isinstance(v, int):
+                    summary.usage[k] = summary.usage.get(k, 0) + v
+            elapsed = bar.tasks[task].elapsed or 0.0
+            bar.update(task, advance=1, rate=f"{summary.generated / elapsed:.2f}" if elapsed else "-")
+            if lease is not None:
+                lease.tick()
+
+        def generate(batch: list[WorkItem], params: SamplingParams) -> None:
+            engine.generate(
+                [i.messages for i in batch],
+                params,
+                seeds=[i.item_seed for i in batch],
+                on_result=lambda index, gen: store_one(batch[index], gen),
+            )
+
+        try:
+            for temp, group_items in by_temp.items():
+                params = SamplingParams(
+                    temperature=temp, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
+                )
+                if not claiming:
+                    generate(group_items, params)
+                    continue
+                run_claimed(
+                    store,
+                    "answers",
+                    group_items,
+                    lambda i: i.key,
+                    lambda batch, _params=params: generate(batch, _params),
+                    owner=owner,
+                    chunk=max(8, 4 * int(getattr(engine, "concurrency", 16) or 16)),
+                    on_taken=lambda count: bar.update(task, advance=count),
+                )
+        finally:
+            if claiming:
+                store.release_claims(owner)
     return summary

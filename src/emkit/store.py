@@ -4,15 +4,31 @@ Why SQLite: every stage result is written in a transaction, so a crash or a kill
 item in flight and never corrupts what is stored; two processes can work on the same run dir at
 once (WAL + busy timeout); and every row is keyed by a hash of its inputs, so inserting the same
 item twice is a no-op (``ON CONFLICT DO NOTHING``) — nothing is duplicated, a rerun does only what is
-missing.
+missing, and a changed input gives a new key (a new result), never a stale hit.
 
-Tables
-- ``answers``: one row per sampled answer, keyed by (model, question, paraphrase, sample, params).
-- ``scores``: one row per (answer, judge, prompt template, metric); ``score`` is NULL when the judge
-  gave no usable number (CODE / REFUSAL), ``raw`` keeps the judge's raw output (e.g. top logprobs).
-- ``probes``: one row per (model, probe set, pair) with the two mean token log-probabilities.
-- ``records``: small JSON documents by (kind, key): training jobs, stage completions, dynamics...
-- ``meta``: the schema version; a run dir written by a newer emkit is refused, not misread.
+What each key covers (schema 2; the functions below are the only places keys are made)
+- ``answers.key`` (:func:`answer_key`): the stored model name, the model's fingerprint
+  (:mod:`emkit.fingerprint`: sha256 of a LoRA adapter's config and weights, else the name), the
+  content hash of the question definition the answer belongs to (its paraphrases, system prompt,
+  judge, judge prompts, type; not ``samples_per_paraphrase``), question id, paraphrase index, sample
+  index, the RENDERED conversation sent to the model (system prompt, trigger/prefix, wrapper text,
+  in-context examples, paraphrase: the final messages list) and the sampling parameters.
+- ``scores.key`` (:func:`score_key`): the answer's key, metric, judge model name, method, the judge
+  prompt template's hash, and ``options``: every score-shaping option of the judge class
+  (:meth:`emkit.judge.base.key_options`: ``min_mass``, top-k, samples, max tokens, temperature,
+  aggregation...) plus the judge model's fingerprint. The options are stored in ``scores.options``.
+- ``probes.key`` (:func:`probe_key`): model name, the probe set's content hash, pair id, training
+  step, and the model's fingerprint.
+- ``records (kind, key)``: ``question`` records are keyed by the question's content hash (two sets
+  that share an id never overwrite each other; answers point to theirs in ``question_hash``);
+  ``stage`` by the stage's input hash; ``judge_run`` by run id; others as their writers document.
+- ``claims.key``: the key of a pending item (e.g. a score) that one process is working on; it holds
+  the owner and a lease expiry so that two processes never pay for the same item (:meth:`claim`).
+
+Run dirs of schema 1 (emkit up to 172662b) are migrated on the first writable open, in one
+transaction (:mod:`emkit.store_migrate`); what a migration could not recover is written to the
+``migration`` record. Read-only opens (``read_only=True``) never write, and read old stores as they are.
+A zero-byte, foreign or damaged file is refused with one line naming it; it is never "initialised".
 """
 
 from __future__ import annotations
@@ -27,108 +43,47 @@ from pathlib import Path
 from typing import Any
 
 from emkit.errors import EmkitError
-from emkit.hashing import stable_hash
-
-SCHEMA_VERSION = 1
-DB_NAME = "emkit.sqlite"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS answers (
-    key TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    question_id TEXT NOT NULL,
-    paraphrase_index INTEGER NOT NULL,
-    sample_index INTEGER NOT NULL,
-    question TEXT NOT NULL,
-    messages TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    params TEXT NOT NULL,
-    group_name TEXT,
-    seed INTEGER,
-    tags TEXT NOT NULL DEFAULT '{}',
-    usage TEXT NOT NULL DEFAULT '{}',
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS answers_model ON answers(model);
-CREATE TABLE IF NOT EXISTS scores (
-    key TEXT PRIMARY KEY,
-    answer_key TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    judge TEXT NOT NULL,
-    method TEXT NOT NULL,
-    prompt_hash TEXT NOT NULL,
-    score REAL,
-    raw TEXT NOT NULL DEFAULT '{}',
-    usage TEXT NOT NULL DEFAULT '{}',
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS scores_answer ON scores(answer_key);
-CREATE TABLE IF NOT EXISTS probes (
-    key TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    probe_set TEXT NOT NULL,
-    pair_id TEXT NOT NULL,
-    logp_aligned REAL NOT NULL,
-    logp_misaligned REAL NOT NULL,
-    group_name TEXT,
-    seed INTEGER,
-    step INTEGER,
-    tags TEXT NOT NULL DEFAULT '{}',
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS records (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    created REAL NOT NULL,
-    PRIMARY KEY (kind, key)
-);
-"""
-
-ANSWER_COLUMNS = (
-    "key",
-    "model",
-    "question_id",
-    "paraphrase_index",
-    "sample_index",
-    "question",
-    "messages",
-    "answer",
-    "params",
-    "group_name",
-    "seed",
-    "tags",
-    "usage",
+from emkit.store_schema import (
+    _CLAIMS,
+    _JSON_COLUMNS,
+    _SCHEMA,
+    ANSWER_COLUMNS,
+    DB_NAME,
+    PROBE_COLUMNS,
+    SCHEMA_VERSION,
+    SCORE_COLUMNS,
+    SQLITE_HEADER,
+    _owner_is_dead,
+    answer_key,
+    check_store_file,
+    connect,
+    connect_read_only,
+    create_store_file,
+    default_owner,
+    probe_item_key,
+    probe_key,
+    probe_key_from_item,
+    score_key,
 )
-SCORE_COLUMNS = ("key", "answer_key", "metric", "judge", "method", "prompt_hash", "score", "raw", "usage")
-PROBE_COLUMNS = (
-    "key",
-    "model",
-    "probe_set",
-    "pair_id",
-    "logp_aligned",
-    "logp_misaligned",
-    "group_name",
-    "seed",
-    "step",
-    "tags",
-)
-_JSON_COLUMNS = {"messages", "params", "tags", "usage", "raw"}
 
-
-def answer_key(
-    model: str, question_id: str, paraphrase_index: int, sample_index: int, params: dict[str, Any]
-) -> str:
-    """The identity of one sampled answer: same inputs, same key, whatever the machine."""
-    return stable_hash(
-        {"model": model, "q": question_id, "p": paraphrase_index, "s": sample_index, "params": params}
-    )
-
-
-def score_key(answer_key_: str, metric: str, judge: str, method: str, prompt_hash: str) -> str:
-    """The identity of one judgement: a new judge or prompt gives a new key, the same one a hit."""
-    return stable_hash({"a": answer_key_, "m": metric, "j": judge, "method": method, "p": prompt_hash})
+__all__ = [
+    "ANSWER_COLUMNS",
+    "DB_NAME",
+    "PROBE_COLUMNS",
+    "SCHEMA_VERSION",
+    "SCORE_COLUMNS",
+    "SQLITE_HEADER",
+    "_CLAIMS",
+    "RunStore",
+    "answer_key",
+    "check_store_file",
+    "default_owner",
+    "probe_item_key",
+    "probe_key",
+    "probe_key_from_item",
+    "read_store",
+    "score_key",
+]
 
 
 def _encode(column: str, value: Any) -> Any:
@@ -137,61 +92,90 @@ def _encode(column: str, value: Any) -> Any:
     return value
 
 
-def _decode_row(row: sqlite3.Row) -> dict[str, Any]:
-    out = dict(row)
-    for column in _JSON_COLUMNS & out.keys():
-        out[column] = json.loads(out[column]) if out[column] else {}
-    return out
+@contextmanager
+def read_store(run_dir: str | Path | None) -> Iterator[RunStore | None]:
+    """The read verbs' store: opened read-only, closed when done (None when there is no run dir)."""
+    if run_dir is None:
+        yield None
+        return
+    store = RunStore(run_dir, read_only=True)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 class RunStore:
-    """Access to one run directory's database. Cheap to open; safe to share between processes."""
+    """Access to one run directory's database. Cheap to open; safe to share between processes.
 
-    def __init__(self, run_dir: str | Path, *, create: bool = True):
+    ``create=False``: the run dir must hold a store already. ``read_only=True`` (implies
+    ``create=False``): SQLite's ``mode=ro``; nothing is written (no schema, no migration), so the
+    read verbs work on read-only files and directories and leave the store exactly as it was.
+    """
+
+    def __init__(self, run_dir: str | Path, *, create: bool = True, read_only: bool = False):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / DB_NAME
-        if not create and not self.path.exists():
-            raise EmkitError(f"{self.run_dir}: not an emkit run directory (no {DB_NAME})")
+        self.read_only = read_only
+        self.schema_version = SCHEMA_VERSION
+        self._scratch: Path | None = None  # a private copy read instead (see _connect_read_only)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise EmkitError(f"{self.run_dir}: not a directory (a run dir is a folder holding {DB_NAME})")
+        if not self.path.exists():
+            if read_only or not create:
+                raise EmkitError(f"{self.run_dir}: not an emkit run directory (no {DB_NAME})")
+            self._create_new()
+        if not self.path.is_file():
+            raise EmkitError(f"{self.path}: not a file; the run store must be an SQLite file")
+        check_store_file(self.path)
         try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=120, isolation_level=None)
+            self._conn = self._connect_read_only() if read_only else connect(self.path)
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise EmkitError(f"{self.run_dir}: cannot open the run store: {exc}") from exc
+            raise EmkitError(f"{self.path}: cannot open the run store: {exc}") from exc
         try:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA busy_timeout = 120000")
-            self._initialise(deadline=time.monotonic() + 120)
+            if read_only:
+                self._check_version()
+            else:
+                self._initialise(deadline=time.monotonic() + 120)
         except BaseException as exc:
-            self._conn.close()
+            self.close()
             if isinstance(exc, sqlite3.DatabaseError):
-                raise EmkitError(f"{self.path}: cannot open the run store: {exc}") from exc
+                raise EmkitError(f"{self.path}: cannot open the run store (damaged?): {exc}") from exc
             raise
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def _initialise(self, deadline: float) -> None:
-        """Version check, WAL mode and schema, retried while another process holds the database.
+    def _connect_read_only(self) -> sqlite3.Connection:
+        conn, self._scratch = connect_read_only(self.path)
+        return conn
 
-        Why the retry: when several processes open a NEW run dir at the same moment (two
-        ``emkit judge`` or ``emkit sample`` started together), switching the file to WAL mode and
-        creating the schema need locks that SQLite may refuse at once with "database is locked"
-        instead of waiting for the busy timeout (measured: 42 of 300 opens failed, three processes
-        at a time on fresh dirs). Every step here is idempotent, so it is simply tried again with
-        a short jittered backoff until ``deadline``. The schema is created in one write
-        transaction, so a process never sees half of it.
+    def _create_new(self) -> None:
+        create_store_file(self.path)
+
+    def _initialise(self, deadline: float) -> None:
+        """Version check (and migration), WAL mode and schema, retried while another process holds it.
+
+        Why the retry: when several processes open a run dir at the same moment, switching to WAL
+        mode and writing the schema need locks that SQLite may refuse at once with "database is
+        locked" instead of waiting for the busy timeout (measured: 42 of 300 opens failed, three
+        processes at a time on fresh dirs). Every step here is idempotent, so it is simply tried
+        again with a short jittered backoff until ``deadline``. A migration runs in one write
+        transaction that re-reads the version first, so only one process migrates.
         """
         delay = 0.005
         while True:
             try:
-                self._check_version()
+                version = self._check_version()
+                if version < SCHEMA_VERSION:  # first, so a store it refuses keeps every byte
+                    from emkit.store_migrate import migrate
+
+                    migrate(self)
                 if str(self._conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
                     self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = NORMAL")
-                self._conn.executescript(
-                    "BEGIN IMMEDIATE;\n"
-                    + _SCHEMA
-                    + "\nINSERT OR IGNORE INTO meta(key, value) VALUES "
-                    + f"('schema_version', '{int(SCHEMA_VERSION)}');\nCOMMIT;"
-                )
+                self._conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA + "\nCOMMIT;")
+                self.schema_version = SCHEMA_VERSION
                 return
             except sqlite3.OperationalError as exc:
                 if self._conn.in_transaction:
@@ -202,22 +186,42 @@ class RunStore:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.25)
 
-    def _check_version(self) -> None:
-        """Refuse a store written by a newer emkit before touching anything in it."""
+    def _check_version(self) -> int:
+        """The store's schema version; refuse a foreign database or one written by a newer emkit."""
         has_meta = self._conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
         ).fetchone()
-        if not has_meta:
-            return
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is not None and int(row["value"]) > SCHEMA_VERSION:
+        row = (
+            self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if has_meta
+            else None
+        )
+        if row is None:
             raise EmkitError(
-                f"{self.path}: written by a newer emkit (schema version {row['value']} > "
+                f"{self.path}: an SQLite database but not an emkit run store (no schema version); "
+                "the file was left as is"
+            )
+        try:
+            version = int(row["value"])
+        except (TypeError, ValueError):
+            raise EmkitError(
+                f"{self.path}: table meta: schema_version {row['value']!r} is not a number"
+            ) from None
+        if version > SCHEMA_VERSION:
+            raise EmkitError(
+                f"{self.path}: written by a newer emkit (schema version {version} > "
                 f"{SCHEMA_VERSION} understood here); upgrade emkit to read it"
             )
+        self.schema_version = version
+        return version
 
     def close(self) -> None:
         self._conn.close()
+        if self._scratch is not None:
+            import shutil
+
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def __enter__(self) -> RunStore:
         return self
@@ -228,6 +232,8 @@ class RunStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """An immediate (write-locking) transaction: all or nothing, even on a full disk."""
+        if self.read_only:
+            raise EmkitError(f"{self.path}: the run store was opened read-only; nothing was written")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -265,19 +271,90 @@ class RunStore:
         except sqlite3.OperationalError as exc:
             raise EmkitError(f"{self.path}: could not write to the run store: {exc}") from exc
 
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Every row of a read; a damaged file is one clear error naming it, never a traceback."""
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise EmkitError(f"{self.path}: cannot read the run store (damaged?): {exc}") from None
+
     def _existing(self, table: str, keys: Iterable[str]) -> set[str]:
         keys = list(keys)
         found: set[str] = set()
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            rows = self._conn.execute(
-                f"SELECT key FROM {table} WHERE key IN ({', '.join('?' * len(chunk))})", chunk
-            )
+            rows = self._rows(f"SELECT key FROM {table} WHERE key IN ({', '.join('?' * len(chunk))})", chunk)
             found.update(r["key"] for r in rows)
         return found
 
-    def _select(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return [_decode_row(r) for r in self._conn.execute(sql, args)]
+    def _decode(self, table: str, row: sqlite3.Row) -> dict[str, Any]:
+        out = dict(row)
+        for column in _JSON_COLUMNS & out.keys():
+            out[column] = self._json(out[column], table, out.get("key"), column)
+        return out
+
+    def _json(self, text: Any, table: str, key: Any, column: str) -> Any:
+        if not text:
+            return {}
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError, RecursionError):
+            raise EmkitError(
+                f"{self.path}: table {table}, row {key!r}: column {column} is not valid JSON "
+                "(the store is damaged; nothing was changed)"
+            ) from None
+
+    def _select(self, table: str, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [self._decode(table, r) for r in self._rows(sql, args)]
+
+    # -- claims ------------------------------------------------------------------------------
+    def claim(self, table: str, keys: Sequence[str], owner: str, lease_s: float) -> tuple[list[str], int]:
+        """Claim the items of ``keys`` not stored in ``table`` and not leased by another live owner.
+
+        One IMMEDIATE transaction, so two processes never claim the same key. A lease held by a
+        process of this host that has died, or one past its expiry, is taken over. Returns (the
+        keys now claimed by ``owner``, how many are held by others).
+        """
+        now = time.time()
+        with self.transaction() as conn:
+            done = self._existing(table, keys)
+            held: dict[str, tuple[str, float]] = {}
+            wanted = [k for k in keys if k not in done]
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                for row in conn.execute(
+                    f"SELECT key, owner, expires FROM claims WHERE key IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ):
+                    held[row["key"]] = (row["owner"], row["expires"])
+            dead: dict[str, bool] = {}
+            mine: list[str] = []
+            others = 0
+            for key in wanted:
+                holder = held.get(key)
+                if holder and holder[0] != owner and holder[1] > now:
+                    if holder[0] not in dead:
+                        dead[holder[0]] = _owner_is_dead(holder[0])
+                    if not dead[holder[0]]:
+                        others += 1
+                        continue
+                mine.append(key)
+            conn.executemany(
+                "INSERT INTO claims(key, owner, expires) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
+                [(k, owner, now + lease_s) for k in mine],
+            )
+        return mine, others
+
+    def renew_claims(self, owner: str, lease_s: float) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + lease_s, owner))
+
+    def release_claims(self, owner: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
 
     # -- answers -----------------------------------------------------------------------------
     def add_answers(self, rows: Iterable[dict[str, Any]]) -> int:
@@ -293,17 +370,18 @@ class RunStore:
     def answers(self, model: str | None = None) -> list[dict[str, Any]]:
         if model is None:
             return self._select(
-                "SELECT * FROM answers ORDER BY model, question_id, paraphrase_index, sample_index"
+                "answers", "SELECT * FROM answers ORDER BY model, question_id, paraphrase_index, sample_index"
             )
         return self._select(
+            "answers",
             "SELECT * FROM answers WHERE model = ? ORDER BY question_id, paraphrase_index, sample_index",
             (model,),
         )
 
     def count(self, table: str) -> int:
-        if table not in ("answers", "scores", "probes", "records"):
+        if table not in ("answers", "scores", "probes", "records", "claims"):
             raise ValueError(table)
-        return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        return int(self._rows(f"SELECT COUNT(*) FROM {table}")[0][0])
 
     # -- scores ------------------------------------------------------------------------------
     def add_scores(self, rows: Iterable[dict[str, Any]]) -> int:
@@ -314,16 +392,16 @@ class RunStore:
 
     def scores(self, judge: str | None = None) -> list[dict[str, Any]]:
         if judge is None:
-            return self._select("SELECT * FROM scores ORDER BY answer_key, metric")
-        return self._select("SELECT * FROM scores WHERE judge = ? ORDER BY answer_key, metric", (judge,))
+            return self._select("scores", "SELECT * FROM scores ORDER BY answer_key, metric")
+        return self._select(
+            "scores", "SELECT * FROM scores WHERE judge = ? ORDER BY answer_key, metric", (judge,)
+        )
 
     def judges(self, metrics: Sequence[str] | None = None) -> list[str]:
         """Judges with stored scores (only those that scored one of ``metrics``, when given)."""
         if not metrics:
-            return [
-                r["judge"] for r in self._conn.execute("SELECT DISTINCT judge FROM scores ORDER BY judge")
-            ]
-        rows = self._conn.execute(
+            return [r["judge"] for r in self._rows("SELECT DISTINCT judge FROM scores ORDER BY judge")]
+        rows = self._rows(
             f"SELECT DISTINCT judge FROM scores WHERE metric IN ({', '.join('?' * len(metrics))}) ORDER BY judge",
             list(metrics),
         )
@@ -338,8 +416,8 @@ class RunStore:
 
     def probes(self, model: str | None = None) -> list[dict[str, Any]]:
         if model is None:
-            return self._select("SELECT * FROM probes ORDER BY model, step, pair_id")
-        return self._select("SELECT * FROM probes WHERE model = ? ORDER BY step, pair_id", (model,))
+            return self._select("probes", "SELECT * FROM probes ORDER BY model, step, pair_id")
+        return self._select("probes", "SELECT * FROM probes WHERE model = ? ORDER BY step, pair_id", (model,))
 
     # -- records -----------------------------------------------------------------------------
     def put_record(self, kind: str, key: str, value: dict[str, Any], *, replace: bool = True) -> None:
@@ -351,13 +429,9 @@ class RunStore:
             )
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
-        row = self._conn.execute(
-            "SELECT value FROM records WHERE kind = ? AND key = ?", (kind, key)
-        ).fetchone()
-        return json.loads(row["value"]) if row else None
+        rows = self._rows("SELECT value FROM records WHERE kind = ? AND key = ?", (kind, key))
+        return self._json(rows[0]["value"], "records", f"{kind}/{key}", "value") if rows else None
 
     def records(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
-        rows = self._conn.execute(
-            "SELECT key, value FROM records WHERE kind = ? ORDER BY created, key", (kind,)
-        )
-        return [(r["key"], json.loads(r["value"])) for r in rows]
+        rows = self._rows("SELECT key, value FROM records WHERE kind = ? ORDER BY created, key", (kind,))
+        return [(r["key"], self._json(r["value"], "records", f"{kind}/{r['key']}", "value")) for r in rows]

@@ -319,11 +319,13 @@ def test_run_dir_from_a_newer_schema_is_refused_untouched(verb, tmp_path, run, c
 
 def test_newer_schema_with_another_table_layout_is_not_modified(tmp_path, capsys) -> None:
     """A newer emkit may have dropped or renamed a table; refusing must still write nothing."""
+    from emkit.store import SCHEMA_VERSION
+
     run = make_run_dir(tmp_path / "run")
     conn = sqlite3.connect(run / "emkit.sqlite")
     with conn:
-        conn.execute("DROP TABLE probes")  # e.g. moved elsewhere by schema version 2
-        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        conn.execute("DROP TABLE probes")  # e.g. moved elsewhere by a later schema version
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
     conn.execute("VACUUM")
     conn.close()
     before = snapshot(run)

@@ -23,6 +23,7 @@ from emkit.commands._common import (
 from emkit.errors import EmkitError
 from emkit.report.console import diff_rich_table, estimator_name, group_rich_table, rate_rich_table
 from emkit.report.html import jsonable, resolve_thresholds
+from emkit.store import read_store
 from emkit.verdicts import VERDICT_COLUMNS
 
 
@@ -61,17 +62,17 @@ def analyze(
     if compare and len(compare) != 2:
         raise EmkitError("--compare takes exactly two groups: --compare A --compare B")
     M.check_rate_kind(rate)
-    frame = load(run_dir, csvs=csv, judge=judge, group_by=group_by, verdict=verdict)
-    thresholds = resolve_thresholds(
-        None if csv else run_dir, aligned_threshold, coherent_threshold, coherent_rule
-    )
+    with read_store(None if csv else run_dir) as store:  # read-only, closed even on bad rows
+        source = store if store is not None else run_dir
+        frame = load(source, csvs=csv, judge=judge, group_by=group_by, verdict=verdict)
+        thresholds = resolve_thresholds(store, aligned_threshold, coherent_threshold, coherent_rule)
+        if not questions and store is not None:
+            questions = run_question_selection(store)
     vulnerable = frame.attrs.get("metric") == "vulnerable"
     if vulnerable and (aligned_threshold is not None or coherent_threshold is not None):
         raise EmkitError("--aligned-threshold/--coherent-threshold do not apply to vulnerability verdicts")
     if frame.empty:
         raise EmkitError(f"{run_dir or ', '.join(map(str, csv))}: no answers to analyse")
-    if not questions and run_dir is not None and not csv:
-        questions = run_question_selection(run_dir)
     frame = select(frame, questions)
     if not frame["judged"].any():
         raise EmkitError(

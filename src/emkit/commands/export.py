@@ -28,10 +28,12 @@ def export(
     Example: emkit export runs/base --format csv -o answers.csv
     """
     from emkit.analysis import load_run
+    from emkit.store import read_store
 
     if format not in ("csv", "jsonl", "parquet"):
         raise EmkitError(f"unknown export format {format!r} (use csv, jsonl or parquet)")
-    frame = load_run(run_dir, judge=judge)
+    with read_store(run_dir) as store:  # read-only, and closed even when a row is refused
+        frame = load_run(store, judge=judge)
     extra = [c for c in frame.columns if c not in PAPER_COLUMNS + EXTRA_COLUMNS and c != "tags"]
     frame = frame[PAPER_COLUMNS + EXTRA_COLUMNS + extra + ["tags"]]
     frame = frame.assign(tags=[json.dumps(t or {}, sort_keys=True) for t in frame["tags"]])

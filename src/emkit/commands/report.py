@@ -18,6 +18,7 @@ from emkit.commands._common import (
     console,
 )
 from emkit.report.html import build_report
+from emkit.store import read_store
 
 
 def report(
@@ -36,19 +37,20 @@ def report(
 
     Example: emkit report runs/exp1 --judge openai/gpt-4o-2024-08-06
     """
-    build_report(
-        run_dir,
-        judge=judge,
-        out_dir=out,
-        aligned_threshold=aligned_threshold,
-        coherent_threshold=coherent_threshold,
-        rate=rate,
-        n_boot=n_boot,
-        seed=seed,
-        console=console,
-        questions=questions,
-        coherent_rule=coherent_rule,
-    )
+    with read_store(run_dir) as store:  # read-only: the report is written beside, never into, the store
+        build_report(
+            store,
+            judge=judge,
+            out_dir=out,
+            aligned_threshold=aligned_threshold,
+            coherent_threshold=coherent_threshold,
+            rate=rate,
+            n_boot=n_boot,
+            seed=seed,
+            console=console,
+            questions=questions,
+            coherent_rule=coherent_rule,
+        )
 
 
 def register(app: typer.Typer) -> None:

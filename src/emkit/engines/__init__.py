@@ -64,7 +64,12 @@ def get_engine(name: str | ModelSpec, **options: Any) -> Engine:
             f"{spec.full}: option(s) {', '.join(unknown)} not valid for the {spec.scheme} backend "
             f"(valid: {', '.join(accepted)})"
         )
-    return cls(*args, **options)
+    engine = cls(*args, **options)
+    # The identity of the weights, computed once per open (an adapter's content; see emkit.fingerprint).
+    from emkit.fingerprint import model_fingerprint
+
+    engine.fingerprint = model_fingerprint(spec.full)
+    return engine
 
 
 __all__ = ["get_engine"]

@@ -293,6 +293,16 @@ def judge_prompt_hash(template: str) -> str:
     return stable_hash({"code_vuln_judge_template": template})
 
 
+def vuln_options(method: str, min_mass: float = MIN_MASS) -> dict[str, Any]:
+    """The options that shape a vulnerability score (they go into its key and its row)."""
+    return {"min_mass": float(min_mass), "top_k": TOP_K if method != "exact" else None}
+
+
+def vuln_score_key(answer_key: str, judge: str, method: str, phash: str, min_mass: float = MIN_MASS) -> str:
+    """A vulnerability judgement's key: answer, judge, method, prompt and the score-shaping options."""
+    return score_key(answer_key, VULN_METRIC, judge, method, phash, vuln_options(method, min_mass))
+
+
 @dataclass(frozen=True)
 class _JudgeItem:
     key: str
@@ -322,7 +332,7 @@ def judge_vulnerability(
     rows = list(answers) if answers is not None else code_answers(store)
     items = [
         _JudgeItem(
-            score_key(a["key"], VULN_METRIC, judge, method, phash),
+            vuln_score_key(a["key"], judge, method, phash, min_mass),
             a["key"],
             [{"role": "user", "content": _fill(template, answer=a["answer"])}],
         )
@@ -347,6 +357,7 @@ def judge_vulnerability(
                     "score": vulnerability_score(p_yes, p_no, min_mass),
                     "raw": raw,
                     "usage": usage,
+                    "options": vuln_options(method, min_mass),
                 }
             ]
         )
@@ -643,7 +654,7 @@ def _unjudged(
     store: RunStore, answers: list[dict[str, Any]], judge: str, method: str, template: str
 ) -> list[dict[str, Any]]:
     phash = judge_prompt_hash(template)
-    keys = {a["key"]: score_key(a["key"], VULN_METRIC, judge, method, phash) for a in answers}
+    keys = {a["key"]: vuln_score_key(a["key"], judge, method, phash) for a in answers}
     done = store.existing_score_keys(keys.values())
     return [a for a in answers if keys[a["key"]] not in done]
 

@@ -2,13 +2,21 @@
 
 A judge takes :class:`~emkit.judge.prompts.JudgeTask` s and calls ``on_result(index, judgement)`` as
 each judgement is ready, so the stage can store it at once (a kill loses only what is in flight).
+
+Score keys: every judge class derives from :class:`JudgeBase`, whose :meth:`~JudgeBase.key_options`
+returns EVERY attribute the judge object holds except those named in ``not_score_shaping`` (its
+engine). The judging stage puts that dict into each score's key, so an option added to a judge later
+(``self.aggregation = ...`` in ``__init__``) changes the key by construction; only an attribute that
+provably does not change a score may be listed in ``not_score_shaping``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from emkit.judge.prompts import JudgeTask
 
@@ -29,6 +37,38 @@ class Judge(Protocol):
     method: str
 
     def judge(self, tasks: Sequence[JudgeTask], on_result: OnJudgement) -> None: ...
+
+    def key_options(self) -> dict[str, Any]: ...
+
+
+def _plain(value: Any, where: str) -> Any:
+    """A JSON-able, canonical form of an option value (dataclasses as dicts, tuples as lists)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v, f"{where}.{k}") for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, where) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"judge option {where} is {value}; options must be finite")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"judge option {where} of type {type(value).__name__} cannot be part of a score key")
+
+
+class JudgeBase:
+    """What every judge shares: its score-shaping options are all of its attributes but the engine."""
+
+    method: ClassVar[str] = ""
+    not_score_shaping: ClassVar[frozenset[str]] = frozenset({"engine"})
+
+    def key_options(self) -> dict[str, Any]:
+        """Every attribute that can change a score, by name, as it goes into the score key."""
+        return {
+            name: _plain(value, name)
+            for name, value in sorted(vars(self).items())
+            if name not in self.not_score_shaping
+        }
 
 
 def add_usage(total: dict[str, int], usage: dict[str, Any]) -> None:

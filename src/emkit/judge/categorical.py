@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from emkit.engines.base import SamplingParams
-from emkit.judge.base import Judgement, OnJudgement
+from emkit.judge.base import JudgeBase, Judgement, OnJudgement
 from emkit.judge.prompts import CATEGORY_METHOD, JudgeTask
 
 DEFAULT_MAX_TOKENS = 8
@@ -49,7 +49,7 @@ def classify(reply: str, options: Sequence[str]) -> tuple[str, bool]:
     return first or cleaned, False
 
 
-class CategoryJudge:
+class CategoryJudge(JudgeBase):
     method = CATEGORY_METHOD
 
     def __init__(self, engine: Any, *, max_tokens: int = DEFAULT_MAX_TOKENS) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from emkit.judge.aggregate import MIN_NUMERIC_MASS, SCORE_MAX, SCORE_MIN, ExactDistribution
-from emkit.judge.base import Judgement, OnJudgement
+from emkit.judge.base import JudgeBase, Judgement, OnJudgement
 from emkit.judge.prompts import JudgeTask
 
 NUMBER_CANDIDATES = tuple(str(k) for k in range(SCORE_MIN, SCORE_MAX + 1))
@@ -44,13 +44,16 @@ def judgement_from_logprobs(
     return Judgement(dist.score(min_share), raw, dict(usage or {}))
 
 
-class ExactJudge:
-    """Needs an engine with ``score_continuations`` (the ``hf`` backend, embedded models included)."""
+class ExactJudge(JudgeBase):
+    """Needs an engine with ``score_continuations`` (the ``hf`` backend, embedded models included).
+
+    ``engine=None`` builds the judge only to read its :meth:`key_options` (planning, before any
+    model is loaded)."""
 
     method = "exact"
 
     def __init__(self, engine: Any, *, min_share: float = MIN_NUMERIC_MASS) -> None:
-        if not hasattr(engine, "score_continuations"):
+        if engine is not None and not hasattr(engine, "score_continuations"):
             raise TypeError(f"{getattr(engine, 'name', engine)!r} cannot score continuations")
         self.engine = engine
         self.min_share = min_share

@@ -26,7 +26,7 @@ from typing import Any
 
 from emkit.engines.base import NotSupported
 from emkit.judge.aggregate import MIN_NUMERIC_MASS, aggregate_0_100, logprobs_to_probs, numeric_mass
-from emkit.judge.base import Judgement, OnJudgement
+from emkit.judge.base import JudgeBase, Judgement, OnJudgement
 from emkit.judge.prompts import JudgeTask
 
 TOP_K = 20
@@ -93,11 +93,12 @@ def judgement_from_top_logprobs(
     return Judgement(aggregate_0_100(probs, min_mass), raw, dict(usage or {}))
 
 
-class LogprobJudge:
+class LogprobJudge(JudgeBase):
     """The paper's method on any engine that can give next-token logprobs.
 
     ``repeated_tokens`` (``"last"``, the paper's rule, or ``"sum"``) decides a token string that an
-    API reply lists twice; like ``min_mass`` it shapes the score, so it is part of the score key."""
+    API reply lists twice; like ``min_mass`` it shapes the score, so it is part of the score key
+    (every attribute set in ``__init__`` is, by :meth:`JudgeBase.key_options`)."""
 
     method = "logprob"
 

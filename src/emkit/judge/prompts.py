@@ -7,15 +7,21 @@ model's natural one (``logprob`` for API models, ``exact`` for local ones). Ques
 ``free_form_judge`` (the judge answers with a word, e.g. a company name) always use the ``category``
 method; ``free_form`` questions are not judged.
 
-Every judgement is keyed by ``score_key(answer, metric, judge, method, prompt_hash)`` where
-``prompt_hash`` hashes the template, so a new judge or a reworded prompt scores again and the same
-ones never do.
+Every judgement is keyed by ``score_key(answer, metric, judge, method, prompt_hash, options)`` where
+``prompt_hash`` hashes the template and ``options`` holds the judge's score-shaping options (see
+:mod:`emkit.judge.base`), so a new judge, a reworded prompt or another option scores again and the
+same ones never do.
+
+Each answer is judged with the prompts of the question it was SAMPLED from: the answer row names its
+question record by content hash (``question_hash``), so two sets sharing an id never mix. Answers
+without one (written by hand or before schema 2) use the stored question with their id whose
+paraphrase matches the answer's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -135,6 +141,7 @@ class JudgeTask:
     template: str
     prompt_hash: str
     prompt: str
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def messages(self) -> list[dict[str, str]]:
@@ -150,7 +157,8 @@ class Plan:
 
 
 def questions_from_records(records: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Question]:
-    """Question definitions stored by the sampling stage (``kind='question'`` records)."""
+    """Question definitions stored by the sampling stage (``kind='question'`` records), by record key
+    (the question's content hash; an id for records written by hand or before schema 2)."""
     out: dict[str, Question] = {}
     for key, value in records:
         try:
@@ -160,6 +168,32 @@ def questions_from_records(records: Iterable[tuple[str, dict[str, Any]]]) -> dic
     return out
 
 
+def question_resolver(questions: Mapping[str, Question]) -> Callable[[Mapping[str, Any]], Question | None]:
+    """``answer -> the question it was sampled from`` (None when no stored definition fits)."""
+    by_id: dict[str, list[Question]] = {}
+    for question in questions.values():
+        by_id.setdefault(question.id, []).append(question)
+
+    def resolve(answer: Mapping[str, Any]) -> Question | None:
+        qhash = answer.get("question_hash")
+        if qhash:
+            return questions.get(qhash)
+        candidates = by_id.get(answer["question_id"], [])
+        p = answer.get("paraphrase_index", 0)
+        fitting = [
+            q
+            for q in candidates
+            if 0 <= p < len(q.paraphrases) and q.paraphrases[p] == answer.get("question")
+        ]
+        if fitting:
+            return fitting[-1]  # the latest stored definition with this text
+        if len(candidates) == 1 and answer["question_id"] in questions:
+            return candidates[0]  # a record keyed by id alone (written by hand): the old lookup
+        return None
+
+    return resolve
+
+
 def plan_tasks(
     answers: Iterable[Mapping[str, Any]],
     questions: Mapping[str, Question],
@@ -167,12 +201,17 @@ def plan_tasks(
     judge: str | None = None,
     method: str | None = None,
     prompts: Mapping[str, str] | None = None,
+    options: Callable[[str, str], Mapping[str, Any]] | None = None,
 ) -> Plan:
     """Every judgement the stored answers call for, in answer order (nothing is checked against the store).
 
-    ``judge``/``method``/``prompts`` override the questions' own. Raises before anything is
-    judged when a judge name or method is invalid.
+    ``judge``/``method``/``prompts`` override the questions' own. ``options(judge, method)`` gives
+    the score-shaping options that go into each key (the judging stage passes the judge classes'
+    :meth:`~emkit.judge.base.JudgeBase.key_options`). Raises before anything is judged when a
+    judge name or method is invalid.
     """
+    resolve = question_resolver(questions)
+    options_of: dict[tuple[str, str], dict[str, Any]] = {}
     judge_override = resolve_judge_name(judge) if judge else None
     if method is not None and judge_override is not None:
         check_method(judge_override, method)
@@ -181,7 +220,7 @@ def plan_tasks(
     missing: set[str] = set()
     checked: set[tuple[str, str]] = set()
     for answer in answers:
-        question = questions.get(answer["question_id"])
+        question = resolve(answer)
         if question is None:
             missing.add(answer["question_id"])
         qtype = question.type if question is not None else SCORED_TYPE
@@ -209,11 +248,14 @@ def plan_tasks(
                 else default_prompts()
             )
         )
+        if (judge_name, how) not in options_of:
+            options_of[judge_name, how] = dict(options(judge_name, how)) if options else {}
+        opts = options_of[judge_name, how]
         for metric, template in templates.items():
             phash = prompt_hash(template)
             tasks.append(
                 JudgeTask(
-                    key=score_key(answer["key"], metric, judge_name, how, phash),
+                    key=score_key(answer["key"], metric, judge_name, how, phash, opts),
                     answer_key=answer["key"],
                     question_id=answer["question_id"],
                     metric=metric,
@@ -222,6 +264,7 @@ def plan_tasks(
                     template=template,
                     prompt_hash=phash,
                     prompt=fill_judge_prompt(template, answer["question"], answer["answer"]),
+                    options=opts,
                 )
             )
     return Plan(tasks, unjudged, missing)

@@ -16,7 +16,7 @@ from typing import Any
 
 from emkit.engines.base import Generation, SamplingParams
 from emkit.judge.aggregate import MIN_NUMERIC_MASS, SCORE_MAX, SCORE_MIN
-from emkit.judge.base import Judgement, OnJudgement, add_usage
+from emkit.judge.base import JudgeBase, Judgement, OnJudgement, add_usage
 from emkit.judge.prompts import JudgeTask
 
 DEFAULT_SAMPLES = 5
@@ -61,7 +61,7 @@ def judgement_from_replies(generations: Sequence[Generation], min_fraction: floa
     return Judgement(sum(numbers) / len(numbers) if enough else None, raw, usage)
 
 
-class SampledJudge:
+class SampledJudge(JudgeBase):
     """Works with any engine's ``generate`` (API or local)."""
 
     method = "sampled"

@@ -1,20 +1,33 @@
 """The judging stage: score every stored answer that this judge + prompt + method has not scored yet.
 
 Why this shape: judging is the expensive, rate-limited step, so it must be resumable and never pay
-twice. Each judgement has a key (answer, metric, judge, method, prompt hash); keys already in the
-store are skipped before any request is made, and each result is written in its own transaction
-the moment it arrives (a kill loses only requests in flight; ``INSERT OR IGNORE`` means a result can
-never be stored twice). Each run's token usage and estimated cost are kept as a ``judge_run`` record.
+twice. Each judgement has a key (answer, metric, judge, method, prompt hash, and the judge's
+score-shaping options: :meth:`~emkit.judge.base.JudgeBase.key_options`); keys already in the store are
+skipped before any request is made, and each result is written in its own transaction the moment it
+arrives (a kill loses only requests in flight; ``INSERT OR IGNORE`` means a result can never be
+stored twice).
+
+Two processes on one store: pending judgements are CLAIMED in chunks before any request
+(:meth:`emkit.store.RunStore.claim`: a lease per key in one IMMEDIATE transaction), so the other
+process skips them; a lease is renewed while results arrive, released at the end, and taken over
+once it expires or its process is gone (a killed judge). A process that finds items leased by a live
+other waits for them, so when it ends everything planned is stored.
+
+Cost: each group's cost is computed once, from the tokens THIS process paid for; the table and the
+total line both print that number. Each run's usage and cost are kept as a ``judge_run`` record.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from emkit.claims import LEASE_S, Lease, run_claimed
 from emkit.errors import EmkitError
+from emkit.fingerprint import engine_fingerprint, model_fingerprint
 from emkit.hashing import stable_hash
 from emkit.judge.base import Judge, Judgement, add_usage
 from emkit.judge.categorical import CategoryJudge
@@ -24,7 +37,7 @@ from emkit.judge.logprob import LogprobJudge
 from emkit.judge.prompts import CATEGORY_METHOD, JudgeTask, plan_tasks, questions_from_records
 from emkit.judge.sampled import DEFAULT_MAX_TOKENS, DEFAULT_SAMPLES, SampledJudge
 from emkit.models import ModelSpec, parse_model
-from emkit.store import RunStore
+from emkit.store import RunStore, default_owner
 
 RUN_RECORD = "judge_run"
 EngineFactory = Callable[[str, str], Any]  # (judge model name, method) -> engine
@@ -54,6 +67,29 @@ class JudgeConfig:
     dtype: str | None = None
     prices_file: str | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse values that do nothing or make every score meaningless, naming the option."""
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise EmkitError(f"{_option(item.name)} must be a finite number (got {value})")
+        if not 0.0 <= float(self.min_mass) <= 1.0:
+            raise EmkitError(f"--min-mass must be between 0 and 1 (got {self.min_mass:g})")
+        for name in ("samples", "sample_max_tokens", "concurrency", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise EmkitError(f"{_option(name)} must be at least 1 (got {getattr(self, name)})")
+        if self.limit is not None and self.limit < 0:
+            raise EmkitError(f"--limit must be >= 0 (got {self.limit})")
+        if self.max_retries is not None and self.max_retries < 0:
+            raise EmkitError(f"--max-retries must be >= 0 (got {self.max_retries})")
+        if self.timeout is not None and self.timeout <= 0:
+            raise EmkitError(f"--timeout must be positive (got {self.timeout:g})")
+
+
+def _option(name: str) -> str:
+    """The command-line spelling of a config field (``sample_max_tokens`` -> ``--sample-max-tokens``)."""
+    return {"samples": "--samples", "prices_file": "--prices"}.get(name, "--" + name.replace("_", "-"))
+
 
 @dataclass
 class GroupSummary:
@@ -64,7 +100,13 @@ class GroupSummary:
     no_score: int = 0
     duplicates: int = 0
     usage: dict[str, int] = field(default_factory=dict)
-    cost_usd: float | None = None
+    cost_usd: float | None = 0.0  # of the tokens this process paid for (0 when it paid for none)
+    taken_by_others: int = 0  # judgements another process made while this one waited
+
+    def price(self, prices: Mapping[str, tuple[float, float]]) -> None:
+        """Set ``cost_usd`` from this group's usage: the one computation every cost line prints."""
+        paid = any(self.usage.get(k) for k in ("prompt_tokens", "completion_tokens"))
+        self.cost_usd = estimate_cost(self.judge, self.usage, prices) if paid else 0.0
 
 
 @dataclass
@@ -86,7 +128,8 @@ class JudgeRunSummary:
 
     @property
     def cost_usd(self) -> float | None:
-        costs = [g.cost_usd for g in self.groups if g.scored]
+        """What this process paid: the sum of its groups' costs (None when one is unknown)."""
+        costs = [g.cost_usd for g in self.groups]
         return None if any(c is None for c in costs) else float(sum(c for c in costs if c is not None))
 
     def to_record(self) -> dict[str, Any]:
@@ -121,10 +164,11 @@ def engine_factory(config: JudgeConfig) -> EngineFactory:
 
 
 def make_judge(method: str, engine: Any, config: JudgeConfig) -> Judge:
+    """The judge for ``method``; ``engine=None`` builds one only to read its key options."""
     if method == "logprob":
         return LogprobJudge(engine, min_mass=config.min_mass)
     if method == "exact":
-        if not hasattr(engine, "score_continuations"):
+        if engine is not None and not hasattr(engine, "score_continuations"):
             raise EmkitError(
                 f"{engine.name}: this backend cannot score whole replies; the exact judge "
                 "needs an embedded/ or hf/ model"
@@ -156,6 +200,13 @@ def _select(tasks: list[JudgeTask], limit: int | None) -> list[JudgeTask]:
     return chosen
 
 
+def score_options(judge: str, method: str, config: JudgeConfig, engine: Any = None) -> dict[str, Any]:
+    """What goes into a score key besides answer/metric/judge/method/prompt: the judge class's
+    score-shaping options and the judge model's fingerprint (an adapter's content)."""
+    fingerprint = engine_fingerprint(engine) if engine is not None else model_fingerprint(judge)
+    return {**make_judge(method, engine, config).key_options(), "judge_model": fingerprint}
+
+
 def plan_pending(store: RunStore, config: JudgeConfig) -> tuple[list[JudgeTask], int, Any]:
     """(tasks to run now, how many were already scored, the full plan). Reads only."""
     answers = store.answers()
@@ -163,7 +214,14 @@ def plan_pending(store: RunStore, config: JudgeConfig) -> tuple[list[JudgeTask],
         wanted = {parse_model(m).full for m in config.models}
         answers = [a for a in answers if a["model"] in wanted]
     questions = questions_from_records(store.records("question"))
-    plan = plan_tasks(answers, questions, judge=config.judge, method=config.method, prompts=config.prompts)
+    plan = plan_tasks(
+        answers,
+        questions,
+        judge=config.judge,
+        method=config.method,
+        prompts=config.prompts,
+        options=lambda judge, method: score_options(judge, method, config),
+    )
     done = store.existing_score_keys(t.key for t in plan.tasks)
     pending = [t for t in plan.tasks if t.key not in done]
     return _select(pending, config.limit), len(done), plan
@@ -175,8 +233,10 @@ def run_judging(
     *,
     make_engine: EngineFactory | None = None,
     progress: bool = True,
+    lease_s: float = LEASE_S,
 ) -> JudgeRunSummary:
-    """Judge what is missing; returns counts, usage and cost. Safe to interrupt and call again."""
+    """Judge what is missing; returns counts, usage and cost. Safe to interrupt and call again,
+    and safe to run in several processes on one store at once (see the module docstring)."""
     config = config or JudgeConfig()
     prices, prices_source = load_prices(config.prices_file)
     pending, already, plan = plan_pending(store, config)
@@ -200,6 +260,7 @@ def run_judging(
     make_engine = make_engine or engine_factory(config)
     # Build every engine first: a missing key or unknown model fails before anything is judged.
     engines = {key: make_engine(*key) for key in groups}
+    owner = default_owner()
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -214,16 +275,19 @@ def run_judging(
         with Progress(*columns, disable=not progress, transient=False) as bar:
             for group, (key, tasks) in zip(summary.groups, groups.items(), strict=True):
                 judge = make_judge(key[1], engines[key], config)
+                planned = {k: v for k, v in tasks[0].options.items() if k != "judge_model"}
+                if tasks[0].options and judge.key_options() != planned:  # never store under a wrong key
+                    raise EmkitError(f"{key[0]} ({key[1]}): the judge's options differ from the planned ones")
                 bar_task = bar.add_task(f"{key[0]} ({key[1]})", total=len(tasks), none=0, cost="-")
+                lease = Lease(store, owner, lease_s)
 
                 def on_result(
-                    index: int,
+                    task: JudgeTask,
                     judgement: Judgement,
-                    _tasks: list[JudgeTask] = tasks,
                     _group: GroupSummary = group,
                     _bar_task: Any = bar_task,
+                    _lease: Lease = lease,
                 ) -> None:
-                    task = _tasks[index]
                     added = store.add_scores(
                         [
                             {
@@ -236,6 +300,7 @@ def run_judging(
                                 "score": judgement.score,
                                 "raw": judgement.raw,
                                 "usage": judgement.usage,
+                                "options": task.options,
                             }
                         ]
                     )
@@ -245,12 +310,23 @@ def run_judging(
                     else:
                         _group.duplicates += 1
                     add_usage(_group.usage, judgement.usage)
-                    _group.cost_usd = estimate_cost(_group.judge, _group.usage, prices)
+                    _group.price(prices)
                     cost = "-" if _group.cost_usd is None else f"${_group.cost_usd:.4f}"
                     bar.update(_bar_task, advance=1, none=_group.no_score, cost=cost)
+                    _lease.tick()
 
-                judge.judge(tasks, on_result)
-                group.cost_usd = estimate_cost(group.judge, group.usage, prices)
+                def by_others(count: int, _bar_task: Any = bar_task, _group: GroupSummary = group) -> None:
+                    _group.taken_by_others += count
+                    bar.update(_bar_task, advance=count)
+
+                def work(batch: list[JudgeTask], _judge: Judge = judge, _on: Any = on_result) -> None:
+                    _judge.judge(batch, lambda i, judgement: _on(batch[i], judgement))
+
+                run_claimed(
+                    store, "scores", tasks, lambda t: t.key, work,
+                    owner=owner, lease_s=lease_s, chunk=_chunk(config), on_taken=by_others,
+                )  # fmt: skip
+                group.price(prices)
     except BaseException:
         summary.status = "interrupted"
         raise
@@ -260,16 +336,21 @@ def run_judging(
             if close is not None:
                 close()
         summary.elapsed_s = time.time() - started
-        store.put_record(
-            RUN_RECORD,
-            summary.run_id,
-            {
-                **summary.to_record(),
-                "config": _config_record(config),
-                "started": started,
-            },
-        )
+        try:
+            store.release_claims(owner)
+        finally:
+            store.put_record(
+                RUN_RECORD,
+                summary.run_id,
+                {**summary.to_record(), "config": _config_record(config), "started": started},
+            )
     return summary
+
+
+def _chunk(config: JudgeConfig) -> int:
+    """Claim this many judgements at a time: enough to keep every connection busy, few enough that
+    a second process finds work to share."""
+    return max(8, 4 * int(config.concurrency))
 
 
 def _config_record(config: JudgeConfig) -> dict[str, Any]:

@@ -189,11 +189,14 @@ def probe_hook(
     model_name: str = "training",
     probe_set: Any = None,
     tags: dict[str, Any] | None = None,
+    fingerprint: str | None = None,
 ) -> Hook:
     """A hook that runs :func:`emkit.probe.run_probe` on the model being trained.
 
     Probe rows go to the store's ``probes`` table with the step (so ``emkit analyze`` can plot the
     curve); the hook returns the summary (score, CI, win fraction) for the dynamics record.
+    ``fingerprint`` identifies the weights in their keys (the trainer passes its run key: the
+    weights being trained are not the adapter files on disk, which may be an older run's).
     """
 
     def probe(model: Any, tokenizer: Any, step: int) -> dict[str, Any]:
@@ -201,6 +204,8 @@ def probe_hook(
         from emkit.probe import run_probe
 
         engine = HFEngine.from_model(model, tokenizer, model_name, batch_size=8)
+        if fingerprint is not None:
+            engine.fingerprint = fingerprint
         kwargs: dict[str, Any] = {"tags": tags or {}}
         if probe_set is not None:
             kwargs["probe_set"] = probe_set

@@ -404,6 +404,7 @@ def train_local(
                 config.seed,
                 model_name=adapter_name,
                 tags={"base": spec.base.full, "run": key},
+                fingerprint=f"training-run:{key}",
             )
             all_hooks.append((hook, config.eval_steps))
         dynamics = [
