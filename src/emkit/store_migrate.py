@@ -228,14 +228,32 @@ class _ScoreOptions:
             if not runs:
                 options = self._options(judge, method, {})
                 self.counts["assumed_defaults"] += 1
-                return options
+                return _schema1_rule(options, raw)
             within = [c for start, end, c in runs if start <= float(row["created"]) <= end]
             for candidates in (within, [c for _, _, c in runs]):
                 distinct = {canonical_json(self._options(judge, method, c)) for c in candidates}
                 if len(distinct) == 1:
                     self.counts["from_judge_runs"] += 1
-                    return json.loads(distinct.pop())
+                    return _schema1_rule(json.loads(distinct.pop()), raw)
         except EmkitError:  # a judge or method this emkit does not know, or options it refuses
             pass
         self.counts["unrecovered"] += 1
         return {"unrecovered": "schema 1 did not record which judge options made this score"}
+
+
+def _schema1_rule(options: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """The repeated-token rule a schema-1 logprob score was really made with.
+
+    Schema 1 SUMMED the probabilities of a token string listed twice in a reply and stored the
+    merged ``{token: logprob}`` dict. A reply with all ``top_k`` strings distinct scores the same
+    under both rules, so it keeps today's rule (nothing to pay again); a dict with fewer entries
+    may hide a merge, so the score is labelled with the rule that made it (``sum``), never with
+    today's ``last`` — a new run with the paper's rule then judges it anew instead of reusing it.
+    """
+    if "repeated_tokens" not in options:
+        return options
+    top = raw.get("top_logprobs")
+    top_k = int(options.get("top_k") or 20)
+    if isinstance(top, dict) and len(top) >= top_k:
+        return options
+    return {**options, "repeated_tokens": "sum"}

@@ -111,15 +111,40 @@ def test_the_old_store_is_migrated_once_and_reruns_find_everything(tmp_path, cap
                 capsys,
             )  # fmt: skip
             assert code == 0 and "0 new answers" in out, out + err
-        for extra in ([], ["--method", "sampled", "--samples", "3", "--min-mass", "0.5"]):
-            code, out, err = cli(["judge", run, "--base-url", srv.base_url, *extra], capsys)
-            assert code == 0 and "nothing to judge" in out, out + err
+        code, out, err = cli(
+            ["judge", run, "--base-url", srv.base_url, "--method", "sampled", "--samples", "3", "--min-mass", "0.5"],
+            capsys,
+        )
+        assert code == 0 and "nothing to judge" in out, out + err
         assert srv.stats.requests == 0
+        # schema 1 summed a token string listed twice; the fake server's replies list fewer than
+        # top_k strings, so a merge cannot be ruled out: those logprob scores carry the rule that
+        # made them ('sum') and the paper's rule ('last', today's default) judges them anew, once
+        merged = [s for s in scores if s["method"] == "logprob"]
+        assert merged and all(s["options"]["repeated_tokens"] == "sum" for s in merged)
+        assert all(len(s["raw"]["top_logprobs"]) < 20 for s in merged)
+        code, out, err = cli(["judge", run, "--base-url", srv.base_url], capsys)
+        assert code == 0 and srv.stats.requests == len(merged), out + err
+        code, out, err = cli(["judge", run, "--base-url", srv.base_url], capsys)
+        assert code == 0 and "nothing to judge" in out and srv.stats.requests == len(merged), out + err
         # an option the old runs did not use is a new score, not a hit
         code, out, err = cli(["judge", run, "--base-url", srv.base_url, "--min-mass", "0.3"], capsys)
-        assert code == 0 and srv.stats.requests == 20, out + err
+        assert code == 0 and srv.stats.requests == 2 * len(merged), out + err
     with RunStore(run) as store:  # opening again does not migrate again
-        assert len(store.records("migration")) == 1 and store.count("scores") == 60
+        assert len(store.records("migration")) == 1 and store.count("scores") == 40 + 2 * len(merged)
+
+
+def test_schema1_logprob_scores_keep_todays_rule_only_when_no_merge_can_have_happened() -> None:
+    """A schema-1 reply whose stored dict holds all top_k strings had nothing to merge."""
+    from emkit.store_migrate import _schema1_rule
+
+    options = {"top_k": 20, "min_mass": 0.25, "repeated_tokens": "last"}
+    full = {"top_logprobs": {str(i): -float(i) for i in range(20)}}
+    short = {"top_logprobs": {str(i): -float(i) for i in range(19)}}
+    assert _schema1_rule(options, full) == options
+    assert _schema1_rule(options, short) == {**options, "repeated_tokens": "sum"}
+    assert _schema1_rule(options, {}) == {**options, "repeated_tokens": "sum"}
+    assert _schema1_rule({"n": 3}, short) == {"n": 3}  # judges without the rule are untouched
 
 
 # -- hand-built schema-1 stores ---------------------------------------------------------------------
@@ -179,6 +204,9 @@ def _answer(conn, qid: str, text: str, s: int, created: float = 100.0) -> str:
 PROMPT_HASH = _old_hash({"judge_template": "SET-B {answer}"})  # set B's aligned prompt, as 172662b hashed it
 
 
+TOP20 = json.dumps({"top_logprobs": {str(i): -1.0 - i for i in range(20)}})
+
+
 def _score(conn, answer: str, metric: str, method: str, created: float, raw: str = "{}") -> None:
     conn.execute(
         "INSERT INTO scores (key, answer_key, metric, judge, method, prompt_hash, score, raw, created)"
@@ -206,7 +234,8 @@ def test_hand_built_old_store_two_sets_options_and_probes(tmp_path, capsys, api_
     b = [_answer(conn, "shared", "Name a lake.", s) for s in range(2, 4)]
     _question(conn, "shared", "Name a lake.", "SET-B")
     for key in a + b:
-        _score(conn, key, "aligned", "logprob", created=500.0)  # inside the judge_run below
+        # inside the judge_run below; 20 distinct strings, as a real API replies: nothing was merged
+        _score(conn, key, "aligned", "logprob", created=500.0, raw=TOP20)
         _score(conn, key, "aligned", "exact", created=900.0)  # no judge_run for this method
     _score(conn, b[0], "aligned", "sampled", created=700.0)  # two runs disagree, neither window holds it
     run_record = {"config": {"min_mass": 0.7, "samples": 5, "sample_max_tokens": 16}, "started": 490.0,
