@@ -153,16 +153,9 @@ def sample_questions(
     for item in pending:
         by_temp.setdefault(item.params["temperature"], []).append(item)
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from emkit.terminal import stage_progress
 
-    columns = [
-        TextColumn("[bold]sample[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} answers/s"),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    with stage_progress("sample", "{task.fields[rate]} answers/s", disable=not progress) as bar:
         task = bar.add_task(model, total=len(pending), rate="-")
         for temp, group_items in by_temp.items():
             params = SamplingParams(temperature=temp, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)

@@ -6,11 +6,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Re-exported: every command prints through these, so no user string is ever read as markup.
+from emkit.terminal import console, err_console
+
+__all__ = ["console", "err_console", "print_table"]
 
 # Options that `emkit analyze` and `emkit report` share, so both say and default the same.
 JUDGE_OPTION = typer.Option(None, help="Which judge's scores to use when a run has several.")

@@ -19,6 +19,7 @@ from emkit.commands._common import (
     console,
 )
 from emkit.errors import EmkitError
+from emkit.outputs import output_file, write_text
 from emkit.report.console import diff_rich_table, group_rich_table, rate_rich_table
 from emkit.report.html import jsonable, resolve_thresholds
 
@@ -48,6 +49,8 @@ def analyze(
     """
     if compare and len(compare) != 2:
         raise EmkitError("--compare takes exactly two groups: --compare A --compare B")
+    if json_out:
+        output_file(json_out, what="--json file")
     frame = load(run_dir, csvs=csv, judge=judge, group_by=group_by)
     if frame.empty:
         raise EmkitError(f"{run_dir}: no answers to analyse")
@@ -89,8 +92,7 @@ def analyze(
         out["comparison"] = diff
         console.print(diff_rich_table(diff[diff["scope"].isin(M.RATE_KINDS)]))
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(jsonable(out), indent=2, allow_nan=False), encoding="utf-8")
+        write_text(json_out, json.dumps(jsonable(out), indent=2, allow_nan=False), what="--json file")
         console.print(f"wrote {json_out}", markup=False)
 
 

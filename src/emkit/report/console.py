@@ -9,6 +9,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from emkit.terminal import styled
+
 
 def _pct(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -128,5 +130,5 @@ def print_summary(console: Console, result: Any) -> None:
             probe_rich_table(pd.DataFrame(probe["models"]), pd.DataFrame(probe.get("shifts") or []))
         )
     for error in result.metrics.get("section_errors", []):
-        console.print(f"[red]section {error['section']} failed:[/] {error['error']}", markup=True)
+        console.print(styled((f"section {error['section']} failed:", "red"), " ", str(error["error"])))
     console.print(f"report: {result.index}\nmetrics: {result.metrics_path}", markup=False)

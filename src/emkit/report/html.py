@@ -44,6 +44,7 @@ import pandas as pd
 from emkit import metrics as M
 from emkit.analysis import load_run, open_store, pick_judge, question_order, run_thresholds
 from emkit.errors import EmkitError
+from emkit.outputs import output_dir, write_bytes, write_text
 from emkit.store import RunStore
 
 REPORT_DIR = "report"
@@ -98,7 +99,7 @@ class SectionContext:
 
         data = png_bytes(fig)
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-        (self.out_dir / f"{safe}.png").write_bytes(data)
+        write_bytes(self.out_dir / f"{safe}.png", data, what="plot")
         self.images.append(f"{safe}.png")
         encoded = base64.b64encode(data).decode("ascii")
         return f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{encoded}">'
@@ -590,8 +591,7 @@ def write_report(
     M.check_rate_kind(rate)
     store = open_store(run_dir)
     run_path = Path(store.run_dir)
-    out = Path(out_dir) if out_dir is not None else run_path / REPORT_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(Path(out_dir) if out_dir is not None else run_path / REPORT_DIR, what="report folder")
     chosen = pick_judge(store, judge)
     answers = load_run(store, judge=chosen)
     ctx = SectionContext(
@@ -652,9 +652,9 @@ def write_report(
         + "</body></html>"
     )
     index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
+    write_text(index, page, what="report page")
     metrics_path = out / "metrics.json"
-    metrics_path.write_text(json.dumps(jsonable(metrics), indent=2, allow_nan=False), encoding="utf-8")
+    write_text(metrics_path, json.dumps(jsonable(metrics), indent=2, allow_nan=False), what="metrics file")
     groups = ctx.metrics.get("groups")
     if store is not run_dir:
         store.close()
