@@ -50,8 +50,14 @@ def _make_parent(path: Path, what: str) -> None:
 
 
 def _check_writable_dir(folder: Path, target: Path, what: str) -> None:
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write the {what}: {folder} is not writable", where=str(target))
+    """Create and remove a scratch file in ``folder``: the only test that holds for root, read-only
+    mounts and ACLs alike (``os.access`` says yes to root where the kernel then says no)."""
+    try:
+        fd, scratch = tempfile.mkstemp(dir=folder, prefix=".emkit-write-check.")
+    except OSError as exc:
+        raise InputError(f"cannot write the {what}: {folder}: {_describe(exc)}", where=str(target)) from None
+    os.close(fd)
+    os.unlink(scratch)
 
 
 def output_file(path: str | os.PathLike[str], *, what: str = "output file") -> Path:

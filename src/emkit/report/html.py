@@ -589,6 +589,8 @@ def write_report(
 ) -> ReportResult:
     """Build the report and return its paths and the machine-readable metrics."""
     M.check_rate_kind(rate)
+    if out_dir is not None:  # a wrong --out is refused before the store is opened
+        output_dir(out_dir, what="report folder", create=False)
     store = open_store(run_dir)
     run_path = Path(store.run_dir)
     out = output_dir(Path(out_dir) if out_dir is not None else run_path / REPORT_DIR, what="report folder")
