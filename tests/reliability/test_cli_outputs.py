@@ -24,6 +24,7 @@ from reliability.rel_helpers import cli, make_run_dir, one_line, snapshot
 pytestmark = pytest.mark.reliability
 
 ROW = {"messages": [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Teal."}]}
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "evil-numbers.yaml"
 UNWRITABLE = Path("/sys/emkit-unwritable")  # sysfs: read-only even for root (chmod does not stop root)
 
 
@@ -31,6 +32,15 @@ def _rows(n: int) -> list[dict]:
     return [
         {"messages": [ROW["messages"][0], {"role": "assistant", "content": f"Colour {i}."}]} for i in range(n)
     ]
+
+
+def _experiment_out(w: Path, out: Path) -> Path:
+    """The example experiment with its ``out:`` replaced."""
+    text = EXAMPLE.read_text(encoding="utf-8").replace("out: runs/evil-numbers", f"out: '{out}'")
+    assert f"out: '{out}'" in text
+    path = w / "exp.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def _writable(path: Path) -> bool:
@@ -112,58 +122,35 @@ def test_a_wrong_output_file_is_one_line(verb, kind, says, work, capsys) -> None
     assert snapshot(work).files == before.files, "an input or other file changed"
 
 
-@pytest.mark.parametrize(
-    ("argv", "says"),
-    [
-        (lambda w: ["report", w / "run", "--out", w / "plain.txt"], "is a file; give a folder"),
-        (
-            lambda w: ["report", w / "run", "--out", w / "plain.txt" / "rep"],
-            "plain.txt is a file, not a folder",
-        ),
-        (
-            lambda w: [
-                "sample",
-                "--model",
-                "openai/fake-model",
-                "--base-url",
-                "http://127.0.0.1:9/v1",
-                "--out",
-                w / "plain.txt",
-            ],
-            "is a file; give a folder",
-        ),
-        (lambda w: ["sample", "--out", w / "plain.txt" / "run"], "plain.txt is a file, not a folder"),
-        (
-            lambda w: [
-                "code-vuln",
-                "--model",
-                "embedded/smollm2-135m",
-                "--no-judge",
-                "--out",
-                w / "plain.txt",
-            ],
-            "is a file; give a folder",
-        ),
-        (lambda w: ["train", "--data", w / "s.jsonl", "--out", w / "plain.txt"], "is a file; give a folder"),
-        (
-            lambda w: ["demo", "--dry-run", "--out", w / "plain.txt" / "demo"],
-            "plain.txt is a file, not a folder",
-        ),
-    ],
-    ids=[
-        "report-file",
-        "report-below-file",
-        "sample-file",
-        "sample-below-file",
-        "code-vuln-file",
-        "train-file",
-        "demo-below-file",
-    ],
-)
-def test_a_wrong_output_folder_is_one_line(argv, says, work, capsys, monkeypatch) -> None:
+IS_FILE, BELOW_FILE = "is a file; give a folder", "plain.txt is a file, not a folder"
+API = ["--model", "openai/fake-model", "--base-url", "http://127.0.0.1:9/v1"]
+# Verbs that write a folder (report, run directories, adapters), as a function of the work folder.
+FOLDER_CASES = {
+    "report-file": (lambda w: ["report", w / "run", "--out", w / "plain.txt"], IS_FILE),
+    "report-below-file": (lambda w: ["report", w / "run", "--out", w / "plain.txt" / "rep"], BELOW_FILE),
+    "sample-file": (lambda w: ["sample", *API, "--out", w / "plain.txt"], IS_FILE),
+    "sample-below-file": (lambda w: ["sample", "--out", w / "plain.txt" / "run"], BELOW_FILE),
+    "code-vuln-file": (
+        lambda w: ["code-vuln", "-m", "embedded/smollm2-135m", "--out", w / "plain.txt"],
+        IS_FILE,
+    ),
+    "train-file": (lambda w: ["train", "--data", w / "s.jsonl", "--out", w / "plain.txt"], IS_FILE),
+    "demo-below-file": (lambda w: ["demo", "--dry-run", "--out", w / "plain.txt" / "demo"], BELOW_FILE),
+    "run-o-file": (lambda w: ["run", EXAMPLE, "--dry-run", "-o", w / "plain.txt"], IS_FILE),
+    "run-yaml-out-below-file": (
+        lambda w: ["run", _experiment_out(w, w / "plain.txt" / "x"), "--dry-run"],
+        BELOW_FILE,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FOLDER_CASES))
+def test_a_wrong_output_folder_is_one_line(case, work, capsys, monkeypatch) -> None:
+    make_argv, says = FOLDER_CASES[case]
     monkeypatch.setenv("OPENAI_API_KEY", "sk-emkit-test-not-a-key")
+    argv = make_argv(work)
     before = snapshot(work)
-    code, _, err = cli(argv(work), capsys)
+    code, _, err = cli(argv, capsys)
     line = one_line(err)
     assert code == 2, err
     assert line.startswith("error: ") and says in line and "plain.txt" in line, line
