@@ -60,20 +60,27 @@ def _check_writable_dir(folder: Path, target: Path, what: str) -> None:
     os.unlink(scratch)
 
 
+def _nearest_dir(path: Path) -> Path:
+    """The nearest existing folder at or above ``path`` (what a ``mkdir -p`` would start from)."""
+    return next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
+
+
 def output_file(path: str | os.PathLike[str], *, what: str = "output file") -> Path:
-    """Check that a file can be written at ``path`` (creating missing folders); return the path.
+    """Check that a file can be written at ``path``; return the path. Creates nothing.
 
     Refused with one line: a path that is a directory, a path below a file, an unwritable folder.
-    Call it before the work, so a bad ``-o`` costs nothing.
+    Call it before the work, so a bad ``-o`` costs nothing; missing folders are made at write time.
     """
     target = Path(path)
     if target.is_dir():
         raise InputError(f"the {what} is a folder; give a file name", where=str(target))
-    _make_parent(target, what)
+    blocker = _first_file_above(target)
+    if blocker is not None:
+        raise InputError(f"cannot write the {what}: {blocker} is a file, not a folder", where=str(target))
     real = Path(os.path.realpath(target))
     if real.is_dir():
         raise InputError(f"the {what} points to a folder; give a file name", where=str(target))
-    _check_writable_dir(real.parent, target, what)
+    _check_writable_dir(_nearest_dir(real.parent), target, what)
     if real.exists() and not os.access(real, os.W_OK):
         raise InputError(f"cannot write the {what}: the file is read-only", where=str(target))
     return target
@@ -93,8 +100,7 @@ def output_dir(path: str | os.PathLike[str], *, what: str = "output folder", cre
     if blocker is not None:
         raise InputError(f"cannot create the {what}: {blocker} is a file, not a folder", where=str(target))
     if not create:
-        existing = next((p for p in (target, *target.parents) if p.is_dir()), Path("."))
-        _check_writable_dir(existing, target, what)
+        _check_writable_dir(_nearest_dir(target), target, what)
         return target
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -113,6 +119,7 @@ def atomic_path(path: str | os.PathLike[str], *, what: str = "output file") -> I
     """
     target = output_file(path, what=what)
     real = Path(os.path.realpath(target))
+    _make_parent(real, what)
     try:
         fd, tmp_name = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
     except OSError as exc:

@@ -43,6 +43,11 @@ def _experiment_out(w: Path, out: Path) -> Path:
     return path
 
 
+def _tree(folder: Path) -> set[str]:
+    """Every path under ``folder``, folders included (SQLite's shared-memory index left out)."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if not p.name.endswith("-shm")}
+
+
 def _writable(path: Path) -> bool:
     try:
         path.write_text("")
@@ -112,7 +117,7 @@ def test_a_wrong_output_file_is_one_line(verb, kind, says, work, capsys) -> None
     }[kind]
     if kind == "unwritable" and _writable(UNWRITABLE):
         pytest.skip("no read-only place on this machine")
-    before = snapshot(work)
+    before, tree = snapshot(work), _tree(work)
     code, out, err = cli(_file_writers(work)[verb](target), capsys)
     line = one_line(err)
     assert code == 2, err
@@ -120,6 +125,7 @@ def test_a_wrong_output_file_is_one_line(verb, kind, says, work, capsys) -> None
     assert "wrote" not in out
     gc.collect()  # a store connection left to the collector would keep an empty WAL file around
     assert snapshot(work).files == before.files, "an input or other file changed"
+    assert _tree(work) == tree, "a folder was created"
 
 
 IS_FILE, BELOW_FILE = "is a file; give a folder", "plain.txt is a file, not a folder"
@@ -149,13 +155,14 @@ def test_a_wrong_output_folder_is_one_line(case, work, capsys, monkeypatch) -> N
     make_argv, says = FOLDER_CASES[case]
     monkeypatch.setenv("OPENAI_API_KEY", "sk-emkit-test-not-a-key")
     argv = make_argv(work)
-    before = snapshot(work)
+    before, tree = snapshot(work), _tree(work)
     code, _, err = cli(argv, capsys)
     line = one_line(err)
     assert code == 2, err
     assert line.startswith("error: ") and says in line and "plain.txt" in line, line
     gc.collect()
     assert snapshot(work).files == before.files
+    assert _tree(work) == tree, "a folder was created"
 
 
 def test_writing_over_the_input_directly_and_through_a_symlink(work, capsys, monkeypatch) -> None:
