@@ -29,7 +29,7 @@ from emkit.questions import QuestionSet, load_questions
 from emkit.sampling import plan as plan_answers
 from emkit.store import RunStore
 from emkit.terminal import console as default_console
-from emkit.terminal import stage_line, styled
+from emkit.terminal import plain, stage_line, styled
 
 STAGE_RECORD = "stage"
 
@@ -356,7 +356,7 @@ def print_plan(plan: Plan, console: Console) -> None:
     from rich.table import Table
 
     table = Table(
-        title=f"{plan.experiment.name}: {len(plan.units)} models, run dir {plan.run_dir}",
+        title=plain(f"{plan.experiment.name}: {len(plan.units)} models, run dir {plan.run_dir}"),
         title_justify="left",
     )
     for column in ("stage", "what", "status", "detail", "est. cost"):
@@ -364,7 +364,7 @@ def print_plan(plan: Plan, console: Console) -> None:
     for stage in plan.stages:
         status = styled(("cached", "green")) if stage.done else styled(("will run", "yellow"))
         cost = f"${stage.cost_usd:.2f}" if stage.cost_usd is not None else ""
-        table.add_row(stage.kind, stage.label, status, stage.detail, cost)
+        table.add_row(stage.kind, plain(stage.label), status, plain(stage.detail), cost)
     console.print(table)
     total = sum(s.cost_usd or 0 for s in plan.pending)
     console.print(

@@ -45,6 +45,15 @@ def styled(*parts: Part) -> Text:
     return text
 
 
+def plain(value: Any) -> Text:
+    """A table cell, title or caption that no console parses (``None`` is empty).
+
+    Tables are built here and printed later, maybe on a caller's own console with markup on;
+    a :class:`~rich.text.Text` cell is never parsed, whichever console prints it.
+    """
+    return Text("" if value is None else str(value))
+
+
 def stage_line(stage: str, *rest: Any) -> Text:
     """``<stage> <rest...>`` with the stage name in bold (the pipeline's per-stage lines)."""
     return styled((stage, "bold"), " ", *(str(r) for r in rest))

@@ -113,3 +113,28 @@ def test_progress_and_summary_of_a_bracketed_model_name(tmp_path) -> None:
     assert "sample openai/fake[/m]" in result.stdout  # the progress line
     assert "openai/fake[/m]: 2 new answers" in result.stdout
     assert str(tmp_path / "run[/r]") in result.stdout
+
+
+def test_tables_keep_user_data_on_a_console_with_markup_on() -> None:
+    """A library caller may print emkit's tables on its own rich console (markup on by default)."""
+    import io
+
+    import pandas as pd
+    from rich.console import Console
+
+    from emkit import metrics as M
+    from emkit.report.console import group_rich_table, rate_rich_table
+
+    rows = [
+        {"model": f"m[/{i % 2}]", "group": f"[/g{i % 2}]", "question_id": "[b]q", "answer": "a",
+         "aligned": 10.0 + 15 * i, "coherent": 90.0, "judged": True}
+        for i in range(6)
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    buffer = io.StringIO()
+    theirs = Console(file=buffer, width=200)  # rich's defaults: markup and highlighting on
+    theirs.print(group_rich_table(M.group_table(frame, n_boot=100)))
+    theirs.print(rate_rich_table(M.model_table(frame, n_boot=100), ["group", "model"], "[/t] per model"))
+    text = buffer.getvalue()
+    for expected in ("[/g0]", "[/g1]", "m[/0]", "m[/1]", "[/t] per model"):
+        assert expected in text, (expected, text)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 # Re-exported: every command prints through these, so no user string is ever read as markup.
-from emkit.terminal import console, err_console
+from emkit.terminal import console, err_console, plain
 
 __all__ = ["console", "err_console", "print_table"]
 
@@ -27,9 +27,9 @@ SEED_OPTION = typer.Option(0, help="Bootstrap seed.")
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     for column in columns:
-        table.add_column(column)
+        table.add_column(plain(column))
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(plain(v) for v in row))
     console.print(table)

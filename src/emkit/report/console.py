@@ -9,7 +9,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from emkit.terminal import styled
+from emkit.terminal import plain, styled
 
 
 def _pct(value: Any) -> str:
@@ -29,7 +29,7 @@ def group_rich_table(table: pd.DataFrame, title: str = "Misaligned answers by gr
     """Headline: one row per group with the rate (and its kind), CI and the excluded counts."""
     kind = table.attrs.get("rate_kind", "question_mean")
     ci = table.attrs.get("ci", 0.95)
-    out = Table(title=f"{title} ({kind.replace('_', '-')} rate, {ci:.0%} CI)", title_justify="left")
+    out = Table(title=plain(f"{title} ({kind.replace('_', '-')} rate, {ci:.0%} CI)"), title_justify="left")
     width = min(32, max([5, *(len(str(g)) for g in table["group"])]))
     out.add_column("group", min_width=width, overflow="fold")
     out.add_column("misaligned rate", min_width=21, overflow="fold")
@@ -37,7 +37,7 @@ def group_rich_table(table: pd.DataFrame, title: str = "Misaligned answers by gr
         out.add_column(column, justify="right", overflow="fold")
     for _, row in table.iterrows():
         out.add_row(
-            str(row["group"]),
+            plain(row["group"]),
             _rate(row),
             str(row["n_models"]),
             str(row["n_answers"]),
@@ -51,14 +51,14 @@ def group_rich_table(table: pd.DataFrame, title: str = "Misaligned answers by gr
 
 def rate_rich_table(table: pd.DataFrame, keys: list[str], title: str) -> Table:
     """Per model or per question: the keys, counts and the rate with CI."""
-    out = Table(title=title, title_justify="left")
+    out = Table(title=plain(title), title_justify="left")
     for key in keys:
         out.add_column(key, overflow="fold")
     for column in ("valid", "misaligned", "rate (CI)", "CODE/REFUSAL", "incoherent"):
         out.add_column(column, justify="right", overflow="fold")
     for _, row in table.iterrows():
         out.add_row(
-            *(str(row[k]) for k in keys),
+            *(plain(row[k]) for k in keys),
             str(row["n_valid"]),
             str(row["n_misaligned"]),
             _rate(row),
@@ -75,8 +75,8 @@ def diff_rich_table(table: pd.DataFrame) -> Table:
     for _, row in table.iterrows():
         out.add_row(
             str(row["scope"]),
-            str(row["group_a"]),
-            str(row["group_b"]),
+            plain(row["group_a"]),
+            plain(row["group_b"]),
             _pct(row["rate_a"]),
             _pct(row["rate_b"]),
             f"{_pct(row['diff'])} [{_pct(row['ci_low'])}, {_pct(row['ci_high'])}]",
@@ -105,7 +105,7 @@ def probe_rich_table(models: pd.DataFrame, shifts: pd.DataFrame | None = None) -
             else ""
         )
         out.add_row(
-            str(row["model"]),
+            plain(row["model"]),
             str(row["n_pairs"]),
             f"{row['score']:+.3f}\n[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]",
             _pct(row["win_fraction"]),
@@ -113,7 +113,7 @@ def probe_rich_table(models: pd.DataFrame, shifts: pd.DataFrame | None = None) -
         )
     bases = sorted({str(r["base"]) for r in shift_of.values()})
     if bases:
-        out.caption = f"shift: paired over pairs, against {', '.join(bases)}"
+        out.caption = plain(f"shift: paired over pairs, against {', '.join(bases)}")
     return out
 
 
