@@ -121,7 +121,8 @@ def atomic_path(path: str | os.PathLike[str], *, what: str = "output file") -> I
     real = Path(os.path.realpath(target))
     _make_parent(real, what)
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
+        # the target's extension last: pandas and matplotlib pick compression and format by it
+        fd, tmp_name = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=f".tmp{real.suffix}")
     except OSError as exc:
         raise InputError(f"cannot write the {what}: {_describe(exc)}", where=str(target)) from None
     os.close(fd)

@@ -218,4 +218,11 @@ def test_a_failed_write_keeps_the_old_file_whole(work, capsys, monkeypatch) -> N
     assert code == 2, err
     assert line.startswith("error: ") and str(old) in line and "No space left" in line, line
     assert old.read_text() == "question,answer\nold,export\n"
-    assert not [p for p in os.listdir(work) if p.endswith(".tmp")]
+    assert not [p for p in os.listdir(work) if ".tmp" in p]
+    # Room again: the export is written whole, and compressed as its name says (pandas infers it
+    # from the name, so the temporary file must end like the target).
+    monkeypatch.undo()
+    code, _, err = cli(["export", work / "run", "-o", work / "export.csv.gz"], capsys)
+    assert code == 0, err
+    assert len(pd.read_csv(work / "export.csv.gz")) == 3
+    assert (work / "export.csv.gz").read_bytes()[:2] == b"\x1f\x8b"  # gzip magic
