@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 
 # Re-exported: every command prints through these, so no user string is ever read as markup.
-from emkit.terminal import console, err_console, plain
-
-__all__ = ["console", "err_console", "print_table"]
+from emkit.terminal import console as console
+from emkit.terminal import err_console as err_console
+from emkit.terminal import plain
 
 # Options that `emkit analyze` and `emkit report` share, so both say and default the same.
 JUDGE_OPTION = typer.Option(None, help="Which judge's scores to use when a run has several.")
