@@ -60,6 +60,15 @@ def _check_writable_dir(folder: Path, target: Path, what: str) -> None:
     os.unlink(scratch)
 
 
+def _is_sqlite(path: Path) -> bool:
+    """Whether ``path`` is a SQLite file: a run's store is never an output (``-o run/emkit.sqlite``)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 def _nearest_dir(path: Path) -> Path:
     """The nearest existing folder at or above ``path`` (what a ``mkdir -p`` would start from)."""
     return next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
@@ -81,6 +90,10 @@ def output_file(path: str | os.PathLike[str], *, what: str = "output file") -> P
     if real.is_dir():
         raise InputError(f"the {what} points to a folder; give a file name", where=str(target))
     _check_writable_dir(_nearest_dir(real.parent), target, what)
+    if _is_sqlite(real):
+        raise InputError(
+            f"the {what} is a SQLite database (a run store?); refusing to overwrite it", where=str(target)
+        )
     if real.exists() and not os.access(real, os.W_OK):
         raise InputError(f"cannot write the {what}: the file is read-only", where=str(target))
     return target

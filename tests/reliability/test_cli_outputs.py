@@ -107,6 +107,7 @@ WRITERS = ["data subset", "data mix", "data build", "data backdoor", "analyze --
         ("folder", "is a folder"),
         ("below a file", "plain.txt is a file, not a folder"),
         ("unwritable", "cannot write"),
+        ("a run store", "refusing to overwrite it"),
     ],
 )
 def test_a_wrong_output_file_is_one_line(verb, kind, says, work, capsys) -> None:
@@ -114,6 +115,7 @@ def test_a_wrong_output_file_is_one_line(verb, kind, says, work, capsys) -> None
         "folder": work / "folder",
         "below a file": work / "plain.txt" / "out.json",
         "unwritable": UNWRITABLE,
+        "a run store": work / "run" / "emkit.sqlite",
     }[kind]
     if kind == "unwritable" and _writable(UNWRITABLE):
         pytest.skip("no read-only place on this machine")
