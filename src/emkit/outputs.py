@@ -123,6 +123,14 @@ def output_dir(path: str | os.PathLike[str], *, what: str = "output folder", cre
     return target
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, what: str = "output file") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` in one step.
@@ -149,6 +157,7 @@ def atomic_path(path: str | os.PathLike[str], *, what: str = "output file") -> I
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
+        _fsync(tmp)  # the bytes are on disk before the name points at them (power loss, too)
         os.replace(tmp, real)
     except OSError as exc:
         raise InputError(f"cannot write the {what}: {_describe(exc)}", where=str(target)) from None
