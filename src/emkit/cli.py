@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(INTERRUPTED)
         return 130
     except Exception as exc:  # a bug: one line for the user, the traceback on request
-        if os.environ.get("EMKIT_DEBUG"):
+        if os.environ.get("EMKIT_DEBUG", "") not in ("", "0"):
             traceback.print_exc()
         message = " ".join(str(exc).split()) or "(no message)"
         err_console.print(
