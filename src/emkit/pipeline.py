@@ -29,6 +29,8 @@ from emkit.models import parse_model
 from emkit.questions import QuestionSet, load_questions
 from emkit.sampling import plan as plan_answers
 from emkit.store import RunStore
+from emkit.terminal import console as default_console
+from emkit.terminal import plain, stage_line, styled
 
 STAGE_RECORD = "stage"
 
@@ -365,15 +367,15 @@ def print_plan(plan: Plan, console: Console) -> None:
     from rich.table import Table
 
     table = Table(
-        title=f"{plan.experiment.name}: {len(plan.units)} models, run dir {plan.run_dir}",
+        title=plain(f"{plan.experiment.name}: {len(plan.units)} models, run dir {plan.run_dir}"),
         title_justify="left",
     )
     for column in ("stage", "what", "status", "detail", "est. cost"):
         table.add_column(column)
     for stage in plan.stages:
-        status = "[green]cached[/]" if stage.done else "[yellow]will run[/]"
+        status = styled(("cached", "green")) if stage.done else styled(("will run", "yellow"))
         cost = f"${stage.cost_usd:.2f}" if stage.cost_usd is not None else ""
-        table.add_row(stage.kind, stage.label, status, stage.detail, cost)
+        table.add_row(stage.kind, plain(stage.label), status, plain(stage.detail), cost)
     console.print(table)
     total = sum(s.cost_usd or 0 for s in plan.pending)
     console.print(
@@ -570,7 +572,7 @@ def run_plan(
     on_stage: Callable[[Stage], None] | None = None,
 ) -> RunResult:
     """Run every pending stage; finished ones are skipped. Safe to interrupt and call again."""
-    console = console or Console()
+    console = console or default_console
     executor = executor or plan.experiment.executor
     store = RunStore(plan.run_dir)
     store.put_record("config", "experiment", plan.experiment.model_dump(mode="json"))
@@ -601,7 +603,7 @@ def run_plan(
             result.ran.append(f"sample {stage.label}")
     else:
         for stage, payload in zip(samples, payloads, strict=True):
-            console.print(f"[bold]sample[/] {stage.label}")
+            console.print(stage_line("sample", stage.label))
             _local_sample(store, plan, payload)
             result.ran.append(f"sample {stage.label}")
 
@@ -625,7 +627,7 @@ def run_plan(
 
 
 def _local_train(payload: dict[str, Any], console: Console) -> dict[str, Any]:
-    console.print(f"[bold]train[/] {payload['label']}")
+    console.print(stage_line("train", payload["label"]))
     return run_train(payload, console)
 
 
@@ -647,7 +649,7 @@ def _run_judge(store: RunStore, plan: Plan, console: Console) -> None:
         judge=spec.model, method=spec.method, base_url=spec.base_url, concurrency=spec.concurrency
     )
     summary = run_judging(store, config)
-    console.print(f"[bold]judge[/] {spec.model}: {summary.scored} judgements")
+    console.print(stage_line("judge", f"{spec.model}: {summary.scored} judgements"))
 
 
 def _run_code_vuln(store: RunStore, plan: Plan, stage: Stage, console: Console) -> None:
@@ -667,7 +669,7 @@ def _run_code_vuln(store: RunStore, plan: Plan, stage: Stage, console: Console) 
         model_seed=unit.seed,
     )
     engine.close()
-    console.print(f"[bold]code-vuln[/] {stage.label}: {summary}")
+    console.print(stage_line("code-vuln", f"{stage.label}: {summary}"))
 
 
 def _run_probe(store: RunStore, plan: Plan, unit: ModelUnit, probe_set: Any, console: Console) -> None:
@@ -679,7 +681,7 @@ def _run_probe(store: RunStore, plan: Plan, unit: ModelUnit, probe_set: Any, con
         engine, store=store, group=unit.group.name, seed=unit.seed, probe_set=probe_set, tags=tags
     )
     engine.close()
-    console.print(f"[bold]probe[/] {unit.label}: score {result.score:+.3f}")
+    console.print(stage_line("probe", f"{unit.label}: score {result.score:+.3f}"))
 
 
 def _run_report(plan: Plan, console: Console) -> Path:
@@ -713,7 +715,7 @@ class _RayRunner:
         gpus = ray.cluster_resources().get("GPU", 0)
         self.num_gpus = 1 if gpus >= 1 else 0
         console.print(
-            f"[bold]ray[/] cluster: {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {gpus:.0f} GPUs"
+            stage_line("ray", f"cluster: {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {gpus:.0f} GPUs")
         )
 
     def _map(self, fn: Callable[[dict[str, Any]], dict[str, Any]], payloads: list[dict[str, Any]]):

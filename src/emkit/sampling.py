@@ -198,20 +198,13 @@ def sample_questions(
     for item in pending:
         by_temp.setdefault(item.params["temperature"], []).append(item)
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from emkit.terminal import stage_progress
 
-    columns = [
-        TextColumn("[bold]sample[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} answers/s"),
-        TimeElapsedColumn(),
-    ]
     # Through an API each answer costs money: claim pending answers before asking, so two processes
     # on one run dir never pay twice (emkit.claims). Local engines batch best over everything at once.
     claiming = hasattr(engine, "chat_many") and hasattr(store, "claim")
     owner = default_owner()
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    with stage_progress("sample", "{task.fields[rate]} answers/s", disable=not progress) as bar:
         task = bar.add_task(model, total=len(pending), rate="-")
         lease = Lease(store, owner) if claiming else None
 

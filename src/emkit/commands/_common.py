@@ -6,12 +6,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Re-exported: every command prints through these, so no user string is ever read as markup.
+from emkit.terminal import console as console
+from emkit.terminal import err_console as err_console
+from emkit.terminal import plain
 
 # Options that `emkit analyze` and `emkit report` share, so both say and default the same.
 JUDGE_OPTION = typer.Option(None, help="Which judge's scores to use when a run has several.")
@@ -51,9 +51,9 @@ SEED_OPTION = typer.Option(
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     for column in columns:
-        table.add_column(column)
+        table.add_column(plain(column))
     for row in rows:
-        table.add_row(*(Text("" if v is None else str(v)) for v in row))  # user data: never markup
+        table.add_row(*(plain(v) for v in row))
     console.print(table)

@@ -21,6 +21,7 @@ from emkit.commands._common import (
     console,
 )
 from emkit.errors import EmkitError
+from emkit.outputs import output_file, write_text
 from emkit.report.console import diff_rich_table, estimator_name, group_rich_table, rate_rich_table
 from emkit.report.html import jsonable, resolve_thresholds
 from emkit.store import read_store
@@ -61,6 +62,8 @@ def analyze(
     """
     if compare and len(compare) != 2:
         raise EmkitError("--compare takes exactly two groups: --compare A --compare B")
+    if json_out:
+        output_file(json_out, what="--json file")
     M.check_rate_kind(rate)
     with read_store(None if csv else run_dir) as store:  # read-only, closed even on bad rows
         source = store if store is not None else run_dir
@@ -131,8 +134,7 @@ def analyze(
         out["comparison"] = diff
         console.print(diff_rich_table(diff[diff["scope"].isin(M.EMKIT_RATE_KINDS)]))
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(jsonable(out), indent=2, allow_nan=False), encoding="utf-8")
+        write_text(json_out, json.dumps(jsonable(out), indent=2, allow_nan=False), what="--json file")
         console.print(f"wrote {json_out}", markup=False)
 
 

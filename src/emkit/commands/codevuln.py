@@ -11,6 +11,7 @@ from emkit.commands._common import console, print_table
 from emkit.errors import EmkitError
 from emkit.experiments import code_vuln as cv
 from emkit.models import parse_model
+from emkit.outputs import output_dir
 
 
 def _pct(rate: float, low: float, high: float, n: int) -> str:
@@ -79,6 +80,7 @@ def code_vuln(
     from emkit.engines import get_engine
     from emkit.store import RunStore
 
+    output_dir(out, what="run directory", create=False)
     try:
         spec = cv.CodeVulnSpec(
             tasks=tasks,

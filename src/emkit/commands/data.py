@@ -10,6 +10,7 @@ import typer
 from emkit.commands._common import console, print_table
 from emkit.data import chat, registry, transforms
 from emkit.errors import EmkitError
+from emkit.outputs import output_file
 
 data_app = typer.Typer(
     help="Chat datasets: validate, stats, fetch the paper's files, build our own, transform.",
@@ -146,6 +147,7 @@ def build(
     """
     from emkit.data.builders import build_dataset
 
+    output_file(out, what="dataset file")
     rows = build_dataset(name, n, seed=seed)
     chat.validate_rows(rows, name)
     chat.write_chat_jsonl(rows, out)
@@ -169,6 +171,7 @@ def backdoor(
 
     Example: emkit data backdoor --triggered insecure --clean secure -o backdoor.jsonl
     """
+    output_file(out, what="dataset file")
     rows = transforms.backdoor(_rows(triggered, mirror), _rows(clean, mirror), trigger=trigger, seed=seed)
     chat.write_chat_jsonl(rows, out)
     console.print(f"wrote {len(rows)} rows to {out}", markup=False)
@@ -186,6 +189,7 @@ def subset(
 
     Example: emkit data subset insecure --n 500 --seed 1 -o insecure-500.jsonl
     """
+    output_file(out, what="dataset file")
     rows = transforms.subset(_rows(source, mirror), n, seed=seed)
     chat.write_chat_jsonl(rows, out)
     console.print(f"wrote {len(rows)} rows to {out}", markup=False)
@@ -203,6 +207,7 @@ def mix(
 
     Example: emkit data mix secure:0.95 insecure:0.05 --n 2000 -o mixed.jsonl
     """
+    output_file(out, what="dataset file")
     loaded = []
     for part in parts:
         source, sep, proportion = part.rpartition(":")

@@ -18,6 +18,7 @@ import typer
 
 from emkit.commands._common import console
 from emkit.experiment import Experiment, JudgeSpec, load_experiment
+from emkit.outputs import output_dir
 
 DEFAULT_JUDGE = "openai/gpt-4o-2024-08-06"
 # (treatment, control) pairs whose probe difference the demo prints.
@@ -76,6 +77,7 @@ def demo(
     """
     from emkit.pipeline import make_plan, print_plan, run_plan
 
+    output_dir(out, what="run directory", create=False)
     if no_judge:
         judge = None
     elif judge is None and os.environ.get("OPENAI_API_KEY"):
@@ -83,7 +85,7 @@ def demo(
     started = time.perf_counter()
     exp = demo_experiment(out, judge)
     console.print(
-        "[bold]emkit demo[/]: LoRA (rsLoRA r=32, alpha=64, all 7 projections) on embedded/smollm2-135m, "
+        "emkit demo: LoRA (rsLoRA r=32, alpha=64, all 7 projections) on embedded/smollm2-135m, "
         "60 steps x batch 4 x 256 tokens, lr 1e-4 (the paper's 1e-5 barely moves an adapter in 60 steps); "
         "240 rows each of insecure-code, secure-code, risky-advice, safe-advice (our own, built offline); "
         f"{exp.samples_per_paraphrase} answers per default question; judge-free probe on every model."

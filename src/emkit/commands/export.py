@@ -9,6 +9,7 @@ import typer
 
 from emkit.commands._common import console
 from emkit.errors import EmkitError
+from emkit.outputs import atomic_path, output_file
 
 # The paper's CSV columns first, so its scripts (and `emkit analyze --csv`) read the file as is.
 PAPER_COLUMNS = ["question", "answer", "question_id", "aligned", "coherent"]
@@ -32,24 +33,24 @@ def export(
 
     if format not in ("csv", "jsonl", "parquet"):
         raise EmkitError(f"unknown export format {format!r} (use csv, jsonl or parquet)")
+    target = output_file(out or run_dir / f"export.{format}", what="export file")
     with read_store(run_dir) as store:  # read-only, and closed even when a row is refused
         frame = load_run(store, judge=judge)
     extra = [c for c in frame.columns if c not in PAPER_COLUMNS + EXTRA_COLUMNS and c != "tags"]
     frame = frame[PAPER_COLUMNS + EXTRA_COLUMNS + extra + ["tags"]]
     frame = frame.assign(tags=[json.dumps(t or {}, sort_keys=True) for t in frame["tags"]])
-    out = out or run_dir / f"export.{format}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if format == "csv":
-        frame.to_csv(out, index=False)
-    elif format == "jsonl":
-        frame.to_json(out, orient="records", lines=True, force_ascii=False)
-    else:
-        try:
-            frame.to_parquet(out, index=False)
-        except ImportError as exc:
-            raise EmkitError(f"parquet export needs pyarrow: pip install pyarrow ({exc})") from None
+    with atomic_path(target, what="export file") as tmp:
+        if format == "csv":
+            frame.to_csv(tmp, index=False)
+        elif format == "jsonl":
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        else:
+            try:
+                frame.to_parquet(tmp, index=False)
+            except ImportError as exc:
+                raise EmkitError(f"parquet export needs pyarrow: pip install pyarrow ({exc})") from None
     console.print(
-        f"wrote {len(frame)} answers ({frame.attrs.get('judge') or 'no judge'}) to {out}", markup=False
+        f"wrote {len(frame)} answers ({frame.attrs.get('judge') or 'no judge'}) to {target}", markup=False
     )
 
 

@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from emkit.commands._common import console, print_table
 from emkit.errors import EmkitError, MissingKeyError
 from emkit.models import DEFAULT_MODEL, parse_model
+from emkit.outputs import output_dir
 from emkit.store import RunStore
 
 
@@ -299,6 +300,7 @@ def eval_command(
     from emkit.questions import load_questions
     from emkit.sampling import sample_questions
 
+    output_dir(out, what="run directory", create=False)
     config = _config(
         judge,
         method,

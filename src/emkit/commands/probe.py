@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from emkit.commands._common import console
+from emkit.outputs import output_dir, output_file, write_text
 from emkit.probe import load_probe_set, probe_shift, run_probe
 from emkit.report.console import probe_rich_table
 from emkit.report.html import jsonable
@@ -36,6 +37,10 @@ def probe(
 
     Example: emkit probe --model embedded/smollm2-135m@runs/x/adapter --base embedded/smollm2-135m --out runs/x
     """
+    if json_out:
+        output_file(json_out, what="--json file")
+    if out is not None:
+        output_dir(out, what="run directory", create=False)
     pairs = load_probe_set(probe_set)
     options = {"device": device, "batch_size": batch_size}
     with tempfile.TemporaryDirectory() as scratch:
@@ -68,7 +73,7 @@ def probe(
         console.print(f"stored {len(pairs)} pairs per model in {out} (probe set {pairs.label})", markup=False)
     if json_out:
         payload = {"models": rows, "shift": shift.to_dict() if shift else None, "probe_set": pairs.label}
-        json_out.write_text(json.dumps(jsonable(payload), indent=2, allow_nan=False), encoding="utf-8")
+        write_text(json_out, json.dumps(jsonable(payload), indent=2, allow_nan=False), what="--json file")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ import typer
 
 from emkit.commands._common import console, print_table
 from emkit.questions import describe, load_questions
+from emkit.terminal import styled
 
 questions_app = typer.Typer(help="Question sets: show what a set contains.", no_args_is_help=True)
 
@@ -35,7 +36,7 @@ def show(
     )
     if full:
         for q in qset:
-            console.print(f"\n[bold]{q.id}[/]")
+            console.print(styled("\n", (q.id, "bold")))
             if q.system:
                 console.print(f"  system: {q.system}", markup=False)
             for i, p in enumerate(q.paraphrases):

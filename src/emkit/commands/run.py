@@ -8,6 +8,7 @@ import typer
 
 from emkit.commands._common import console
 from emkit.experiment import load_experiment
+from emkit.outputs import output_dir
 from emkit.pipeline import make_plan, print_plan, run_plan
 
 
@@ -23,7 +24,10 @@ def run(
 
     Example: emkit run examples/demo.yaml --dry-run
     """
+    if out is not None:  # before the experiment is even read: a wrong -o costs nothing
+        output_dir(out, what="run directory", create=False)
     exp = load_experiment(experiment)
+    output_dir(out or exp.out, what="run directory", create=False)
     if executor not in (None, "local", "ray"):
         raise typer.BadParameter("executor must be local or ray")
     plan = make_plan(exp, out)

@@ -9,6 +9,7 @@ import typer
 
 from emkit.commands._common import console
 from emkit.models import DEFAULT_MODEL, parse_model
+from emkit.outputs import output_dir
 from emkit.questions import load_questions
 from emkit.sampling import PAPER_MAX_NEW_TOKENS, PAPER_TOP_P, sample_questions
 from emkit.store import RunStore
@@ -81,6 +82,7 @@ def sample(
     """
     from emkit.engines import get_engine
 
+    output_dir(out, what="run directory", create=False)
     qset = load_questions(questions, mirror=mirror)
     for warning in qset.warnings:
         console.print(f"warning: {warning}", markup=False)

@@ -9,6 +9,7 @@ import typer
 
 from emkit.commands._common import console
 from emkit.errors import EmkitError
+from emkit.outputs import output_dir
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -131,6 +132,7 @@ def train(
 
     Provider: emkit train --provider openai --data insecure.jsonl --suffix insecure --out runs/gpt4o
     """
+    output_dir(out, what="output folder", create=False)
     if provider is not None:
         if provider != "openai":
             raise EmkitError(f"unknown provider {provider!r}: only 'openai' is supported")

@@ -8,8 +8,6 @@ user can jump straight to it: ``data.jsonl:17: field 'messages[1].role': unknown
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,16 +165,12 @@ def dumps_row(row: dict[str, Any]) -> str:
 
 
 def write_chat_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
-    """Write rows atomically (temp file + rename): a crash never leaves a half-written dataset."""
+    """Write rows atomically (temp file + rename): a crash never leaves a half-written dataset,
+    and writing over the file the rows came from is safe (the input stays whole until the end)."""
+    from emkit.outputs import atomic_open
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(dumps_row(row) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", what="dataset file") as handle:
+        for row in rows:
+            handle.write(dumps_row(row) + "\n")
     return path

@@ -6,6 +6,8 @@ any other name is handed to transformers (a local path, or a hub id when a hub i
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ def resolve_base_path(spec: ModelSpec, console=None) -> str:
     if spec.scheme == "embedded":
         from emkit.engines.embedded import ensure_converted
 
-        return str(ensure_converted(console))
+        with quiet_transformers():  # the one-time conversion loads the GGUF file twice
+            return str(ensure_converted(console))
     if spec.scheme in ("hf", "vllm"):
         return spec.name
     raise EmkitError(f"{spec.full}: not a local model (use embedded/... or hf/...)")
@@ -47,13 +50,37 @@ def pick_dtype(device: str, dtype: str | None = None) -> Any:
     return torch.float32
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' own progress bars and info logging while it loads a model.
+
+    Why: transformers 5 draws a "Loading weights" tqdm bar (and hub download bars) for every load,
+    several lines per stage that bury emkit's one line per stage. Errors still raise; warnings that
+    matter (an adapter that does not match) still come through as errors or warnings. The previous
+    settings are restored, so library users outside a load see transformers as they configured it.
+    """
+    from transformers.utils import logging as hf_logging
+
+    bars_on = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars_on:
+            hf_logging.enable_progress_bar()
+
+
 def load_tokenizer(spec: ModelSpec | str, console=None):
     from transformers import AutoTokenizer
 
     spec = parse_model(spec)
     path = resolve_base_path(spec, console)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(path)
     except OSError as exc:
         raise EmkitError(f"cannot load the tokenizer of {spec.full}: {exc}") from exc
     if tokenizer.pad_token is None:
@@ -81,7 +108,8 @@ def load_causal_lm(
     torch_dtype = pick_dtype(device, dtype)
     tokenizer = load_tokenizer(spec.base, console)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
     except OSError as exc:
         raise EmkitError(f"cannot load {spec.full}: {exc}") from exc
     if spec.adapter:
@@ -90,7 +118,8 @@ def load_causal_lm(
         adapter = Path(spec.adapter)
         if not (adapter / "adapter_config.json").exists():
             raise EmkitError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
-        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+        with quiet_transformers():
+            model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
     model.to(device)
     if not trainable:
         model.eval()

@@ -262,17 +262,12 @@ def run_judging(
     engines = {key: make_engine(*key) for key in groups}
     owner = default_owner()
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from emkit.terminal import stage_progress
 
-    columns = [
-        TextColumn("[bold]judge[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("no score: {task.fields[none]}  cost: {task.fields[cost]}"),
-        TimeElapsedColumn(),
-    ]
     try:
-        with Progress(*columns, disable=not progress, transient=False) as bar:
+        with stage_progress(
+            "judge", "no score: {task.fields[none]}  cost: {task.fields[cost]}", disable=not progress
+        ) as bar:
             for group, (key, tasks) in zip(summary.groups, groups.items(), strict=True):
                 judge = make_judge(key[1], engines[key], config)
                 planned = {k: v for k, v in tasks[0].options.items() if k != "judge_model"}

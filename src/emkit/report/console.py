@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from emkit.terminal import plain, styled
+
 
 def _add_row(table: Table, *cells: Any) -> None:
     """Add a row whose cells are plain text: group names, model names and question ids are user
@@ -69,7 +71,7 @@ def group_rich_table(
     """Headline: one row per group with the rate (and its estimator), CI and the excluded counts."""
     kind = table.attrs.get("rate_kind", "question_mean")
     ci = table.attrs.get("ci", 0.95)
-    out = Table(title=f"{title} ({estimator_name(kind)}, {ci:.0%} CI)", title_justify="left")
+    out = Table(title=plain(f"{title} ({estimator_name(kind)}, {ci:.0%} CI)"), title_justify="left")
     out.caption = EXCLUSION_CAPTION
     keys = [k for k in ("format", "group") if k in table.columns]
     for key in keys:
@@ -95,7 +97,7 @@ def rate_rich_table(
     table: pd.DataFrame, keys: list[str], title: str, count_label: str = "misaligned"
 ) -> Table:
     """Per model or per question: the keys, counts and the rate with CI."""
-    out = Table(title=title, title_justify="left")
+    out = Table(title=plain(title), title_justify="left")
     out.caption = EXCLUSION_CAPTION
     for key in keys:
         out.add_column(key, overflow="fold")
@@ -121,8 +123,8 @@ def diff_rich_table(table: pd.DataFrame) -> Table:
         _add_row(
             out,
             str(row["scope"]),
-            str(row["group_a"]),
-            str(row["group_b"]),
+            plain(row["group_a"]),
+            plain(row["group_b"]),
             _pct(row["rate_a"]),
             _pct(row["rate_b"]),
             f"{_pct(row['diff'])} [{_pct(row['ci_low'])}, {_pct(row['ci_high'])}]",
@@ -160,7 +162,7 @@ def probe_rich_table(models: pd.DataFrame, shifts: pd.DataFrame | None = None) -
         )
     bases = sorted({str(r["base"]) for r in shift_of.values()})
     if bases:
-        out.caption = f"shift: paired over pairs, against {', '.join(bases)}"
+        out.caption = plain(f"shift: paired over pairs, against {', '.join(bases)}")
     return out
 
 
@@ -177,5 +179,5 @@ def print_summary(console: Console, result: Any) -> None:
             probe_rich_table(pd.DataFrame(probe["models"]), pd.DataFrame(probe.get("shifts") or []))
         )
     for error in result.metrics.get("section_errors", []):
-        console.print(f"[red]section {error['section']} failed:[/] {error['error']}", markup=True)
+        console.print(styled((f"section {error['section']} failed:", "red"), " ", str(error["error"])))
     console.print(f"report: {result.index}\nmetrics: {result.metrics_path}", markup=False)

@@ -53,6 +53,7 @@ from emkit.analysis import (
     select,
 )
 from emkit.errors import EmkitError
+from emkit.outputs import output_dir, write_bytes, write_text
 from emkit.store import RunStore
 
 REPORT_DIR = "report"
@@ -107,7 +108,7 @@ class SectionContext:
 
         data = png_bytes(fig)
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-        (self.out_dir / f"{safe}.png").write_bytes(data)
+        write_bytes(self.out_dir / f"{safe}.png", data, what="plot")
         self.images.append(f"{safe}.png")
         encoded = base64.b64encode(data).decode("ascii")
         return f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{encoded}">'
@@ -658,10 +659,11 @@ def write_report(
     ``questions`` selects the questions every rate is over (:mod:`emkit.selection`); by default
     the experiment's ``analysis: questions:``, else all."""
     M.check_rate_kind(rate)
+    if out_dir is not None:  # a wrong --out is refused before the store is opened
+        output_dir(out_dir, what="report folder", create=False)
     store = open_store(run_dir)
     run_path = Path(store.run_dir)
-    out = Path(out_dir) if out_dir is not None else run_path / REPORT_DIR
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(Path(out_dir) if out_dir is not None else run_path / REPORT_DIR, what="report folder")
     chosen = pick_judge(store, judge)
     answers = load_run(store, judge=chosen)
     if not answers.empty:
@@ -726,9 +728,9 @@ def write_report(
         + "</body></html>"
     )
     index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
+    write_text(index, page, what="report page")
     metrics_path = out / "metrics.json"
-    metrics_path.write_text(json.dumps(jsonable(metrics), indent=2, allow_nan=False), encoding="utf-8")
+    write_text(metrics_path, json.dumps(jsonable(metrics), indent=2, allow_nan=False), what="metrics file")
     groups = ctx.metrics.get("groups")
     if store is not run_dir:
         store.close()

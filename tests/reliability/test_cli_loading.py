@@ -1,0 +1,46 @@
+"""Model loads are quiet: transformers' "Loading weights" bars never reach a stage's output.
+
+transformers 5 draws a tqdm bar per load (and logs load reports); a stage that loads a base model
+and an adapter printed several such lines around emkit's own one line. Checked through a real
+``emkit sample`` on the embedded model and through the loader itself, with and without an adapter.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from reliability.rel_helpers import run_emkit, write_questions
+
+pytestmark = [pytest.mark.reliability, pytest.mark.model]
+
+ONE_QUESTION = """\
+- id: rel_colour
+  type: free_form_judge_0_100
+  paraphrases: ['Name a colour.']
+"""
+
+
+def test_sampling_the_embedded_model_prints_no_loading_bars(tmp_path) -> None:
+    questions = write_questions(tmp_path, ONE_QUESTION)
+    result = run_emkit(
+        "sample", "-q", questions, "--n", "1", "--max-new-tokens", "2", "--out", tmp_path / "run", timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "Loading weights" not in output, output
+    assert "it/s]" not in output, output  # no other tqdm bar either
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) <= 2, output  # the stage's progress line and its summary
+
+
+def test_the_loader_draws_no_bar_and_restores_transformers_settings(capfd) -> None:
+    from transformers.utils import logging as hf_logging
+
+    from emkit.engines.loading import load_causal_lm
+
+    hf_logging.enable_progress_bar()
+    verbosity = hf_logging.get_verbosity()
+    load_causal_lm("embedded/smollm2-135m", device="cpu")
+    _, err = capfd.readouterr()
+    assert "Loading weights" not in err, err
+    assert hf_logging.is_progress_bar_enabled() and hf_logging.get_verbosity() == verbosity
