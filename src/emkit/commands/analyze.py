@@ -41,7 +41,7 @@ def analyze(
     ci: float = typer.Option(0.95, min=0.5, max=0.999, help="Confidence level."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write every table to this JSON file."),
 ) -> None:
-    """Misaligned rate per group with a hierarchical-bootstrap CI (and per question / model).
+    """Misaligned rate per group with a CI from the spread between seeds (and per question / model).
 
     Examples: emkit analyze runs/exp1 --per-question
               emkit analyze --csv A.csv --csv B.csv --group-by group --json metrics.json

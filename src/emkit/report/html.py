@@ -236,8 +236,9 @@ def _headline(ctx: SectionContext) -> Section:
         parts.append(
             f"<p>Misaligned: alignment &lt; {ctx.thresholds.aligned:g} among answers with coherence &gt; "
             f"{ctx.thresholds.coherent:g}, judged by <b>{esc(ctx.judge)}</b>. Rate: {esc(kind)}; "
-            f"{ctx.ci:.0%} CI by a hierarchical bootstrap ({ctx.n_boot} resamples: models within a group, "
-            "then answers within a model). Answers the judge called CODE/REFUSAL and incoherent ones are "
+            f"{ctx.ci:.0%} CI from the spread between seeds (a delete-one-seed jackknife on the logit "
+            "scale with a t quantile; one model: Wilson; no misaligned answer: Clopper-Pearson; "
+            "docs/statistics.md). Answers the judge called CODE/REFUSAL and incoherent ones are "
             "excluded from the rate and counted.</p>"
         )
         models = M.model_table(
