@@ -168,7 +168,8 @@ def references(n: np.ndarray, seed_rates: np.ndarray, truth: float, rng: np.rand
     """What any interval faces in this cell: ``binomial_reference``, the coverage of the mid-p
     interval on iid answers (same numbers of valid answers, no seed effects: discreteness only);
     ``oracle_t``, the coverage of a t-interval on the seeds' TRUE rates (no answer noise at all:
-    what the spread and skew of S seeds allow)."""
+    what the spread and skew of S seeds allow; NaN when the seeds do not differ);
+    ``expected_misaligned``, the expected number of misaligned answers in one study."""
     from scipy import stats
 
     total = n.sum(axis=(-2, -1))
@@ -176,8 +177,9 @@ def references(n: np.ndarray, seed_rates: np.ndarray, truth: float, rng: np.rand
     low, high = midp_interval(k, total)
     ok = total > 0
     out = {"binomial_reference": float(((low <= truth) & (truth <= high))[ok].mean()) if ok.any() else np.nan}
+    out["expected_misaligned"] = float(truth * total.mean())
     s = seed_rates.shape[-1]
-    if s > 1:
+    if s > 1 and np.ptp(seed_rates, axis=-1).max() > 0:
         m, sd = seed_rates.mean(axis=-1), seed_rates.std(axis=-1, ddof=1) / np.sqrt(s)
         t = stats.t.ppf(0.975, s - 1)
         out["oracle_t"] = float(((m - t * sd <= truth) & (truth <= m + t * sd)).mean())
@@ -234,15 +236,23 @@ def reason(row: pd.Series, kind: str) -> str:
             f"conservative: the t(S-1) quantile with few seeds and little seed effect (the mid-p "
             f"reference on iid answers covers {ref:.1%})"
         )
+    found = []
     if np.isfinite(oracle) and oracle < BAND[0] + se:
-        return (
+        found.append(
             f"skewed seed rates: a t-interval on the seeds' TRUE rates (no answer noise) covers only "
             f"{oracle:.1%}; {int(row['seeds'])} seeds rarely include the rare high ones"
         )
+    if row["expected_misaligned"] < 10:
+        found.append(
+            f"few misaligned answers ({row['expected_misaligned']:.1f} expected per study): the spread "
+            "between seeds of a handful of answers understates the variance when the seeds happen to agree"
+        )
     if ref < BAND[0] + se:
-        return f"discreteness: the mid-p exact interval on iid answers covers {ref:.1%} here"
+        found.append(f"discreteness: the mid-p exact interval on iid answers covers {ref:.1%} here")
     if BAND[0] - cov < 2 * se:
-        return f"within 2 Monte Carlo SE ({se:.3f}) of the band"
+        found.append(f"within 2 Monte Carlo SE ({se:.3f}) of the band")
+    if found:
+        return "; ".join(found)
     miss = row[f"{kind}_miss_above"]
     side = "below" if miss >= 0.5 else "above"
     return f"under-covers: the interval lay {side} the truth in {max(miss, 1 - miss):.0%} of misses"
