@@ -4,9 +4,10 @@
   interval (:func:`wilson`); the exact Clopper-Pearson interval (:func:`clopper_pearson`) where an
   exact bound is wanted (e.g. 0 of 1000).
 - A misaligned rate over seeds x questions (``question_mean``, ``pooled``, one question's rate):
-  :func:`rate_interval`, a design-based (seeds as clusters) interval with an effective sample size
-  and a small-sample t correction, shaped like an exact binomial interval (Korn & Graubard 1998).
-  Its coverage is measured on the grid of ``scripts/coverage.py``.
+  :func:`rate_interval`: a delete-one-seed jackknife on the logit scale with a t(S-1) quantile
+  (seeds are the sampling unit: the interval is for the rate of a new seed); with one model the
+  Wilson interval of that model's rate; with no misaligned answer Clopper-Pearson. Chosen among
+  seven candidates by its coverage on the grid of ``scripts/coverage.py`` (docs/statistics.md).
 - The difference of two groups' rates: :func:`difference_interval`, the MOVER / Newcombe hybrid
   combination of the two groups' own intervals (never zero width when either has width).
 - A mean of probe-score differences over pairs: :func:`bootstrap_mean` (percentile bootstrap over
