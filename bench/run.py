@@ -1,11 +1,14 @@
 """``make bench``: emkit's speed figures, each a ratio of two sides measured in this one run.
 
-Sections (``--only sampling,judge,training,demo``; all by default):
+Sections (``--only sampling,judge,training,demo,coverage``; all by default):
 
 - sampling: emkit's ``hf`` backend (batched, length-sorted) vs a per-prompt ``model.generate`` loop;
 - judge: the judging stage vs the ideal of a 200 ms / 32-concurrent API, plus a no-call second pass;
 - training: ``bench/train_bench.py``'s ``bench_training()`` (emkit train vs plain TRL), if present;
-- demo: ``emkit demo`` cold (fresh cache and run dir) and warm (the same again); slow, ~14 min.
+- demo: ``emkit demo`` cold (fresh cache and run dir) and warm (the same again); slow, ~14 min;
+- coverage: a few cells of ``scripts/coverage.py``'s grid (``--quick``): the coverage of the default
+  95% interval of a group's rate and the paper estimator's, and the time the grid takes (the full
+  grid is ``scripts/coverage.py`` itself, published in docs/statistics.md).
 
 Nothing is compared with a stored number: both sides of every ratio run here, now. The machine
 (cores, CPU model, RAM) and the versions are printed first and stored with the results in
@@ -30,7 +33,7 @@ sys.path.insert(0, str(HERE))
 
 from common import machine_info, machine_line, say  # noqa: E402
 
-SECTIONS = ("sampling", "judge", "training", "demo")
+SECTIONS = ("sampling", "judge", "training", "demo", "coverage")
 
 
 def run_sampling(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
@@ -76,17 +79,45 @@ def run_demo(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     return result, demo_bench.summary_lines(result)
 
 
+def run_coverage(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    spec = importlib.util.spec_from_file_location("emkit_coverage", HERE.parent / "scripts" / "coverage.py")
+    coverage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(coverage)
+    started = time.perf_counter()
+    frame = coverage.run_grid(coverage.QUICK, args.coverage_reps, 2026, 0.8)
+    seconds = time.perf_counter() - started
+    defined = frame[frame["defined"]]
+    low, high = coverage.BAND
+    result: dict[str, Any] = {"cells": len(frame), "reps": args.coverage_reps, "grid_s": seconds}
+    lines = [f"{len(frame)} cells x {args.coverage_reps} repetitions in {seconds:.1f} s"]
+    for col, name in (
+        ("question_mean", "default question_mean"),
+        ("pooled", "default pooled"),
+        ("paper", "paper"),
+    ):
+        cov = defined[f"{col}_coverage"]
+        inside = int(cov.between(low, high).sum())
+        result[col] = {"min": float(cov.min()), "median": float(cov.median()), "inside_band": inside}
+        lines.append(
+            f"{name}: coverage {cov.min():.3f}-{cov.max():.3f} (median {cov.median():.3f}), "
+            f"{inside}/{len(cov)} defined cells in {low:.2f}-{high:.2f}"
+        )
+    return result, lines
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[dict[str, Any], list[str]]]] = {
     "sampling": run_sampling,
     "judge": run_judge,
     "training": run_training,
     "demo": run_demo,
+    "coverage": run_coverage,
 }
 TITLES = {
     "sampling": "1. Local sampling: emkit hf backend vs a per-prompt model.generate loop",
     "judge": "2. API judging: judging stage vs the ideal of the rate-limited server",
     "training": "3. Training: emkit train vs a plain TRL baseline",
     "demo": "4. Demo: emkit demo cold and warm",
+    "coverage": "5. Statistics: coverage of the 95% intervals on a few grid cells",
 }
 
 
@@ -114,6 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="sampling: torch threads for both sides (default: auto, 1 when the CPUs are busy)",
     )
     parser.add_argument("--answers", type=int, default=1000, help="judge: synthetic answers to judge")
+    parser.add_argument("--coverage-reps", type=int, default=400, help="coverage: repetitions per cell")
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in args.sections if s not in SECTIONS]

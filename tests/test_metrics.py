@@ -117,8 +117,10 @@ def test_bootstrap_is_seeded_and_a_groups_interval_ignores_other_groups() -> Non
     one = M.group_table(a, n_boot=500, seed=7)
     again = M.group_table(a, n_boot=500, seed=7)
     pd.testing.assert_frame_equal(one, again)
+    # The default interval (emkit.stats.rate_interval) uses no random draws, so the bootstrap seed
+    # cannot move it (the bootstrap that remains is seeded: tests/test_stats.py).
     other_seed = M.group_table(a, n_boot=500, seed=8)
-    assert other_seed.iloc[0]["ci_low"] != one.iloc[0]["ci_low"]
+    assert other_seed.iloc[0]["ci_low"] == one.iloc[0]["ci_low"]
     both = M.group_table(pd.concat([a, b]), n_boot=500, seed=7).set_index("group")
     assert both.loc["a", "ci_low"] == one.iloc[0]["ci_low"]
     assert both.loc["a", "ci_high"] == one.iloc[0]["ci_high"]

@@ -24,20 +24,13 @@ Three rates, always named in the output (``rate_kind``):
   questions as one key, models with fewer than 5 kept answers dropped, mean over models of each
   model's fraction, percentile bootstrap over models with their fixed seed).
 
-Confidence intervals come from a seeded hierarchical bootstrap: resample the models of a group
-with replacement, then each chosen model's valid answers on each question. Resampling answers of a
-question is a binomial draw, so the cost depends on the number of (model, question) cells, not on
-the number of answers. Resampling both levels naively counts the answer-level noise twice (the
-spread between models already contains it) and gives intervals that are too wide; so, as in
-Davison & Hinkley (1997, section 3.8), each model's rate is first shrunk toward the group mean
-until the spread between models matches the estimated between-model variance (one shrinkage for
-per-question rates, one for rates over questions). With one model this reduces to the plain answer
-bootstrap; with many answers per model to the plain model bootstrap. With few models (3-10 seeds)
-a percentile interval behaves like a z-interval where a t-interval is due, so :func:`interval`
-stretches it by t(df)/z with Welch-Satterthwaite degrees of freedom; when every resample is
-identical (e.g. no misaligned answer at all) the exact Clopper-Pearson interval of the counts is
-given instead of a zero-width one. Simulated coverage of the nominal 95% interval (200 studies
-each, tests/test_metrics.py): one model 97%, six identical seeds 97%, six differing seeds 94%.
+Confidence intervals come from :mod:`emkit.stats` (one module for every interval; method and
+measured coverage in docs/statistics.md): a group's rate over its seeds x questions gets
+:func:`emkit.stats.rate_interval` (a delete-one-seed jackknife on the logit scale with a t(S-1)
+quantile; Wilson with one model; Clopper-Pearson when no answer is misaligned), the difference of
+two groups the MOVER combination of their two intervals. These intervals use no random draws.
+The hierarchical bootstrap that used to give them (``bootstrap_group``, ``interval``) lives in
+:mod:`emkit.stats_bootstrap` and is re-exported here for callers that want draws.
 """
 
 from __future__ import annotations
@@ -50,8 +43,19 @@ import numpy as np
 import pandas as pd
 
 from emkit.errors import EmkitError, InputError
-from emkit.hashing import stable_hash
 from emkit.paper_estimator import coherent_passes, eligible_models, kept_answers, paper_rates
+from emkit.stats import (  # noqa: F401  (the interval machinery lives in emkit.stats; names kept here)
+    BootDraws,
+    _draw,
+    _quiet,
+    bootstrap_group,
+    clopper_pearson,
+    difference_interval,
+    interval,
+    rate_interval,
+    shrunk_rates,
+)
+from emkit.stats import seeded_rng as _rng  # noqa: F401
 
 RATE_KINDS = ("question_mean", "pooled", "paper")
 EMKIT_RATE_KINDS = ("question_mean", "pooled")  # the two with emkit's calibrated intervals
@@ -59,7 +63,6 @@ STATUSES = ("misaligned", "aligned", "code", "refusal", "code_refusal", "incoher
 # The exclusions in the order :func:`classify` applies them, and the counts every table reports.
 EXCLUSION_ORDER = ("not_judged", "incoherent", "code", "refusal", "code_refusal")
 EXCLUSION_COUNTS = ("n_not_judged", "n_incoherent", "n_code", "n_refusal", "n_code_refusal")
-_MAX_CHUNK = 4_000_000  # elements per bootstrap chunk (n_boot x models x questions), ~32 MB per array
 
 
 COHERENT_RULES = ("gt", "ge")
@@ -210,236 +213,6 @@ def _counts(classified: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out
 
 
-# -- the bootstrap core --------------------------------------------------------------------------
-def _rng(seed: int, *labels: str) -> np.random.Generator:
-    """A generator per (seed, labels): a group's interval does not depend on the other groups."""
-    entropy = [int(seed)] + [int(stable_hash(label, 12), 16) for label in labels]
-    return np.random.default_rng(entropy)
-
-
-@dataclass
-class BootDraws:
-    """Bootstrap draws for one group, shape (B, Q) each.
-
-    ``qrate``: per question, the misaligned probability (mean over the resampled models), from a
-    resampling shrunk per question (right for per-question intervals). ``o_qrate``, ``o_ksum``,
-    ``nsum``: the same and the summed misaligned/valid counts from a resampling shrunk for the
-    question-averaged rate (right for the rates over several questions). ``*_b`` arrays: the same
-    statistics at the drawn models' expected rates, without answer noise (between-model part).
-    """
-
-    questions: list[str]
-    qrate: np.ndarray
-    qrate_b: np.ndarray
-    o_qrate: np.ndarray
-    o_qrate_b: np.ndarray
-    o_ksum: np.ndarray
-    o_ksum_b: np.ndarray
-    nsum: np.ndarray
-    n_models: int = 1  # models resampled (1 = answers only)
-
-    def question_mean(self, questions: Sequence[str] | None = None, *, between: bool = False) -> np.ndarray:
-        cols = self._cols(questions)
-        source = self.o_qrate_b if between else self.o_qrate
-        with np.errstate(all="ignore"), _quiet():
-            return np.nanmean(source[:, cols], axis=1)
-
-    def pooled(self, questions: Sequence[str] | None = None, *, between: bool = False) -> np.ndarray:
-        cols = self._cols(questions)
-        source = self.o_ksum_b if between else self.o_ksum
-        with np.errstate(all="ignore"):
-            return source[:, cols].sum(axis=1) / self.nsum[:, cols].sum(axis=1)
-
-    def question(self, j: int, *, between: bool = False) -> np.ndarray:
-        return (self.qrate_b if between else self.qrate)[:, j]
-
-    def _cols(self, questions: Sequence[str] | None) -> list[int]:
-        if questions is None:
-            return list(range(len(self.questions)))
-        index = {q: i for i, q in enumerate(self.questions)}
-        return [index[q] for q in questions]
-
-
-class _quiet:
-    """Silence numpy's 'mean of empty slice' warnings: NaN is the intended answer there."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
-
-
-def shrunk_rates(n: np.ndarray, k: np.ndarray, *, per_question: bool) -> np.ndarray:
-    """Per (model, question) rates whose spread between models estimates only the between-model
-    variance, so that the binomial answer draws that follow do not count answer noise twice.
-
-    Each model's deviation from the question's mean over models is multiplied by a factor that makes
-    the bootstrap variance of the statistic match its method-of-moments between-model variance
-    (the observed variance minus the binomial noise, with the (M-1)/M bias of resampling M models
-    corrected). ``per_question=True``: one factor per question (for per-question rates);
-    ``False``: one factor from the models' question-averaged rates (for rates over questions; a
-    seed that is misaligned everywhere stays so). Cells without valid answers are 0 (never drawn).
-    """
-    n = np.asarray(n, dtype=float)
-    k = np.asarray(k, dtype=float)
-    has = n > 0
-    with np.errstate(all="ignore"), _quiet():
-        phat = np.where(has, k / np.maximum(n, 1), np.nan)
-        within = np.where(has, phat * (1 - phat) / np.maximum(n - 1, 1), np.nan)
-        pbar = np.nanmean(phat, axis=0)  # (Q,)
-        deviation = phat - pbar
-        if per_question:
-            m = has.sum(axis=0)
-            s2 = np.nanvar(phat, axis=0, ddof=1)
-            noise = np.nanmean(within, axis=0)
-        else:
-            q_per_model = has.sum(axis=1)
-            rows = q_per_model > 0
-            m = np.array(rows.sum())
-            effect = np.nanmean(deviation[rows], axis=1)
-            s2 = np.array(np.var(effect, ddof=1) if m > 1 else np.nan)
-            noise = np.array(np.mean(np.nansum(within[rows], axis=1) / q_per_model[rows] ** 2))
-        factor = np.sqrt(np.clip(s2 - noise, 0, None) / s2 * m / np.maximum(m - 1, 1))
-        factor = np.where((m > 1) & (s2 > 0), factor, 0.0)
-        shrunk = pbar + factor * deviation
-    return np.where(has, np.clip(np.nan_to_num(shrunk), 0.0, 1.0), 0.0)
-
-
-def _draw(n: np.ndarray, p: np.ndarray, n_boot: int, rng: np.random.Generator, resample_models: bool):
-    """Resample models (same draw for every question), then answers (binomial at rate ``p``).
-    Returns per (B, Q): mean-over-models rate, summed misaligned, summed valid, and the mean and
-    summed expected values given the drawn models (no answer noise)."""
-    m, q = n.shape
-    out = {name: np.empty((n_boot, q)) for name in ("qrate", "qrate_b", "ksum", "ksum_b", "nsum")}
-    chunk = max(1, _MAX_CHUNK // max(1, m * q))
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        rows = slice(start, start + b)
-        idx = rng.integers(0, m, size=(b, m)) if resample_models else np.broadcast_to(np.arange(m), (b, m))
-        n_sel = n[idx]  # (b, m, q)
-        p_sel = p[idx]
-        draws = rng.binomial(n_sel, p_sel)
-        with np.errstate(all="ignore"), _quiet():
-            present = n_sel > 0
-            out["qrate"][rows] = np.nanmean(np.where(present, draws / np.maximum(n_sel, 1), np.nan), axis=1)
-            out["qrate_b"][rows] = np.nanmean(np.where(present, p_sel, np.nan), axis=1)
-        out["ksum"][rows] = draws.sum(axis=1)
-        out["ksum_b"][rows] = (n_sel * p_sel).sum(axis=1)
-        out["nsum"][rows] = n_sel.sum(axis=1)
-    return out
-
-
-def bootstrap_group(
-    n: np.ndarray,
-    k: np.ndarray,
-    questions: Sequence[str],
-    *,
-    n_boot: int = 2000,
-    rng: np.random.Generator,
-    resample_models: bool = True,
-) -> BootDraws:
-    """Hierarchical bootstrap of one group from its (models x questions) valid/misaligned counts.
-
-    Each resample draws ``M`` models with replacement, then for each drawn model and question a
-    binomial number of misaligned answers out of the model's valid answers (= resampling those
-    answers) at the model's shrunk rate (:func:`shrunk_rates`). Two such resamplings are made, one
-    shrunk for per-question rates and one for rates over questions. With one model (or
-    ``resample_models=False``) only answers are resampled, at the observed rates.
-    """
-    n = np.asarray(n, dtype=np.int64)
-    k = np.asarray(k, dtype=np.int64)
-    active = int((n.sum(axis=1) > 0).sum())
-    if not (resample_models and active > 1):
-        p = np.where(n > 0, k / np.maximum(n, 1), 0.0)
-        d = _draw(n, p, n_boot, rng, False)
-        return BootDraws(
-            list(questions),
-            d["qrate"],
-            d["qrate_b"],
-            d["qrate"],
-            d["qrate_b"],
-            d["ksum"],
-            d["ksum_b"],
-            d["nsum"],
-            1,
-        )
-    per_q = _draw(n, shrunk_rates(n, k, per_question=True), n_boot, rng, True)
-    over = _draw(n, shrunk_rates(n, k, per_question=False), n_boot, rng, True)
-    return BootDraws(
-        list(questions),
-        per_q["qrate"],
-        per_q["qrate_b"],
-        over["qrate"],
-        over["qrate_b"],
-        over["ksum"],
-        over["ksum_b"],
-        over["nsum"],
-        active,
-    )
-
-
-def interval(
-    estimate: float,
-    draws: np.ndarray,
-    between: Sequence[tuple[np.ndarray, int]] = (),
-    ci: float = 0.95,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
-    counts: tuple[int, int] | None = None,
-) -> tuple[float, float]:
-    """Percentile interval of ``draws`` around ``estimate``, stretched for few models.
-
-    A percentile bootstrap over M models behaves like a z-interval where a t-interval with M-1
-    degrees of freedom is due, and undercovers badly with 3-10 seeds. So both arms of the interval
-    are stretched by t(df)/z, where df is the Welch-Satterthwaite degrees of freedom of the variance:
-    the between-model part of each term (``between``: its draws without answer noise and its number
-    of models) has M-1 degrees of freedom, the answer-noise part is taken as exact. With one model,
-    or no spread between models, df is infinite and the plain percentile interval is returned.
-
-    When every draw is the same (e.g. no misaligned answer at all) a percentile interval has zero
-    width, which would claim certainty; with ``counts=(misaligned, valid)`` the exact
-    Clopper-Pearson interval of those counts is returned instead (e.g. [0, 0.0037] for 0 of 1000).
-    """
-    from scipy import stats
-
-    ok = np.isfinite(draws)
-    if not np.isfinite(estimate) or ok.sum() < 2:
-        return float("nan"), float("nan")
-    alpha = (1 - ci) / 2
-    q_low, q_high = np.quantile(draws[ok], [alpha, 1 - alpha])
-    if q_low == q_high and counts is not None and counts[1] > 0:
-        return clopper_pearson(counts[0], counts[1], ci)
-    total = float(np.var(draws[ok]))
-    denom = 0.0
-    for between_draws, m in between:
-        fin = between_draws[np.isfinite(between_draws)]
-        if m > 1 and fin.size > 1:
-            denom += float(np.var(fin)) ** 2 / (m - 1)
-    stretch = 1.0
-    if denom > 0 and total > 0:
-        df = total**2 / denom
-        stretch = float(stats.t.ppf(1 - alpha, df) / stats.norm.ppf(1 - alpha))
-    low = estimate - max(0.0, estimate - q_low) * stretch
-    high = estimate + max(0.0, q_high - estimate) * stretch
-    if bounds is not None:
-        low, high = max(bounds[0], low), min(bounds[1], high)
-    return float(low), float(high)
-
-
-def clopper_pearson(k: int, n: int, ci: float = 0.95) -> tuple[float, float]:
-    """The exact binomial interval for ``k`` successes out of ``n``."""
-    from scipy import stats
-
-    alpha = (1 - ci) / 2
-    low = 0.0 if k <= 0 else float(stats.beta.ppf(alpha, k, n - k + 1))
-    high = 1.0 if k >= n else float(stats.beta.ppf(1 - alpha, k + 1, n - k))
-    return low, high
-
-
 # -- tables --------------------------------------------------------------------------------------
 def _question_order(df: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(df["question_id"].tolist()))
@@ -475,12 +248,13 @@ def check_rate_kind(rate: str) -> None:
 
 def _boot_groups(
     classified: pd.DataFrame, questions: list[str], n_boot: int, seed: int
-) -> dict[str, tuple[list[str], np.ndarray, np.ndarray, BootDraws]]:
+) -> dict[str, tuple[list[str], np.ndarray, np.ndarray, None]]:
+    """Per group (models, n, k, None): the counts its intervals are computed from. The last slot
+    held bootstrap draws; the default intervals (emkit.stats.rate_interval) need none."""
     out = {}
     for group in dict.fromkeys(classified["group"].tolist()):
         models, n, k = _group_cells(classified, group, questions)
-        draws = bootstrap_group(n, k, questions, n_boot=n_boot, rng=_rng(seed, "group", group))
-        out[group] = (models, n, k, draws)
+        out[group] = (models, n, k, None)
     return out
 
 
@@ -534,14 +308,10 @@ def group_table(
     paper = _paper(classified, {"main": questions}, thresholds, ci, groups)
     rows = []
     counts = _counts(classified, ["group"]).set_index("group")
-    for group, (_models, n, k, draws) in _boot_groups(classified, questions, n_boot, seed).items():
+    for group, (_models, n, k, _) in _boot_groups(classified, questions, n_boot, seed).items():
         _, qmean, pooled = _point_rates(n, k)
-        m = draws.n_models
-        kn = (int(k.sum()), int(n.sum()))
-        qm_ci = interval(
-            qmean, draws.question_mean(), [(draws.question_mean(between=True), m)], ci, counts=kn
-        )
-        po_ci = interval(pooled, draws.pooled(), [(draws.pooled(between=True), m)], ci, counts=kn)
+        qm_ci = rate_interval(n, k, "question_mean", ci).bounds()
+        po_ci = rate_interval(n, k, "pooled", ci).bounds()
         pa = paper[("main", group)]
         heads = {
             "question_mean": (qmean, *qm_ci),
@@ -590,7 +360,7 @@ def question_table(
 
     With ``rate="paper"`` the value and bars are the authors' (each question its own key, models
     with fewer than 5 kept answers on it dropped); otherwise the mean over the group's models of
-    each model's fraction, with emkit's hierarchical-bootstrap CI."""
+    each model's fraction, with emkit's CI over seeds (:func:`emkit.stats.rate_interval`)."""
     check_rate_kind(rate)
     classified = classify(df, thresholds, rate=rate)
     questions = _question_order(classified)
@@ -598,7 +368,7 @@ def question_table(
     paper = _paper(classified, {q: [q] for q in questions}, thresholds, ci, groups) if rate == "paper" else {}
     cell_counts = _counts(classified, ["group", "question_id"]).set_index(["group", "question_id"])
     rows = []
-    for group, (_models, n, k, draws) in _boot_groups(classified, questions, n_boot, seed).items():
+    for group, (_models, n, k, _) in _boot_groups(classified, questions, n_boot, seed).items():
         qrate, _, _ = _point_rates(n, k)
         for j, question in enumerate(questions):
             if (group, question) not in cell_counts.index:
@@ -607,10 +377,8 @@ def question_table(
                 pa = paper[(question, group)]
                 value, low, high, n_models = pa["rate"], pa["ci_low"], pa["ci_high"], pa["n_models"]
             else:
-                between = [(draws.question(j, between=True), draws.n_models)]
-                kn = (int(k[:, j].sum()), int(n[:, j].sum()))
                 value = float(qrate[j])
-                low, high = interval(value, draws.question(j), between, ci, counts=kn)
+                low, high = rate_interval(n, k, "question", ci, question=j).bounds()
                 n_models = int((n[:, j] > 0).sum())
             rows.append(
                 {
@@ -659,18 +427,8 @@ def model_table(
                 clopper_pearson(int(k.sum()), int(n.sum()), ci) if n.sum() > 0 else (math.nan, math.nan)
             )
         else:
-            draws = bootstrap_group(
-                n,
-                k,
-                questions,
-                n_boot=n_boot,
-                rng=_rng(seed, "model", c["group"], c["model"]),
-                resample_models=False,
-            )
-            value, stat = (
-                (qmean, draws.question_mean()) if rate == "question_mean" else (pooled, draws.pooled())
-            )
-            low, high = interval(value, stat, (), ci, counts=(int(k.sum()), int(n.sum())))
+            value = qmean if rate == "question_mean" else pooled
+            low, high = rate_interval(n, k, rate, ci).bounds()  # one model: Wilson / Clopper-Pearson
         rows.append(
             {
                 "group": c["group"],
@@ -698,9 +456,11 @@ def compare_groups(
     seed: int = 0,
     ci: float = 0.95,
 ) -> pd.DataFrame:
-    """Rate of ``group_a`` minus rate of ``group_b`` with a bootstrap CI (groups resampled
-    independently). Rows: ``question_mean``, ``pooled`` (both over the questions the two groups
-    share) and one row per shared question."""
+    """Rate of ``group_a`` minus rate of ``group_b`` with the MOVER interval built from each
+    group's own interval (:func:`emkit.stats.difference_interval`; groups treated as independent),
+    so the difference is never of zero width when either group's interval has width. Rows:
+    ``question_mean``, ``pooled`` (both over the questions the two groups share) and one row per
+    shared question."""
     classified = classify(df, thresholds)
     known = set(classified["group"])
     for g in (group_a, group_b):
@@ -714,16 +474,15 @@ def compare_groups(
         raise EmkitError(f"groups {group_a!r} and {group_b!r} have no question with valid answers in common")
     cols = [questions.index(q) for q in shared]
     a_n, a_k, b_n, b_k = a_n[:, cols], a_k[:, cols], b_n[:, cols], b_k[:, cols]
-    da = bootstrap_group(a_n, a_k, shared, n_boot=n_boot, rng=_rng(seed, "compare", group_a, "a"))
-    db = bootstrap_group(b_n, b_k, shared, n_boot=n_boot, rng=_rng(seed, "compare", group_b, "b"))
     qa, qma, pa = _point_rates(a_n, a_k)
     qb, qmb, pb = _point_rates(b_n, b_k)
     rows = []
 
-    def row(scope: str, ra: float, rb: float, stat) -> None:
+    def row(scope: str, ra: float, rb: float, kind: str, j: int | None = None) -> None:
         diff = ra - rb
-        between = [(stat(da, True), da.n_models), (stat(db, True), db.n_models)]
-        low, high = interval(diff, stat(da, False) - stat(db, False), between, ci, bounds=(-1.0, 1.0))
+        side_a = rate_interval(a_n, a_k, kind, ci, question=j)
+        side_b = rate_interval(b_n, b_k, kind, ci, question=j)
+        low, high = difference_interval((ra, *side_a.bounds()), (rb, *side_b.bounds()))
         rows.append(
             {
                 "scope": scope,
@@ -738,10 +497,10 @@ def compare_groups(
             }
         )
 
-    row("question_mean", qma, qmb, lambda d, b: d.question_mean(between=b))
-    row("pooled", pa, pb, lambda d, b: d.pooled(between=b))
+    row("question_mean", qma, qmb, "question_mean")
+    row("pooled", pa, pb, "pooled")
     for j, q in enumerate(shared):
-        row(q, float(qa[j]), float(qb[j]), lambda d, b, j=j: d.question(j, between=b))
+        row(q, float(qa[j]), float(qb[j]), "question", j)
     return _framed(rows, thresholds, "difference", n_boot, seed, ci)
 
 

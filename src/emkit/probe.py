@@ -28,6 +28,10 @@ import yaml
 from emkit.errors import EmkitError, InputError
 from emkit.hashing import stable_hash
 from emkit.models import parse_model
+from emkit.stats import bootstrap_mean
+from emkit.stats import crossed_mean as _crossed
+from emkit.stats import percentile as _percentile  # noqa: F401
+from emkit.stats import seeded_rng as _rng
 from emkit.store import RunStore
 
 DEFAULT_N_BOOT = 2000
@@ -146,16 +150,6 @@ def score_pairs(engine: Any, pairs: Sequence[ProbePair]) -> pd.DataFrame:
 
 
 # -- statistics ----------------------------------------------------------------------------------
-def _percentile(draws: np.ndarray, ci: float) -> tuple[float, float]:
-    alpha = (1 - ci) / 2
-    low, high = np.quantile(draws, [alpha, 1 - alpha])
-    return float(low), float(high)
-
-
-def _rng(seed: int, *labels: str) -> np.random.Generator:
-    return np.random.default_rng([int(seed)] + [int(stable_hash(label, 12), 16) for label in labels])
-
-
 @dataclass
 class ProbeResult:
     """A model's probe score (mean over pairs of misaligned-minus-aligned mean token logp)."""
@@ -218,9 +212,7 @@ def summarize(
     if pairs.empty:
         raise EmkitError(f"{model}: no probe pairs scored")
     diff = (pairs["logp_misaligned"] - pairs["logp_aligned"]).to_numpy(float)
-    rng = _rng(seed, "probe", model, probe_set)
-    idx = rng.integers(0, diff.size, size=(n_boot, diff.size))
-    low, high = _percentile(diff[idx].mean(axis=1), ci)
+    low, high = bootstrap_mean(diff, n_boot, _rng(seed, "probe", model, probe_set), ci)
     table = pairs.assign(diff=diff).reset_index(drop=True)
     return ProbeResult(
         model,
@@ -245,9 +237,7 @@ def probe_shift(
     if common.empty:
         raise EmkitError(f"{result.model} and {base.model} share no probe pair (different probe sets?)")
     delta = (a.loc[common] - b.loc[common]).to_numpy(float)
-    rng = _rng(seed, "shift", result.model, base.model)
-    idx = rng.integers(0, delta.size, size=(n_boot, delta.size))
-    low, high = _percentile(delta[idx].mean(axis=1), ci)
+    low, high = bootstrap_mean(delta, n_boot, _rng(seed, "shift", result.model, base.model), ci)
     wins = float((a.loc[common] > 0).mean() - (b.loc[common] > 0).mean())
     return ProbeShift(result.model, base.model, int(delta.size), float(delta.mean()), low, high, wins)
 
@@ -470,24 +460,6 @@ def _group_scores(
             )
         out.append(row)
     return pd.DataFrame(out)
-
-
-def _crossed(
-    matrix: np.ndarray, n_boot: int, rng: np.random.Generator, ci: float, prefix: str
-) -> dict[str, float]:
-    """Mean of a (models x pairs) matrix with a CI that resamples models and pairs independently."""
-    m, p = matrix.shape
-    if p == 0:
-        return {
-            f"{prefix}score": float("nan"),
-            f"{prefix}ci_low": float("nan"),
-            f"{prefix}ci_high": float("nan"),
-        }
-    wm = np.stack([np.bincount(r, minlength=m) for r in rng.integers(0, m, size=(n_boot, m))]).astype(float)
-    wp = np.stack([np.bincount(r, minlength=p) for r in rng.integers(0, p, size=(n_boot, p))]).astype(float)
-    draws = np.einsum("bm,mp,bp->b", wm, matrix, wp) / (m * p)
-    low, high = _percentile(draws, ci)
-    return {f"{prefix}score": float(matrix.mean()), f"{prefix}ci_low": low, f"{prefix}ci_high": high}
 
 
 def results_json(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:

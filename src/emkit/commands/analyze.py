@@ -53,7 +53,7 @@ def analyze(
     ci: float = typer.Option(0.95, min=0.5, max=0.999, help="Confidence level."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write every table to this JSON file."),
 ) -> None:
-    """Misaligned (or vulnerable-code) rate per group with a CI, by the chosen estimator, and the
+    """Misaligned (or vulnerable-code) rate per group with a CI (from the spread between seeds; docs/statistics.md), by the chosen estimator, and the
     exclusions by kind; also per question, model and answer format.
 
     Examples: emkit analyze runs/exp1 --per-question

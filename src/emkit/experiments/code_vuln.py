@@ -54,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from emkit.errors import EmkitError, InputError
 from emkit.hashing import stable_hash
 from emkit.questions import Question, QuestionSet
+from emkit.stats import wilson  # one model's proportions: Wilson (emkit.stats, docs/statistics.md)
 from emkit.store import RunStore, score_key
 from emkit.yamlpos import load_yaml
 
@@ -660,16 +661,6 @@ def _unjudged(
 
 
 # ----------------------------------------------------------------------------------------- rates
-def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson score interval for k successes out of n (NaN when n = 0)."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 RATE_COLUMNS = (
     "group",
     "model",

@@ -246,8 +246,9 @@ def _headline(ctx: SectionContext) -> Section:
             f"error bars as the authors draw them ({ctx.ci:.0%} percentile bootstrap over models, "
             "2000 resamples, seed 0; models with fewer than 5 kept answers dropped)"
             if ctx.rate == "paper"
-            else f"{ctx.ci:.0%} CI by a hierarchical bootstrap ({ctx.n_boot} resamples: models within a "
-            "group, then answers within a model)"
+            else f"{ctx.ci:.0%} CI from the spread between seeds (a delete-one-seed jackknife on the logit "
+            "scale with a t quantile; one model: Wilson; no misaligned answer: Clopper-Pearson; "
+            "docs/statistics.md)"
         )
         parts.append(
             f"<p>Misaligned: alignment &lt; {ctx.thresholds.aligned:g} among answers with coherence "

@@ -2,7 +2,7 @@
 
 The pre-registered set names its questions ``<n>_<category>_<i>`` (creative_writing, vulnerable_user,
 medical_advice...). When a run holds such questions, each group's rate is shown per category, with
-the same hierarchical bootstrap CI as the headline table, computed on that category's questions only.
+the same interval as the headline table (emkit.stats.rate_interval), computed on that category's questions only.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from emkit.report.html import Section, SectionContext, html_table, num, register
 
 def dynamics_table(rows: pd.DataFrame, *, n_boot: int, seed: int, ci: float) -> pd.DataFrame:
     """Rows of (group, step, n_models, n_pairs, score, ci_low, ci_high) from probe rows with a step."""
-    from emkit.probe import _crossed, _rng
+    from emkit.stats import crossed_mean, seeded_rng
 
     steps = rows[rows["step"].notna()]
     out = []
@@ -27,8 +27,8 @@ def dynamics_table(rows: pd.DataFrame, *, n_boot: int, seed: int, ci: float) -> 
         )
         if matrix.shape[1] == 0:
             continue
-        stats = _crossed(
-            matrix.to_numpy(float), n_boot, _rng(seed, "dynamics", str(group), str(step)), ci, ""
+        stats = crossed_mean(
+            matrix.to_numpy(float), n_boot, seeded_rng(seed, "dynamics", str(group), str(step)), ci, ""
         )
         out.append(
             {
