@@ -28,6 +28,7 @@ from typing import Any
 
 from emkit.errors import EmkitError
 from emkit.hashing import stable_hash
+from emkit.redact import redact
 
 SCHEMA_VERSION = 1
 DB_NAME = "emkit.sqlite"
@@ -132,9 +133,11 @@ def score_key(answer_key_: str, metric: str, judge: str, method: str, prompt_has
 
 
 def _encode(column: str, value: Any) -> Any:
+    # Every text written passes through redact: no credential (a key echoed in an error, a URL's
+    # userinfo in a config) reaches the database, whichever stage produced it.
     if column in _JSON_COLUMNS and not isinstance(value, str):
-        return json.dumps(value if value is not None else {}, sort_keys=True, ensure_ascii=False)
-    return value
+        return redact(json.dumps(value if value is not None else {}, sort_keys=True, ensure_ascii=False))
+    return redact(value) if isinstance(value, str) else value
 
 
 def _decode_row(row: sqlite3.Row) -> dict[str, Any]:
@@ -347,7 +350,7 @@ class RunStore:
         with self.transaction() as conn:
             conn.execute(
                 f"{verb} INTO records(kind, key, value, created) VALUES (?, ?, ?, ?)",
-                (kind, key, json.dumps(value, sort_keys=True, default=str), time.time()),
+                (kind, key, redact(json.dumps(value, sort_keys=True, default=str)), time.time()),
             )
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:

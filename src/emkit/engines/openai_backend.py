@@ -14,7 +14,11 @@ Why it looks like this:
   already running loop (a notebook) the loop runs in a helper thread and results are still handed
   to ``on_result`` in the calling thread.
 - The key comes from an environment variable only; it is never logged, never part of an error
-  message or of this object's repr.
+  message or of this object's repr. Credentials given inside the base URL (``user:KEY@`` or
+  ``?api_key=KEY``) are used to connect but registered with :mod:`emkit.redact`, so they are
+  masked wherever emkit writes, prints or logs; ``base_url`` on this object is the clean form.
+- Every reply is parsed through one typed model (:mod:`emkit.engines.replies`), so a reply with
+  bad field types is one clear error naming the request and the field, never a traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import math
 import os
 import queue
 import random
-import re
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,14 +39,15 @@ from urllib.parse import urlsplit
 from emkit.engines.base import Conversation, Generation, NotSupported, ResultCallback, SamplingParams
 from emkit.engines.retry import RetryPolicy, parse_retry_after
 from emkit.errors import EmkitError, MissingKeyError
+from emkit.redact import clean_url, install_log_redaction, redact, register, split_url
 
 logger = logging.getLogger(__name__)
 
+install_log_redaction()
 T = TypeVar("T")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # 429 is retried unless the account is out of credit: waiting will not fix that.
 _PERMANENT_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
-_KEYLIKE = re.compile(r"\b(sk-|Bearer\s+)[A-Za-z0-9_\-\.\*]{6,}")
 
 
 class APIRequestError(EmkitError):
@@ -123,10 +127,17 @@ class OpenAIEngine:
                 api_key_env,
                 purpose=f"openai/{model}; a local server that ignores keys still needs a placeholder value",
             )
+        register(key)
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        connect, query, _ = split_url(url)  # registers any credential in the URL
+        if "@" in urlsplit(url).netloc:  # keep the userinfo: httpx sends it as Basic auth
+            connect = url.split("?", 1)[0].split("#", 1)[0]
         self.model = model
         self.name = f"openai/{model}"
         self.api_key_env = api_key_env
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self.base_url = clean_url(url)  # safe to show and store; the credentials stay below
+        self._connect = _Secret(connect)
+        self._query = query
         self.concurrency = concurrency
         self.timeout = float(timeout)
         self.retry = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max)
@@ -360,7 +371,11 @@ class OpenAIEngine:
         from openai import AsyncOpenAI
 
         client = AsyncOpenAI(
-            api_key=self._key.get(), base_url=self.base_url, max_retries=0, timeout=self.timeout
+            api_key=self._key.get(),
+            base_url=self._connect.get(),
+            default_query=self._query or None,
+            max_retries=0,
+            timeout=self.timeout,
         )
         return _LoopState(asyncio.get_running_loop(), client, asyncio.Semaphore(self.concurrency))
 
@@ -428,10 +443,7 @@ class OpenAIEngine:
         self.usage["requests"] += 1
 
     def _redact(self, text: str) -> str:
-        key = self._key.get()
-        if key:
-            text = text.replace(key, "***")
-        return _KEYLIKE.sub(lambda m: m.group(1) + "***", text)
+        return redact(text)  # the key and URL credentials were registered in __init__
 
     def _describe_status(self, status: int, detail: str) -> str:
         where = _display_url(self.base_url)
