@@ -196,7 +196,9 @@ def load_experiment(path: str | Path) -> Experiment:
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        # A misspelt key is reported first: it often explains the other errors (a missing value).
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = _error_loc(first)
         line = line_of(text, loc)
         where = f"{path}:{line}" if line else str(path)
