@@ -13,8 +13,8 @@ one; so every exit calls :func:`redact`, which removes
 - anything that looks like an OpenAI key or a bearer token.
 
 The exits wired to it: :class:`emkit.errors.EmkitError` (every user-facing error line), the run
-store's writes, and a log-record factory installed here (every Python log record, the SDK's and
-httpx's included).
+store's writes (without the key-like patterns, which would damage ordinary text in answers), and a
+log-record factory installed here (every Python log record, the SDK's and httpx's included).
 """
 
 from __future__ import annotations
@@ -99,8 +99,13 @@ def clean_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(masked, safe="*"), parts.fragment))
 
 
-def redact(text: str) -> str:
-    """``text`` with URL credentials, registered secrets and key-like tokens replaced by ``***``."""
+def redact(text: str, *, heuristics: bool = True) -> str:
+    """``text`` with URL credentials, registered secrets and key-like tokens replaced by ``***``.
+
+    ``heuristics=False`` skips the key-like patterns (``sk-...``, ``Bearer ...``): the run store
+    uses that for research data, where "Basic principles" must stay as written; exact registered
+    values and URL credentials are still removed.
+    """
     if not text or not isinstance(text, str):
         return text
     if "://" in text:
@@ -110,17 +115,20 @@ def redact(text: str) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    return _KEYLIKE.sub(lambda m: m.group(1) + MASK, text)
+    return _KEYLIKE.sub(lambda m: m.group(1) + MASK, text) if heuristics else text
 
 
-def redact_data(value: Any) -> Any:
+def redact_data(value: Any, *, heuristics: bool = True) -> Any:
     """:func:`redact` applied to every string inside a JSON-like value (keys included)."""
     if isinstance(value, str):
-        return redact(value)
+        return redact(value, heuristics=heuristics)
     if isinstance(value, Mapping):
-        return {redact_data(k): redact_data(v) for k, v in value.items()}
+        return {
+            redact_data(k, heuristics=heuristics): redact_data(v, heuristics=heuristics)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [redact_data(v) for v in value]
+        return [redact_data(v, heuristics=heuristics) for v in value]
     return value
 
 

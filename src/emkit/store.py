@@ -136,8 +136,9 @@ def _encode(column: str, value: Any) -> Any:
     # Every text written passes through redact: no credential (a key echoed in an error, a URL's
     # userinfo in a config) reaches the database, whichever stage produced it.
     if column in _JSON_COLUMNS and not isinstance(value, str):
-        return redact(json.dumps(value if value is not None else {}, sort_keys=True, ensure_ascii=False))
-    return redact(value) if isinstance(value, str) else value
+        text = json.dumps(value if value is not None else {}, sort_keys=True, ensure_ascii=False)
+        return redact(text, heuristics=False)
+    return redact(value, heuristics=False) if isinstance(value, str) else value
 
 
 def _decode_row(row: sqlite3.Row) -> dict[str, Any]:
@@ -350,7 +351,12 @@ class RunStore:
         with self.transaction() as conn:
             conn.execute(
                 f"{verb} INTO records(kind, key, value, created) VALUES (?, ?, ?, ?)",
-                (kind, key, redact(json.dumps(value, sort_keys=True, default=str)), time.time()),
+                (
+                    kind,
+                    key,
+                    redact(json.dumps(value, sort_keys=True, default=str), heuristics=False),
+                    time.time(),
+                ),
             )
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:

@@ -230,3 +230,18 @@ def test_sent_values_are_masked_in_every_form_and_log_record(caplog) -> None:
         logging.getLogger("httpx").info("server said %s, %s, %s, %s", token, f"pw{token}", f"q{token}", basic)
     assert token not in caplog.text and basic not in caplog.text, caplog.text
     assert caplog.text.count("***") >= 4
+
+
+def test_the_store_masks_sent_values_but_keeps_ordinary_text(tmp_path) -> None:
+    """Research data is not rewritten by guesswork: only values really sent, and URL credentials."""
+    from emkit.redact import register
+    from emkit.store import RunStore
+
+    token = secrets.token_hex(10)
+    register(f"sk-{token}")
+    ordinary = "Basic principles first; Bearer bonds and sk-learning-rates are fine words here."
+    with RunStore(tmp_path / "run") as store:
+        store.put_record("note", "a", {"text": ordinary, "url": "http://me:pw-123456@h/v1", "echo": token})
+        record = store.get_record("note", "a")
+    assert record == {"text": ordinary, "url": "http://h/v1", "echo": "***"}
+    assert token.encode() not in (tmp_path / "run" / "emkit.sqlite").read_bytes()
