@@ -189,7 +189,14 @@ def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", where=str(path))
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})", where=f"{path}:{line}"
+        ) from None
     data = load_yaml(text, str(path))
     if not isinstance(data, dict):
         raise InputError("an experiment file must be a YAML mapping", where=str(path))
@@ -204,7 +211,7 @@ def load_experiment(path: str | Path) -> Experiment:
         where = f"{path}:{line}" if line else str(path)
         message = first["msg"].removeprefix("Value error, ")
         raise InputError(message, where=where, field=".".join(str(p) for p in loc)) from None
-    _validate_train_overrides(experiment, path)
+    _validate_train_overrides(experiment, path, text)
     return experiment
 
 
@@ -221,7 +228,7 @@ def _error_loc(error: Any) -> tuple[str | int, ...]:
     return loc
 
 
-def _validate_train_overrides(experiment: Experiment, path: Path) -> None:
+def _validate_train_overrides(experiment: Experiment, path: Path, text: str) -> None:
     """Train settings are checked against the trainer's own strict config (typos are errors)."""
     from emkit.train.config import TrainConfig
 
@@ -233,7 +240,7 @@ def _validate_train_overrides(experiment: Experiment, path: Path) -> None:
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
-            line = line_of(path.read_text(encoding="utf-8"), ("groups", index, "train", *first["loc"]))
+            line = line_of(text, ("groups", index, "train", *first["loc"]))
             raise InputError(
                 first["msg"],
                 where=f"{path}:{line}" if line else str(path),
