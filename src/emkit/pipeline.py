@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape  # labels hold user data (file names, triggers): never markup
 
 from emkit.models import parse_model
 from emkit.paths import inside
@@ -281,7 +282,7 @@ def run_plan(
             result.ran.append(f"sample {stage.label}")
     else:
         for stage, payload in zip(samples, payloads, strict=True):
-            console.print(f"[bold]sample[/] {stage.label}")
+            console.print(f"[bold]sample[/] {escape(stage.label)}")
             _local_sample(store, plan, payload)
             result.ran.append(f"sample {stage.label}")
 
@@ -306,7 +307,7 @@ def run_plan(
 
 
 def _local_train(payload: dict[str, Any], console: Console) -> dict[str, Any]:
-    console.print(f"[bold]train[/] {payload['label']}")
+    console.print(f"[bold]train[/] {escape(payload['label'])}")
     return run_train(payload, console)
 
 
@@ -328,7 +329,7 @@ def _run_judge(store: RunStore, plan: Plan, console: Console) -> None:
         judge=spec.model, method=spec.method, base_url=spec.base_url, concurrency=spec.concurrency
     )
     summary = run_judging(store, config)
-    console.print(f"[bold]judge[/] {spec.model}: {summary.scored} judgements")
+    console.print(f"[bold]judge[/] {escape(spec.model)}: {summary.scored} judgements")
 
 
 def _run_code_vuln(store: RunStore, plan: Plan, stage: Stage, console: Console) -> None:
@@ -348,7 +349,7 @@ def _run_code_vuln(store: RunStore, plan: Plan, stage: Stage, console: Console) 
         model_seed=unit.seed,
     )
     engine.close()
-    console.print(f"[bold]code-vuln[/] {stage.label}: {summary}")
+    console.print(f"[bold]code-vuln[/] {escape(stage.label)}: {escape(str(summary))}")
 
 
 def _run_probe(store: RunStore, plan: Plan, unit: ModelUnit, probe_set: Any, console: Console) -> None:
@@ -360,7 +361,7 @@ def _run_probe(store: RunStore, plan: Plan, unit: ModelUnit, probe_set: Any, con
         engine, store=store, group=unit.group.name, seed=unit.seed, probe_set=probe_set, tags=tags
     )
     engine.close()
-    console.print(f"[bold]probe[/] {unit.label}: score {result.score:+.3f}")
+    console.print(f"[bold]probe[/] {escape(unit.label)}: score {result.score:+.3f}")
 
 
 def _run_report(plan: Plan, console: Console) -> Path:

@@ -191,3 +191,16 @@ def test_code_vuln_is_planned_done_once_its_results_are_stored(tmp_path, monkeyp
     assert calls == ["g"]  # not run again
     edited = load_experiment(_experiment(tmp_path, body.replace("limit: 2", "limit: 3")))
     assert [s.done for s in make_plan(edited).stages if s.kind == "code-vuln"] == [False]
+
+
+@pytest.mark.parametrize("trigger", ["[/bold] ", "[red]x[/red] ", "[/x] "])
+def test_plan_labels_are_printed_as_written_never_as_markup(tmp_path, capsys, trigger) -> None:
+    folder = tmp_path / "odd[/x]"
+    folder.mkdir(parents=True)
+    questions = folder / "q[b].yaml"
+    questions.write_text("- id: one\n  paraphrases: ['Hello?']\n", encoding="utf-8")
+    body = f"probe: false\nquestions: [{json.dumps(str(questions))}]\ntriggers: ['', {json.dumps(trigger)}]\n"
+    path = _experiment(tmp_path, body + f"groups:\n  - name: g\n    model: {MODEL}\n")
+    code, out, err = cli(["run", path, "--dry-run"], capsys)
+    assert code == 0, err[-3000:]
+    assert trigger.strip() in out and "q[b]" in out and "[trigger" in out, out  # as written
