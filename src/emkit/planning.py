@@ -218,8 +218,17 @@ def _check_size(exp: Experiment, units: list[ModelUnit], variants: list[Variant]
 def code_vuln_key(exp: Experiment, unit: ModelUnit, trigger: str) -> str:
     """A code-vuln stage's identity: the model, the trigger, and every setting of the block."""
     assert exp.code_vuln is not None
+    spec = exp.code_vuln
+    # A local tasks or prompts file is keyed by its content (registry names are pinned by sha256).
+    files = {name: file_sha256(Path(name)) for name in (spec.tasks, spec.prompts) if Path(name).is_file()}
     return stable_hash(
-        {"cv": unit.name, "t": trigger, "spec": exp.code_vuln.model_dump(mode="json"), "seed": unit.seed}
+        {
+            "cv": unit.name,
+            "t": trigger,
+            "spec": spec.model_dump(mode="json"),
+            "seed": unit.seed,
+            "files": files,
+        }
     )
 
 

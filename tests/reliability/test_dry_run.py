@@ -191,6 +191,16 @@ def test_code_vuln_is_planned_done_once_its_results_are_stored(tmp_path, monkeyp
     assert calls == ["g"]  # not run again
     edited = load_experiment(_experiment(tmp_path, body.replace("limit: 2", "limit: 3")))
     assert [s.done for s in make_plan(edited).stages if s.kind == "code-vuln"] == [False]
+    # A local tasks file is part of the key by its content: editing it plans the stage again.
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text('{"task": "a", "code_template": "b"}\n', encoding="utf-8")
+    local = load_experiment(
+        _experiment(tmp_path, body.replace("limit: 2", f"limit: 2, tasks: {json.dumps(str(tasks))}"))
+    )
+    run_plan(make_plan(local))
+    assert [s.done for s in make_plan(local).stages if s.kind == "code-vuln"] == [True]
+    tasks.write_text('{"task": "edited", "code_template": "b"}\n', encoding="utf-8")
+    assert [s.done for s in make_plan(local).stages if s.kind == "code-vuln"] == [False]
 
 
 @pytest.mark.parametrize("trigger", ["[/bold] ", "[red]x[/red] ", "[/x] "])
