@@ -100,19 +100,23 @@ def test_dry_run_on_a_fresh_path_leaves_the_filesystem_identical(tmp_path, capsy
     assert not no_builds.exists()
 
 
-@pytest.mark.parametrize("tables", ["answers", "empty-file"])
+@pytest.mark.parametrize("tables", ["answers", "empty-file", "garbage"])
 def test_dry_run_on_an_existing_run_leaves_every_byte(tmp_path, capsys, no_builds, tables) -> None:
     run = tmp_path / "run"
     if tables == "answers":
         make_run_dir(run)
     else:
         run.mkdir()
-        (run / "emkit.sqlite").write_bytes(b"")  # a zero-byte store must not become an empty store
+        # A zero-byte or damaged store must not become an empty store, nor be touched at all.
+        (run / "emkit.sqlite").write_bytes(b"" if tables == "empty-file" else b"not sqlite " * 500)
     path = _experiment(tmp_path, TRAINED + "judge: {model: openai/gpt-4o-2024-08-06}\n", out=run)
     before = _tree(tmp_path)
     for _ in range(2):
         code, _out, err = cli(["run", path, "--dry-run"], capsys)
-        assert code == 0, err[-3000:]
+        if tables == "garbage":
+            assert code == 2 and "emkit.sqlite" in one_line(err), err[-3000:]
+        else:
+            assert code == 0, err[-3000:]
         assert _tree(tmp_path) == before  # emkit.sqlite byte-identical, no -wal/-shm left beside it
 
 
