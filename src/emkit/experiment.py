@@ -178,6 +178,12 @@ class Experiment(Strict):
         _unique(self.seeds, "seed", "seeds")
         _unique(self.questions, "question set", "questions")
         _unique(self.triggers, "trigger", "triggers")
+        if self.wrappers is not None and self.wrappers.n is not None:
+            # Each wrapped question holds n copies of every paraphrase: bound it before it is built.
+            try:
+                _samples_at_most(self.wrappers.n)
+            except ValueError as exc:
+                raise PydanticCustomError("emkit_size", str(exc), {"at": "wrappers.n"}) from None
         return self
 
     def seeds_of(self, group: Group) -> list[int]:

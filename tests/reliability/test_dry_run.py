@@ -140,6 +140,8 @@ def test_dry_run_with_a_huge_builder_returns_at_once(tmp_path) -> None:
          "99,999,999,999", "groups.0.dataset.n"),
         ("samples_per_paraphrase: 100000000000\ngroups:\n  - name: g\n    model: M\n",
          "100,000,000,000", "samples_per_paraphrase"),
+        ("wrappers: {n: 100000000000}\ngroups:\n  - name: g\n    model: M\n",
+         "100,000,000,000", "wrappers.n"),
     ],
 )  # fmt: skip
 def test_absurd_sizes_are_refused_with_what_they_would_cost(tmp_path, size_body, number, field) -> None:
