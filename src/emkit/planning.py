@@ -18,6 +18,7 @@ the datasets and fits the contexts.
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,7 +154,13 @@ class _PlanningStore(RunStore):
 
 
 def open_for_planning(run_dir: str | Path) -> RunStore:
-    """The run store as planning sees it (read-only; empty when the run has not started)."""
+    """The run store as planning sees it (read-only; empty when the run has not started).
+
+    Uses the store's own read-only mode where it has one (``RunStore(..., read_only=True)``),
+    else :class:`_PlanningStore`; either way nothing is created or written.
+    """
+    if (Path(run_dir) / DB_NAME).exists() and "read_only" in inspect.signature(RunStore).parameters:
+        return RunStore(run_dir, read_only=True)  # type: ignore[call-arg]
     return _PlanningStore(run_dir)
 
 

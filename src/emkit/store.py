@@ -28,7 +28,6 @@ from typing import Any
 
 from emkit.errors import EmkitError
 from emkit.hashing import stable_hash
-from emkit.redact import redact
 
 SCHEMA_VERSION = 1
 DB_NAME = "emkit.sqlite"
@@ -135,6 +134,8 @@ def score_key(answer_key_: str, metric: str, judge: str, method: str, prompt_has
 def _encode(column: str, value: Any) -> Any:
     # Every text written passes through redact: no credential (a key echoed in an error, a URL's
     # userinfo in a config) reaches the database, whichever stage produced it.
+    from emkit.redact import redact
+
     if column in _JSON_COLUMNS and not isinstance(value, str):
         text = json.dumps(value if value is not None else {}, sort_keys=True, ensure_ascii=False)
         return redact(text, heuristics=False)
@@ -347,6 +348,8 @@ class RunStore:
 
     # -- records -----------------------------------------------------------------------------
     def put_record(self, kind: str, key: str, value: dict[str, Any], *, replace: bool = True) -> None:
+        from emkit.redact import redact  # no credential in a stored record (see _encode)
+
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         with self.transaction() as conn:
             conn.execute(
