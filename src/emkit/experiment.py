@@ -195,14 +195,7 @@ def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", where=str(path))
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})", where=f"{path}:{line}"
-        ) from None
+    text = path.read_text(encoding="utf-8")
     data = load_yaml(text, str(path))
     if not isinstance(data, dict):
         raise InputError("an experiment file must be a YAML mapping", where=str(path))

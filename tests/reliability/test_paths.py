@@ -142,19 +142,3 @@ def test_a_stored_model_reference_cannot_point_outside_the_run_dir(tmp_path, ada
 
     with pytest.raises(EmkitError, match="outside the run directory"):
         engine_for(f"{MODEL}@{adapter}", tmp_path / "run", batch_size=1)
-
-
-@pytest.mark.parametrize(
-    ("data", "line"),
-    [
-        (b"name: t\nprobe: false\n\xff\xfe\n", 3),
-        ("name: t\ngroups:\n  - name: caf\u00e9\n".encode("latin-1"), 3),
-        ("name: t\n".encode("utf-16"), 1),
-    ],
-)
-def test_an_experiment_file_that_is_not_utf8_is_one_line_with_its_line(tmp_path, capsys, data, line) -> None:
-    path = tmp_path / "exp.yaml"
-    path.write_bytes(data)
-    code, _, err = cli(["run", str(path), "--dry-run"], capsys)
-    message = one_line(err)
-    assert code == 2 and f"{path}:{line}:" in message and "UTF-8" in message, message
