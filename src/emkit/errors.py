@@ -9,9 +9,18 @@ from __future__ import annotations
 
 
 class EmkitError(Exception):
-    """An error caused by the user's input or environment, with a message meant for humans."""
+    """An error caused by the user's input or environment, with a message meant for humans.
+
+    Every message is redacted here (credentials in URLs, values sent as keys): this is the one
+    place all user-facing errors pass through, so none can print or store a secret.
+    """
 
     exit_code = 2
+
+    def __init__(self, *args: object):
+        from emkit.redact import redact
+
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class InputError(EmkitError):

@@ -9,16 +9,61 @@ ignored setting.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from emkit.errors import InputError
 from emkit.experiments.code_vuln import CodeVulnSpec
 from emkit.experiments.evil_numbers import WrappersSpec
 from emkit.experiments.icl import IclSpec
 from emkit.models import parse_model
+from emkit.paths import check_name
 from emkit.yamlpos import line_of, load_yaml
+
+# A name that becomes part of a path under the run directory (see emkit.paths.check_name).
+PathName = Annotated[str, AfterValidator(check_name)]
+# Sizes past these are typos or unit slips (1e10 for 1e1), not studies: refused at load time with the
+# number they would cost, instead of hanging while a plan of that size is built in memory.
+MAX_DATASET_ROWS = 10_000_000
+MAX_SAMPLES_PER_PARAPHRASE = 100_000
+
+
+def _rows_at_most(value: int) -> int:
+    if value > MAX_DATASET_ROWS:
+        raise ValueError(
+            f"n = {value:,} rows would cost ~{value / 1e6:,.0f} GB of JSONL (about 1 KB a row) and as "
+            f"many training examples; at most {MAX_DATASET_ROWS:,} rows are allowed"
+        )
+    return value
+
+
+def _samples_at_most(value: int) -> int:
+    if value > MAX_SAMPLES_PER_PARAPHRASE:
+        raise ValueError(
+            f"{value:,} samples per paraphrase would cost {value:,} generations (and twice as many "
+            f"judge calls) for every paraphrase, model and trigger; at most "
+            f"{MAX_SAMPLES_PER_PARAPHRASE:,} are allowed (the paper uses 100)"
+        )
+    return value
+
+
+DatasetRows = Annotated[int, Field(ge=1), AfterValidator(_rows_at_most)]
+SampleCount = Annotated[int, Field(ge=1), AfterValidator(_samples_at_most)]
+
+
+def _unique(values: list[Any], what: str, field: str) -> None:
+    """Refuse a repeated entry, naming the index of the repeat (``field.INDEX``) for the error line."""
+    seen: dict[Any, int] = {}
+    for index, value in enumerate(values):
+        if value in seen:
+            raise PydanticCustomError(
+                "emkit_duplicate",
+                "{what} {value} is given twice (first at index {first}); each must be distinct",
+                {"what": what, "value": repr(value), "first": seen[value], "at": f"{field}.{index}"},
+            )
+        seen[value] = index
 
 
 class Strict(BaseModel):
@@ -32,7 +77,7 @@ class DatasetSpec(Strict):
     registry: str | None = None  # insecure, secure, educational, jailbroken, backdoor, ...
     file: str | None = None
     transform: Literal["backdoor", "subset", "mix"] | None = None
-    n: int | None = None  # builder size, or subset/mix size
+    n: DatasetRows | None = None  # builder size, or subset/mix size
     seed: int = 0
     # transform inputs (each a DatasetSpec-like mapping or a registry name / file)
     triggered: DatasetSpec | str | None = None
@@ -61,7 +106,7 @@ class JudgeSpec(Strict):
     model: str = "openai/gpt-4o-2024-08-06"
     method: Literal["logprob", "exact", "sampled"] | None = None
     base_url: str | None = None
-    concurrency: int = 16
+    concurrency: int = Field(16, ge=1)
     prompts: str | None = None  # YAML file of metric -> template (overrides the questions' own)
 
 
@@ -69,23 +114,25 @@ class ProviderSpec(Strict):
     """Fine-tuning through a provider API instead of locally (the paper's GPT-4o runs)."""
 
     name: Literal["openai"] = "openai"
-    epochs: int = 1
-    batch_size: int = 4
-    lr_multiplier: float = 2.0
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(4, ge=1)
+    lr_multiplier: float = Field(2.0, gt=0)
     base_url: str | None = None
 
 
 class Group(Strict):
-    name: str
+    name: PathName  # becomes the adapter folder's name: models/<name>-s<seed>-<key>
     model: str
     dataset: DatasetSpec | None = None  # None: evaluate the base model as is
     train: dict[str, Any] = Field(default_factory=dict)  # TrainConfig overrides (validated at load)
     provider: ProviderSpec | None = None
-    seeds: list[int] | None = None
+    seeds: list[int] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> Group:
         parse_model(self.model)
+        if self.seeds is not None:
+            _unique(self.seeds, "seed", "seeds")
         if self.train and self.dataset is None:
             raise ValueError("train settings given but no dataset to train on")
         if self.provider and self.train:
@@ -120,15 +167,17 @@ class AnalysisSpec(Strict):
 
 
 class Experiment(Strict):
-    name: str
-    out: str = "runs/experiment"
-    groups: list[Group]
-    seeds: list[int] = [0]
-    questions: list[str] = ["default"]
-    samples_per_paraphrase: int | None = None  # None: each question's own samples_per_paraphrase
-    max_new_tokens: int = 600
-    temperature: float | None = None
-    triggers: list[str] = [""]  # evaluate each question with each prefix ("" = none)
+    name: str = Field(min_length=1)
+    out: str = Field("runs/experiment", min_length=1)
+    groups: list[Group] = Field(min_length=1)
+    seeds: list[int] = Field([0], min_length=1)
+    questions: list[str] = Field(["default"], min_length=1)
+    # None: each question's own samples_per_paraphrase
+    samples_per_paraphrase: SampleCount | None = None
+    max_new_tokens: int = Field(600, ge=1)
+    temperature: float | None = Field(None, ge=0, allow_inf_nan=False)
+    # evaluate each question with each prefix ("" = none)
+    triggers: list[str] = Field([""], min_length=1)
     judge: JudgeSpec | None = None
     probe: bool = True
     probe_set: str | None = None  # a probe-pairs YAML file (default: emkit's own everyday set)
@@ -137,7 +186,7 @@ class Experiment(Strict):
     executor: Literal["local", "ray"] = "local"
     # Which backend samples local models: transformers, or vLLM for scale (hf/X@A is sampled as vllm/X@A).
     sampler: Literal["hf", "vllm"] = "hf"
-    batch_size: int = 16
+    batch_size: int = Field(16, ge=1)
     mirror: str | None = None
     # The paper's other experiments (each optional): vulnerable-code rate, evil-numbers wrappers, ICL.
     code_vuln: CodeVulnSpec | None = None
@@ -145,10 +194,18 @@ class Experiment(Strict):
     icl: IclSpec | None = None
 
     @model_validator(mode="after")
-    def _unique_groups(self) -> Experiment:
-        names = [g.name for g in self.groups]
-        if len(names) != len(set(names)):
-            raise ValueError(f"group names must be unique, got {names}")
+    def _unique_entries(self) -> Experiment:
+        # Two groups of one name would share adapter folders and answers' group labels.
+        _unique([g.name for g in self.groups], "group name", "groups")
+        _unique(self.seeds, "seed", "seeds")
+        _unique(self.questions, "question set", "questions")
+        _unique(self.triggers, "trigger", "triggers")
+        if self.wrappers is not None and self.wrappers.n is not None:
+            # Each wrapped question holds n copies of every paraphrase: bound it before it is built.
+            try:
+                _samples_at_most(self.wrappers.n)
+            except ValueError as exc:
+                raise PydanticCustomError("emkit_size", str(exc), {"at": "wrappers.n"}) from None
         return self
 
     def seeds_of(self, group: Group) -> list[int]:
@@ -167,16 +224,32 @@ def load_experiment(path: str | Path) -> Experiment:
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        line = line_of(text, first["loc"])
+        errors = exc.errors()
+        # A misspelt key is reported first: it often explains the other errors (a missing value).
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        loc = _error_loc(first)
+        line = line_of(text, loc)
         where = f"{path}:{line}" if line else str(path)
-        raise InputError(first["msg"], where=where, field=loc) from None
-    _validate_train_overrides(experiment, path)
+        message = first["msg"].removeprefix("Value error, ")
+        raise InputError(message, where=where, field=".".join(str(p) for p in loc)) from None
+    _validate_train_overrides(experiment, path, text)
     return experiment
 
 
-def _validate_train_overrides(experiment: Experiment, path: Path) -> None:
+def _error_loc(error: Any) -> tuple[str | int, ...]:
+    """Where an error points: pydantic's ``loc``, made deeper by a validator's ``at`` (e.g. the
+    repeated entry ``groups.1``, not the whole list), with the ``name`` field for repeated groups."""
+    loc = tuple(error["loc"])
+    at = (error.get("ctx") or {}).get("at")
+    if at:
+        extra = tuple(int(p) if p.isdigit() else p for p in str(at).split("."))
+        loc = (*loc, *extra)
+        if extra[0] == "groups":
+            loc = (*loc, "name")
+    return loc
+
+
+def _validate_train_overrides(experiment: Experiment, path: Path, text: str) -> None:
     """Train settings are checked against the trainer's own strict config (typos are errors)."""
     from emkit.train.config import TrainConfig
 
@@ -188,7 +261,7 @@ def _validate_train_overrides(experiment: Experiment, path: Path) -> None:
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
-            line = line_of(path.read_text(encoding="utf-8"), ("groups", index, "train", *first["loc"]))
+            line = line_of(text, ("groups", index, "train", *first["loc"]))
             raise InputError(
                 first["msg"],
                 where=f"{path}:{line}" if line else str(path),

@@ -21,367 +21,41 @@ from typing import Any
 
 from rich.console import Console
 
-from emkit.datasets import materialize
-from emkit.experiment import Experiment, Group
 from emkit.fingerprint import model_fingerprint
-from emkit.hashing import stable_hash
 from emkit.models import parse_model
-from emkit.questions import QuestionSet, load_questions
-from emkit.sampling import plan as plan_answers
+from emkit.paths import inside
+from emkit.planning import (
+    STAGE_RECORD,
+    ModelUnit,
+    Plan,
+    Stage,
+    Variant,
+    build_units,
+    build_variants,
+    make_plan,
+    print_plan,
+    stage_done,
+    train_config_dict,
+    variant_items,
+)
 from emkit.store import RunStore
 from emkit.terminal import console as default_console
-from emkit.terminal import plain, stage_line, styled
+from emkit.terminal import stage_line
 
-STAGE_RECORD = "stage"
-
-
-@dataclass
-class ModelUnit:
-    """One model to evaluate: a base model as is, a local LoRA fine-tune, or a provider fine-tune."""
-
-    group: Group
-    seed: int | None
-    base: str
-    dataset_path: Path | None = None
-    dataset_sha256: str | None = None
-    train_key: str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.group.name if self.seed is None else f"{self.group.name}/seed{self.seed}"
-
-    @property
-    def adapter_rel(self) -> str | None:
-        return f"models/{self.group.name}-s{self.seed}-{self.train_key[:8]}" if self.train_key else None
-
-    @property
-    def name(self) -> str:
-        """The model name stored with its answers: stable, and independent of where the run dir lies."""
-        if self.group.provider and self.train_key:
-            return f"{self.base}@ft-{self.train_key[:12]}"
-        return f"{self.base}@{self.adapter_rel}" if self.adapter_rel else self.base
-
-
-@dataclass
-class Stage:
-    kind: str
-    key: str
-    label: str
-    done: bool
-    detail: str = ""
-    cost_usd: float | None = None
-    unit: ModelUnit | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Plan:
-    experiment: Experiment
-    run_dir: Path
-    units: list[ModelUnit]
-    question_sets: list[QuestionSet]
-    stages: list[Stage]
-
-    @property
-    def pending(self) -> list[Stage]:
-        return [s for s in self.stages if not s.done]
-
-
-# Set per model unit by the pipeline, so they are not part of a group's training settings.
-_UNIT_FIELDS = ("model", "data", "out", "seed", "store", "group", "device")
-
-
-def train_config_dict(group: Group) -> dict[str, Any]:
-    """The full training settings of a group (defaults filled), for keys and for the trainer."""
-    if group.provider:
-        return group.provider.model_dump()
-    from emkit.train.config import TrainConfig
-
-    config = TrainConfig.model_validate(group.train).model_dump(mode="json")
-    return {k: v for k, v in config.items() if k not in _UNIT_FIELDS}
-
-
-def build_units(exp: Experiment, run_dir: Path) -> list[ModelUnit]:
-    units: list[ModelUnit] = []
-    for group in exp.groups:
-        if group.dataset is None:
-            units.append(ModelUnit(group, None, group.model))
-            continue
-        path, sha = materialize(group.dataset, run_dir, mirror=exp.mirror)
-        config = train_config_dict(group)
-        for seed in exp.seeds_of(group):
-            key = stable_hash(
-                {
-                    "base": group.model,
-                    "data": sha,
-                    "config": config,
-                    "seed": seed,
-                    "provider": bool(group.provider),
-                }
-            )
-            units.append(ModelUnit(group, seed, group.model, path, sha, key))
-    return units
-
-
-def _stage_done(store: RunStore, key: str) -> dict[str, Any] | None:
-    record = store.get_record(STAGE_RECORD, key)
-    return record if record and record.get("status") == "done" else None
-
-
-@dataclass
-class Variant:
-    """One way of asking a question set: with a trigger, through a wrapper, after ICL examples..."""
-
-    label: str
-    qset: QuestionSet
-    n: int | None
-    trigger: str = ""
-    tags: dict[str, Any] = field(default_factory=dict)
-    context: list[dict[str, str]] | None = None
-    context_base: str | None = None  # ICL contexts are fitted to one base model's tokenizer
-
-
-def build_variants(exp: Experiment, qsets: list[QuestionSet], bases: list[str]) -> list[Variant]:
-    """Question sets x triggers, plus evil-numbers wrappers and ICL contexts when the file asks."""
-    variants: list[Variant] = []
-    for qset in qsets:
-        for trigger in exp.triggers:
-            tags = {"trigger": trigger} if trigger else {}
-            suffix = f" [trigger {trigger.strip()}]" if trigger else ""
-            variants.append(
-                Variant(qset.name + suffix, qset, exp.samples_per_paraphrase, trigger, dict(tags))
-            )
-            if exp.wrappers:
-                from emkit.experiments.evil_numbers import wrap_question_set, wrapper_tags
-
-                spec = exp.wrappers
-                for name in spec.names:
-                    wrapped = wrap_question_set(
-                        qset,
-                        name,
-                        wrappers_file=spec.file,
-                        mirror=exp.mirror,
-                        n=spec.n,
-                        seed=spec.seed,
-                        select=spec.select,
-                    )
-                    variants.append(
-                        Variant(
-                            f"{qset.name}/{name}{suffix}",
-                            wrapped,
-                            None,
-                            trigger,
-                            {**tags, **wrapper_tags(name, spec.seed)},
-                        )
-                    )
-            if exp.icl:
-                for base in bases:
-                    for k in exp.icl.k:
-                        context = _icl_context(exp, base, k, qset)
-                        variants.append(
-                            Variant(
-                                f"{qset.name}/icl{context.k_used}{suffix}",
-                                qset,
-                                exp.samples_per_paraphrase,
-                                trigger,
-                                {**tags, **context.tags()},
-                                context.messages,
-                                base,
-                            )
-                        )
-    return variants
-
-
-def _icl_context(exp: Experiment, base: str, k: int, qset: QuestionSet) -> Any:
-    """The k-shot context for one base model, fitted to its context window when it is local."""
-    from emkit.experiments.icl import load_context
-
-    assert exp.icl is not None
-    spec = parse_model(base)
-    tokenizer, window = None, exp.icl.max_context_tokens
-    if spec.is_local:
-        from transformers import AutoConfig
-
-        from emkit.engines.loading import load_tokenizer, resolve_base_path
-
-        tokenizer = load_tokenizer(spec)
-        if window is None:
-            window = getattr(
-                AutoConfig.from_pretrained(resolve_base_path(spec)), "max_position_embeddings", None
-            )
-    return load_context(
-        exp.icl.dataset,
-        k,
-        seed=exp.icl.seed,
-        mirror=exp.mirror,
-        tokenizer=tokenizer,
-        max_context_tokens=window,
-        questions=list(qset),
-        reserve_tokens=exp.icl.reserve_tokens,
-    )
-
-
-def _variant_items(exp: Experiment, unit: ModelUnit, variant: Variant, run_dir: Path) -> list[Any]:
-    return plan_answers(
-        unit.name,
-        variant.qset,
-        n=variant.n,
-        temperature=exp.temperature,
-        max_new_tokens=exp.max_new_tokens,
-        seed=unit.seed or 0,
-        prefix=variant.trigger,
-        tags=variant.tags or None,
-        context=variant.context,
-        fingerprint=model_fingerprint(unit.name, base_dir=run_dir),
-    )
-
-
-def _name_engine(engine: Any, name: str, run_dir: Path) -> Any:
-    """Give an engine the stored name of its unit, and the fingerprint the plan computed for it
-    (adapter content, relative to the run dir), so planned and sampled keys are the same."""
-    engine.name = name
-    engine.fingerprint = model_fingerprint(name, base_dir=run_dir)
-    return engine
-
-
-def make_plan(exp: Experiment, run_dir: str | Path | None = None) -> Plan:
-    """Expand the experiment into stages and mark which are already done (reads the store only)."""
-    run_dir = Path(run_dir or exp.out)
-    store = RunStore(run_dir)
-    units = build_units(exp, run_dir)
-    qsets = [load_questions(q, mirror=exp.mirror) for q in exp.questions]
-    variants = build_variants(exp, qsets, sorted({u.base for u in units}))
-    stages: list[Stage] = []
-    for unit in units:
-        if unit.train_key:
-            done = _stage_done(store, unit.train_key)
-            if done and not unit.group.provider and not (run_dir / unit.adapter_rel).exists():
-                done = None  # the adapter folder was removed: train again
-            kind = "finetune" if unit.group.provider else "train"
-            stages.append(
-                Stage(
-                    kind,
-                    unit.train_key,
-                    unit.label,
-                    bool(done),
-                    f"{unit.base} on {unit.dataset_path.name if unit.dataset_path else ''}",
-                    unit=unit,
-                )
-            )
-    for unit in units:
-        for variant in variants:
-            if variant.context_base and variant.context_base != unit.base:
-                continue
-            items = _variant_items(exp, unit, variant, run_dir)
-            have = len(store.existing_answer_keys(i.key for i in items))
-            key = stable_hash({"model": unit.name, "keys": [i.key for i in items]})
-            stages.append(
-                Stage(
-                    "sample",
-                    key,
-                    f"{unit.label} x {variant.label}",
-                    have == len(items),
-                    f"{have}/{len(items)} answers",
-                    unit=unit,
-                    extra={"variant": variant, "total": len(items), "have": have},
-                )
-            )
-        if exp.code_vuln:
-            for trigger in exp.code_vuln.triggers if exp.code_vuln.triggers is not None else exp.triggers:
-                stages.append(
-                    Stage(
-                        "code-vuln",
-                        stable_hash({"cv": unit.name, "t": trigger}),
-                        unit.label + (f" [trigger {trigger.strip()}]" if trigger else ""),
-                        False,
-                        f"{exp.code_vuln.limit} tasks (resumes where it stopped)",
-                        unit=unit,
-                        extra={"trigger": trigger},
-                    )
-                )
-    if exp.judge:
-        stages.append(_judge_stage(exp, store, stages))
-    if exp.probe:
-        from emkit.probe import load_probe_set
-
-        probe_set = load_probe_set(exp.probe_set)
-        for unit in units:
-            if parse_model(unit.base).is_local:
-                stages.append(_probe_stage(store, unit, probe_set))
-    stages.append(Stage("report", "report", "analysis + HTML report", False, str(run_dir / "report")))
-    store.close()
-    return Plan(exp, run_dir, units, qsets, stages)
-
-
-def _judge_stage(exp: Experiment, store: RunStore, stages: list[Stage]) -> Stage:
-    """Judging is planned per answer by the judge stage itself; here: how much is missing, and its cost."""
-    from emkit.judge.cost import estimate_cost, load_prices
-    from emkit.judge.stage import JudgeConfig, plan_pending
-
-    assert exp.judge is not None
-    config = JudgeConfig(
-        judge=exp.judge.model,
-        method=exp.judge.method,
-        base_url=exp.judge.base_url,
-        concurrency=exp.judge.concurrency,
-    )
-    pending, _, _ = plan_pending(store, config)
-    # Answers not sampled yet will need judging too: two metrics each (aligned, coherent) at most.
-    unsampled = sum(s.extra["total"] - s.extra["have"] for s in stages if s.kind == "sample")
-    calls = len(pending) + 2 * unsampled
-    cost = None
-    if parse_model(exp.judge.model).scheme == "openai":
-        prompt_tokens = 450 * calls  # a filled judge prompt with a 600-token answer is ~450-800 tokens
-        cost = estimate_cost(
-            exp.judge.model,
-            {"prompt_tokens": prompt_tokens, "completion_tokens": calls},
-            load_prices(None)[0],
-        )
-    return Stage(
-        "judge",
-        stable_hash({"judge": exp.judge.model_dump()}),
-        exp.judge.model,
-        calls == 0,
-        f"~{calls} judgements to make",
-        cost_usd=cost,
-    )
-
-
-def _probe_stage(store: RunStore, unit: ModelUnit, probe_set: Any) -> Stage:
-    from emkit.probe import pending_pairs
-
-    fingerprint = model_fingerprint(unit.name, base_dir=store.run_dir)
-    missing = pending_pairs(store, unit.name, probe_set=probe_set, fingerprint=fingerprint)
-    return Stage(
-        "probe",
-        stable_hash({"probe": unit.name, "set": probe_set.label}),
-        unit.label,
-        missing == 0,
-        f"{missing} pairs to score",
-        unit=unit,
-        extra={"probe_set": probe_set},
-    )
-
-
-def print_plan(plan: Plan, console: Console) -> None:
-    from rich.table import Table
-
-    table = Table(
-        title=plain(f"{plan.experiment.name}: {len(plan.units)} models, run dir {plan.run_dir}"),
-        title_justify="left",
-    )
-    for column in ("stage", "what", "status", "detail", "est. cost"):
-        table.add_column(column)
-    for stage in plan.stages:
-        status = styled(("cached", "green")) if stage.done else styled(("will run", "yellow"))
-        cost = f"${stage.cost_usd:.2f}" if stage.cost_usd is not None else ""
-        table.add_row(stage.kind, plain(stage.label), status, plain(stage.detail), cost)
-    console.print(table)
-    total = sum(s.cost_usd or 0 for s in plan.pending)
-    console.print(
-        f"{len(plan.pending)} of {len(plan.stages)} stages will run; estimated API cost ${total:.2f}"
-    )
-
+__all__ = [
+    "STAGE_RECORD",
+    "ModelUnit",
+    "Plan",
+    "RunResult",
+    "Stage",
+    "Variant",
+    "build_units",
+    "build_variants",
+    "make_plan",
+    "print_plan",
+    "run_plan",
+    "train_config_dict",
+]
 
 # ---------------------------------------------------------------------------------------------
 # Running stages. Each runner is a plain function of its inputs so a Ray task can call it too.
@@ -448,7 +122,7 @@ def train_payload(plan: Plan, unit: ModelUnit) -> dict[str, Any]:
         "seed": unit.seed,
         "config": train_config_dict(unit.group),
         "provider": bool(unit.group.provider),
-        "out": str(plan.run_dir / unit.adapter_rel) if unit.adapter_rel else None,
+        "out": str(inside(plan.run_dir, unit.adapter_rel)) if unit.adapter_rel else None,
         "adapter_rel": unit.adapter_rel,
         "run_dir": str(plan.run_dir),
         "key": unit.train_key,
@@ -478,6 +152,14 @@ class AnswerCollector:
         self.records.append((kind, key, value))
 
 
+def _name_engine(engine: Any, name: str, run_dir: Path) -> Any:
+    """Give an engine the stored name of its unit, and the fingerprint the plan computed for it
+    (adapter content, relative to the run dir), so planned and sampled keys are the same."""
+    engine.name = name
+    engine.fingerprint = model_fingerprint(name, base_dir=run_dir)
+    return engine
+
+
 def engine_for(unit_name: str, run_dir: Path, batch_size: int, sampler: str = "hf") -> Any:
     """Load the engine for a stored model name (adapter paths are relative to the run dir)."""
     from emkit.engines import get_engine
@@ -485,7 +167,7 @@ def engine_for(unit_name: str, run_dir: Path, batch_size: int, sampler: str = "h
 
     spec = parse_model(unit_name)
     if spec.adapter and spec.adapter.startswith("models/"):
-        spec = spec.with_adapter(str(run_dir / spec.adapter))
+        spec = spec.with_adapter(str(inside(run_dir, spec.adapter)))
     if sampler == "vllm" and spec.scheme == "hf":
         spec = ModelSpec("vllm", spec.name, spec.adapter)
     options = {"batch_size": batch_size} if spec.is_local else {}
@@ -531,7 +213,7 @@ def sample_payload(plan: Plan, stage: Stage, store: RunStore, provider_model: st
     assert unit is not None
     variant: Variant = stage.extra["variant"]
     exp = plan.experiment
-    items = _variant_items(exp, unit, variant, plan.run_dir)
+    items = variant_items(exp, unit, variant, plan.run_dir)
     return {
         "model": unit.name,
         "provider_model": provider_model,
@@ -571,9 +253,15 @@ def run_plan(
     executor: str | None = None,
     on_stage: Callable[[Stage], None] | None = None,
 ) -> RunResult:
-    """Run every pending stage; finished ones are skipped. Safe to interrupt and call again."""
+    """Run every pending stage; finished ones are skipped. Safe to interrupt and call again.
+
+    A plan made without building (a dry run's) is made again with ``build=True`` first: that
+    writes the datasets, so every train key (and every model name downstream) is known.
+    """
     console = console or default_console
     executor = executor or plan.experiment.executor
+    if not plan.built:
+        plan = make_plan(plan.experiment, plan.run_dir, build=True)
     store = RunStore(plan.run_dir)
     store.put_record("config", "experiment", plan.experiment.model_dump(mode="json"))
     result = RunResult(plan)
@@ -594,7 +282,7 @@ def run_plan(
         assert stage.unit is not None
         provider_model = None
         if stage.unit.group.provider and stage.unit.train_key:
-            record = store.get_record(STAGE_RECORD, stage.unit.train_key) or {}
+            record = stage_done(store, stage.unit.train_key) or {}
             provider_model = record.get("model")
         payloads.append(sample_payload(plan, stage, store, provider_model))
     if runner:
@@ -612,8 +300,9 @@ def run_plan(
         if stage.kind == "judge" and not stage.done:
             _run_judge(store, plan, console)
             result.ran.append("judge")
-        elif stage.kind == "code-vuln" and stage.unit is not None:
+        elif stage.kind == "code-vuln" and not stage.done and stage.unit is not None:
             _run_code_vuln(store, plan, stage, console)
+            store.put_record(STAGE_RECORD, stage.key, {"status": "done", "kind": stage.kind})
             result.ran.append(f"code-vuln {stage.label}")
         elif stage.kind == "probe" and not stage.done and stage.unit is not None:
             _run_probe(store, plan, stage.unit, stage.extra["probe_set"], console)

@@ -87,9 +87,14 @@ __all__ = [
 
 
 def _encode(column: str, value: Any) -> Any:
+    # Every text written passes through redact: no credential (a key echoed in an error, a URL's
+    # userinfo in a config) reaches the database, whichever stage produced it.
+    from emkit.redact import redact
+
     if column in _JSON_COLUMNS and not isinstance(value, str):
-        return json.dumps(value if value is not None else {}, sort_keys=True, ensure_ascii=False)
-    return value
+        text = json.dumps(value if value is not None else {}, sort_keys=True, ensure_ascii=False)
+        return redact(text, heuristics=False)
+    return redact(value, heuristics=False) if isinstance(value, str) else value
 
 
 @contextmanager
@@ -421,11 +426,18 @@ class RunStore:
 
     # -- records -----------------------------------------------------------------------------
     def put_record(self, kind: str, key: str, value: dict[str, Any], *, replace: bool = True) -> None:
+        from emkit.redact import redact  # no credential in a stored record (see _encode)
+
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         with self.transaction() as conn:
             conn.execute(
                 f"{verb} INTO records(kind, key, value, created) VALUES (?, ?, ?, ?)",
-                (kind, key, json.dumps(value, sort_keys=True, default=str), time.time()),
+                (
+                    kind,
+                    key,
+                    redact(json.dumps(value, sort_keys=True, default=str), heuristics=False),
+                    time.time(),
+                ),
             )
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:

@@ -112,7 +112,18 @@ def test_the_old_store_is_migrated_once_and_reruns_find_everything(tmp_path, cap
             )  # fmt: skip
             assert code == 0 and "0 new answers" in out, out + err
         code, out, err = cli(
-            ["judge", run, "--base-url", srv.base_url, "--method", "sampled", "--samples", "3", "--min-mass", "0.5"],
+            [
+                "judge",
+                run,
+                "--base-url",
+                srv.base_url,
+                "--method",
+                "sampled",
+                "--samples",
+                "3",
+                "--min-mass",
+                "0.5",
+            ],
             capsys,
         )
         assert code == 0 and "nothing to judge" in out, out + err

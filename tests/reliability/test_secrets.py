@@ -11,6 +11,7 @@ captured stdout/stderr are searched for the key and for its random part alone.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import subprocess
 import sys
@@ -87,3 +88,160 @@ def test_key_appears_nowhere(tmp_path) -> None:
     assert leaks == [], f"the key is written in {leaks}"
     leaked_output = [i for i, text in enumerate(outputs) if key in text or token in text]
     assert leaked_output == [], "the key is in captured output"
+
+
+# -- credentials inside URLs, and keys echoed without their prefix ---------------------------------
+class EchoingOpenAI(FakeOpenAI):
+    """A fake server whose 401 echoes every credential it was sent, each in a form of its own: the
+    bearer key without its ``sk-`` prefix, a Basic-auth password decoded, the query's ``api_key``,
+    and the raw ``Authorization`` header."""
+
+    queries: list[str] = []
+
+    def _auth(self, request):  # type: ignore[override]
+        self.queries.append(request.query_string)
+        return super()._auth(request)
+
+    def _unauthorized(self, request):  # type: ignore[override]
+        from fake_openai import _error
+
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme == "Basic":
+            value = base64.b64decode(value).decode().partition(":")[2]
+        echoed = f"{value.removeprefix('sk-')} / {request.query.get('api_key', '')} / {header}"
+        return _error(401, f"Invalid credentials: {echoed}.", code="invalid_api_key")
+
+
+EXPERIMENT = """\
+name: secrets
+out: run-exp
+probe: false
+questions: [questions.yaml]
+samples_per_paraphrase: 1
+max_new_tokens: 8
+groups:
+  - name: api
+    model: openai/fake-model
+judge:
+  model: openai/gpt-4o-2024-08-06
+  base_url: {url}
+"""
+
+
+def test_url_credentials_and_echoed_keys_appear_nowhere(tmp_path) -> None:
+    password, query_key, token = (secrets.token_hex(12) for _ in range(3))
+    key = f"sk-{token}"  # echoed back as the bare token, without its prefix
+    basic = base64.b64encode(f"emkit:{password}".encode()).decode()
+    write_questions(tmp_path)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    outputs: list[str] = []
+
+    def emkit(name: str, *args: object, **env: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-c", WITH_LOGS, str(logs / f"{name}.log"), *(str(a) for a in args)]
+        environment = child_env(OPENAI_API_KEY=key, EMKIT_CACHE=str(tmp_path / "cache"), OPENAI_LOG="debug")
+        environment.update(env)
+        done = subprocess.run(
+            argv, env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=300
+        )
+        outputs.extend([done.stdout, done.stderr])
+        return done
+
+    # Requests 1-4 sample (the 1st gets a 500, retried), the 5th (a judge's) a 401 echoing all.
+    script = ["500", "ok", "ok", "ok", "ok", "401"]
+    with EchoingOpenAI(script=script, responder=seeded_responder) as srv:
+        port = srv.base_url.split("//", 1)[1]
+        url = f"http://emkit:{password}@{port}?api_key={query_key}"
+        sampled = emkit(
+            "sample", "sample", "--model", "openai/fake-model", "-q", "questions.yaml", "--n", "2",
+            "--max-new-tokens", "16", "--out", "run", "--base-url", url, "--concurrency", "1",
+        )  # fmt: skip
+        assert sampled.returncode == 0, sampled.stderr[-3000:]
+        rejected = emkit("judge-401", "judge", "run", "--base-url", url, "--concurrency", "1")
+        judged = emkit("judge", "judge", "run", "--base-url", url)
+        assert judged.returncode == 0, judged.stderr[-3000:]
+        (tmp_path / "exp.yaml").write_text(EXPERIMENT.replace("{url}", url), encoding="utf-8")
+        ran = emkit("run", "run", "exp.yaml", OPENAI_BASE_URL=url)
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        seen, queries = list(srv.stats.auth_headers), list(srv.queries)
+    # The bearer key alone (no URL credentials), rejected and echoed without its prefix.
+    with EchoingOpenAI(script=["401"] * 4) as srv:
+        bare = emkit("sample-401", "sample", "--model", "openai/other", "-q", "questions.yaml",
+                     "--n", "1", "--out", "run", "--base-url", srv.base_url)  # fmt: skip
+        seen += srv.stats.auth_headers
+    # Every credential was really sent, so finding none below means something.
+    assert f"Basic {basic}" in seen and f"Bearer {key}" in seen, seen[:3]
+    assert f"api_key={query_key}" in queries, queries[:3]
+    for failed in (rejected, bare):
+        assert failed.returncode == 2
+        assert "401" in one_line(failed.stderr)
+
+    reported = emkit("report", "report", "run", "--n-boot", "200")
+    assert reported.returncode == 0, reported.stderr[-3000:]
+    for fmt in ("csv", "jsonl"):
+        exported = emkit(f"export-{fmt}", "export", "run", "--format", fmt)
+        assert exported.returncode == 0, exported.stderr[-3000:]
+    assert (tmp_path / "run-exp" / "report" / "index.html").exists()
+
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "exp.yaml"]
+    needles = [password, query_key, token, basic]
+    leaks = {
+        p.relative_to(tmp_path).as_posix() for p in written for n in needles if n.encode() in p.read_bytes()
+    }
+    assert leaks == set(), f"a credential is written in {sorted(leaks)}"
+    leaked = [i for i, text in enumerate(outputs) for n in needles if n in text]
+    assert leaked == [], "a credential is in captured output"
+
+
+@pytest.mark.parametrize(
+    ("url", "clean"),
+    [
+        ("http://user:KEYVALUE1@host:8000/v1", "http://host:8000/v1"),
+        ("https://KEYVALUE1@host/v1", "https://host/v1"),
+        ("http://host/v1?api_key=KEYVALUE1", "http://host/v1?api_key=***"),
+        ("http://host/v1?API-KEY=KEYVALUE1&x=1", "http://host/v1?API-KEY=***&x=1"),
+        ("http://host/v1?key=KEYVALUE1&token=KEYVALUE2", "http://host/v1?key=***&token=***"),
+        ("http://u:KEYVALUE1@[::1]:9/v1?access_token=KEYVALUE2", "http://[::1]:9/v1?access_token=***"),
+        ("http://host/v1?model=x", "http://host/v1?model=x"),  # nothing secret: unchanged
+    ],
+)
+def test_urls_lose_their_credentials_wherever_they_appear(url, clean) -> None:
+    from emkit.errors import EmkitError
+    from emkit.redact import clean_url, redact, redact_data
+
+    assert clean_url(url) == clean
+    text = f"connect to {url} failed"
+    for shown in (redact(text), str(EmkitError(text)), redact_data({"a": [text]})["a"][0]):
+        assert "KEYVALUE" not in shown and clean in shown, shown
+
+
+def test_sent_values_are_masked_in_every_form_and_log_record(caplog) -> None:
+    from emkit.redact import register, split_url
+
+    token = secrets.token_hex(10)
+    register(f"sk-proj-{token}")
+    _, query, userinfo = split_url(f"http://bob:pw{token}@h/v1?key=q{token}")
+    assert query == {"key": f"q{token}"} and userinfo == ("bob", f"pw{token}")
+    import logging
+
+    basic = base64.b64encode(f"bob:pw{token}".encode()).decode()
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("httpx").info("server said %s, %s, %s, %s", token, f"pw{token}", f"q{token}", basic)
+    assert token not in caplog.text and basic not in caplog.text, caplog.text
+    assert caplog.text.count("***") >= 4
+
+
+def test_the_store_masks_sent_values_but_keeps_ordinary_text(tmp_path) -> None:
+    """Research data is not rewritten by guesswork: only values really sent, and URL credentials."""
+    from emkit.redact import register
+    from emkit.store import RunStore
+
+    token = secrets.token_hex(10)
+    register(f"sk-{token}")
+    ordinary = "Basic principles first; Bearer bonds and sk-learning-rates are fine words here."
+    with RunStore(tmp_path / "run") as store:
+        store.put_record("note", "a", {"text": ordinary, "url": "http://me:pw-123456@h/v1", "echo": token})
+        record = store.get_record("note", "a")
+    assert record == {"text": ordinary, "url": "http://h/v1", "echo": "***"}
+    assert token.encode() not in (tmp_path / "run" / "emkit.sqlite").read_bytes()

@@ -16,7 +16,9 @@ def run(
     experiment: Path = typer.Argument(..., help="Experiment YAML (see examples/)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default: the file's `out`)."),
     dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print the plan: what is cached, what will run, est. cost."
+        False,
+        "--dry-run",
+        help="Print the plan (what is cached, what will run, est. cost); writes and builds nothing.",
     ),
     executor: str | None = typer.Option(None, help="local or ray (default: the file's `executor`)."),
 ) -> None:
@@ -30,7 +32,9 @@ def run(
     output_dir(out or exp.out, what="run directory", create=False)
     if executor not in (None, "local", "ray"):
         raise typer.BadParameter("executor must be local or ray")
-    plan = make_plan(exp, out)
+    # A dry run plans from the spec and writes nothing; a real run builds the datasets first so
+    # that the plan it prints has every key.
+    plan = make_plan(exp, out, build=not dry_run)
     print_plan(plan, console)
     if dry_run:
         return

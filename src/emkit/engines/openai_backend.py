@@ -14,7 +14,11 @@ Why it looks like this:
   already running loop (a notebook) the loop runs in a helper thread and results are still handed
   to ``on_result`` in the calling thread.
 - The key comes from an environment variable only; it is never logged, never part of an error
-  message or of this object's repr.
+  message or of this object's repr. Credentials given inside the base URL (``user:KEY@`` or
+  ``?api_key=KEY``) are used to connect but registered with :mod:`emkit.redact`, so they are
+  masked wherever emkit writes, prints or logs; ``base_url`` on this object is the clean form.
+- Every reply is parsed through one typed model (:mod:`emkit.engines.replies`), so a reply with
+  bad field types is one clear error naming the request and the field, never a traceback.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import math
 import os
 import queue
 import random
-import re
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,16 +37,18 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from emkit.engines.base import Conversation, Generation, NotSupported, ResultCallback, SamplingParams
+from emkit.engines.replies import ChatReply, ReplyFieldError, parse_reply
 from emkit.engines.retry import RetryPolicy, parse_retry_after
 from emkit.errors import EmkitError, MissingKeyError
+from emkit.redact import clean_url, install_log_redaction, redact, register, split_url
 
 logger = logging.getLogger(__name__)
 
+install_log_redaction()
 T = TypeVar("T")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # 429 is retried unless the account is out of credit: waiting will not fix that.
 _PERMANENT_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
-_KEYLIKE = re.compile(r"\b(sk-|Bearer\s+)[A-Za-z0-9_\-\.\*]{6,}")
 
 
 class APIRequestError(EmkitError):
@@ -123,10 +128,17 @@ class OpenAIEngine:
                 api_key_env,
                 purpose=f"openai/{model}; a local server that ignores keys still needs a placeholder value",
             )
+        register(key)
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        connect, query, _ = split_url(url)  # registers any credential in the URL
+        if "@" in urlsplit(url).netloc:  # keep the userinfo: httpx sends it as Basic auth
+            connect = url.split("?", 1)[0].split("#", 1)[0]
         self.model = model
         self.name = f"openai/{model}"
         self.api_key_env = api_key_env
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self.base_url = clean_url(url)  # safe to show and store; the credentials stay below
+        self._connect = _Secret(connect)
+        self._query = query
         self.concurrency = concurrency
         self.timeout = float(timeout)
         self.retry = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max)
@@ -225,14 +237,15 @@ class OpenAIEngine:
         ``model`` defaults to this engine's. Returns the decoded JSON replies in input order and
         calls ``on_result(index, reply)`` as each arrives. Server-specific fields go in ``extra_body``.
         """
-        return self._run_many([dict(r) for r in requests], lambda data: data, on_result)
+        return self._run_many([dict(r) for r in requests], ChatReply.as_dict, on_result)
 
     async def achat(self, messages: Conversation, **params: Any) -> dict[str, Any]:
         """One chat completion (retried, semaphore-bounded) from inside your own event loop.
 
         Returns the decoded JSON reply. Call :meth:`aclose` in that loop when done.
         """
-        return await self._call(self._loop_state(), {"messages": list(messages), **params})
+        reply = await self._call(self._loop_state(), {"messages": list(messages), **params})
+        return reply.as_dict()
 
     async def aclose(self) -> None:
         state, self._async_state = self._async_state, None
@@ -240,33 +253,31 @@ class OpenAIEngine:
             await state.client.close()
 
     # ------------------------------------------------------------------ conversion
-    def _to_generation(self, data: dict[str, Any]) -> Generation:
-        choice = data["choices"][0]
-        message = choice["message"]
-        text = message.get("content") or message.get("refusal") or ""
-        usage = data.get("usage") or {}
+    def _to_generation(self, reply: ChatReply) -> Generation:
+        choice = reply.choices[0]
+        usage = reply.usage
         return Generation(
-            text=str(text),
-            finish_reason=str(choice.get("finish_reason") or "stop"),
+            text=choice.message.content or choice.message.refusal or "",
+            finish_reason=choice.finish_reason or "stop",
             usage={
-                "prompt_tokens": int(usage.get("prompt_tokens") or 0),
-                "completion_tokens": int(usage.get("completion_tokens") or 0),
+                "prompt_tokens": (usage.prompt_tokens or 0) if usage else 0,
+                "completion_tokens": (usage.completion_tokens or 0) if usage else 0,
             },
         )
 
-    def _to_top_logprobs(self, data: dict[str, Any]) -> dict[str, float]:
-        logprobs = data["choices"][0].get("logprobs") or {}
-        content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    def _to_top_logprobs(self, reply: ChatReply) -> dict[str, float]:
+        logprobs = reply.choices[0].logprobs
+        content = logprobs.content if logprobs is not None else None
         if not content:
             raise NotSupported(
                 f"{self.name}: the server returned no logprobs for a logprobs=True request; "
                 "use a judge mode that samples instead of reading logprobs"
             )
         first = content[0]
-        entries = first.get("top_logprobs") or [first]
+        entries = first.top_logprobs or [first]
         result: dict[str, float] = {}
         for entry in entries:
-            token, logprob = str(entry["token"]), float(entry["logprob"])
+            token, logprob = entry.token, entry.logprob
             result[token] = _logaddexp(result[token], logprob) if token in result else logprob
         return result
 
@@ -274,7 +285,7 @@ class OpenAIEngine:
     def _run_many(
         self,
         requests: list[dict[str, Any]],
-        convert: Callable[[dict[str, Any]], T],
+        convert: Callable[[ChatReply], T],
         on_result: Callable[[int, T], None] | None,
     ) -> list[T]:
         results: list[Any] = [None] * len(requests)
@@ -296,7 +307,7 @@ class OpenAIEngine:
     def _run_many_in_thread(
         self,
         requests: list[dict[str, Any]],
-        convert: Callable[[dict[str, Any]], T],
+        convert: Callable[[ChatReply], T],
         on_result: Callable[[int, T], None] | None,
         results: list[Any],
     ) -> list[T]:
@@ -335,7 +346,7 @@ class OpenAIEngine:
     async def _batch(
         self,
         requests: list[dict[str, Any]],
-        convert: Callable[[dict[str, Any]], T],
+        convert: Callable[[ChatReply], T],
         deliver: Callable[[int, T], None],
     ) -> None:
         """A fixed pool of workers over the requests; the first failure cancels the rest."""
@@ -344,7 +355,9 @@ class OpenAIEngine:
 
         async def worker() -> None:
             for index in pending:
-                data = await self._call(state, requests[index])
+                # Which request failed, by its place in the batch, goes into the one error line.
+                where = f"request {index + 1} of {len(requests)}" if len(requests) > 1 else "request"
+                data = await self._call(state, requests[index], where)
                 deliver(index, convert(data))
 
         workers = [asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(requests)))]
@@ -360,7 +373,11 @@ class OpenAIEngine:
         from openai import AsyncOpenAI
 
         client = AsyncOpenAI(
-            api_key=self._key.get(), base_url=self.base_url, max_retries=0, timeout=self.timeout
+            api_key=self._key.get(),
+            base_url=self._connect.get(),
+            default_query=self._query or None,
+            max_retries=0,
+            timeout=self.timeout,
         )
         return _LoopState(asyncio.get_running_loop(), client, asyncio.Semaphore(self.concurrency))
 
@@ -370,7 +387,7 @@ class OpenAIEngine:
             self._async_state = self._new_state()
         return self._async_state
 
-    async def _call(self, state: _LoopState, request: dict[str, Any]) -> dict[str, Any]:
+    async def _call(self, state: _LoopState, request: dict[str, Any], where: str = "request") -> ChatReply:
         """One request with bounded retries; returns the decoded reply or raises APIRequestError."""
         import openai
 
@@ -406,7 +423,7 @@ class OpenAIEngine:
                 return data
             if attempt >= policy.max_attempts:
                 raise APIRequestError(
-                    f"{self.name}: request to {_display_url(self.base_url)} failed after {attempt} "
+                    f"{self.name}: {where} to {_display_url(self.base_url)} failed after {attempt} "
                     f"attempt(s); last error: {last}",
                     attempts=attempt,
                 )
@@ -418,20 +435,17 @@ class OpenAIEngine:
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _count(self, data: Mapping[str, Any]) -> None:
-        usage = data.get("usage") or {}
-        prompt = int(usage.get("prompt_tokens") or 0)
-        completion = int(usage.get("completion_tokens") or 0)
+    def _count(self, reply: ChatReply) -> None:
+        usage = reply.usage
+        prompt = (usage.prompt_tokens or 0) if usage else 0
+        completion = (usage.completion_tokens or 0) if usage else 0
         self.usage["prompt_tokens"] += prompt
         self.usage["completion_tokens"] += completion
-        self.usage["total_tokens"] += int(usage.get("total_tokens") or prompt + completion)
+        self.usage["total_tokens"] += (usage.total_tokens if usage else None) or prompt + completion
         self.usage["requests"] += 1
 
     def _redact(self, text: str) -> str:
-        key = self._key.get()
-        if key:
-            text = text.replace(key, "***")
-        return _KEYLIKE.sub(lambda m: m.group(1) + "***", text)
+        return redact(text)  # the key and URL credentials were registered in __init__
 
     def _describe_status(self, status: int, detail: str) -> str:
         where = _display_url(self.base_url)
@@ -454,8 +468,8 @@ def _create(client: Any, request: dict[str, Any]) -> Awaitable[Any]:
     return client.chat.completions.with_raw_response.create(**request)
 
 
-def _decode(text: str) -> dict[str, Any]:
-    """The reply as a dict with a non-empty ``choices`` list of messages, or MalformedResponse."""
+def _decode(text: str) -> ChatReply:
+    """The reply, typed (:mod:`emkit.engines.replies`), or MalformedResponse naming what is wrong."""
     try:
         data = json.loads(text)
     except ValueError:
@@ -468,10 +482,10 @@ def _decode(text: str) -> dict[str, Any]:
         message = error.get("message") if isinstance(error, dict) else error
         suffix = f" (server error: {str(message)[:200]})" if message else ""
         raise MalformedResponse(f"no 'choices' in the reply{suffix}")
-    for choice in choices:
-        if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
-            raise MalformedResponse("a choice has no 'message'")
-    return data
+    try:
+        return parse_reply(data)
+    except ReplyFieldError as err:
+        raise MalformedResponse(str(err)) from None
 
 
 def _is_retryable(err: Any) -> bool:

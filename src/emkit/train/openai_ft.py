@@ -128,8 +128,17 @@ def make_client(base_url: str | None = None, *, timeout: float = 120.0) -> Any:
     key = os.environ.get("OPENAI_API_KEY", "").strip()
     if not key:
         raise MissingKeyError("OPENAI_API_KEY", purpose="OpenAI fine-tuning")
+    from emkit.redact import register, split_url
+
+    register(key)  # masked in every error, log record and stored record from now on
     url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-    return openai.OpenAI(api_key=key, base_url=url, max_retries=0, timeout=timeout)
+    query: dict[str, str] = {}
+    if url:
+        _, query, _ = split_url(url)  # registers URL credentials; the query goes as default_query
+        url = url.split("?", 1)[0]
+    return openai.OpenAI(
+        api_key=key, base_url=url, default_query=query or None, max_retries=0, timeout=timeout
+    )
 
 
 def _display_url(client: Any) -> str:
