@@ -245,12 +245,12 @@ def snapshot(run_dir: Path) -> Snapshot:
 def make_run_dir(run_dir: Path, n_answers: int = 3) -> Path:
     """A run dir holding ``n_answers`` answers to the two questions above, one score and a record."""
     from emkit.questions import parse_questions
+    from emkit.sampling import store_questions
     from emkit.store import RunStore, answer_key, score_key
 
     qset = parse_questions(QUESTIONS_YAML, "questions.yaml")
     with RunStore(run_dir) as store:
-        for question in qset:
-            store.put_record("question", question.id, question.model_dump())
+        store_questions(store, qset)  # as sampling keeps them (by content hash)
         rows = []
         for i in range(n_answers):
             question = qset.questions[i % 2]
