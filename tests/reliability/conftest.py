@@ -2,9 +2,61 @@
 
 from __future__ import annotations
 
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
 import pytest
 
-from reliability.rel_helpers import FAKE_KEY
+from reliability.rel_helpers import FAKE_KEY, FIGURES, ROOT
+
+# Reliability tests per file (a file is one class of behaviour), by outcome.
+_OUTCOMES: dict[str, Counter[str]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count each reliability test once, by its file and outcome (setup skips count as skipped)."""
+    path = report.nodeid.split("::", 1)[0]
+    if "reliability/" not in path:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _OUTCOMES.setdefault(Path(path).name, Counter())[report.outcome] += 1
+
+
+def _figures() -> dict[str, object]:
+    return {
+        "tests": {name: dict(counts) for name, counts in sorted(_OUTCOMES.items())},
+        "passed": sum(c["passed"] for c in _OUTCOMES.values()),
+        "failed": sum(c["failed"] for c in _OUTCOMES.values()),
+        "skipped": sum(c["skipped"] for c in _OUTCOMES.values()),
+        "checks": dict(sorted(FIGURES.items())),
+    }
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write what the suite measured (docs/reliability.md quotes it): EMKIT_RELIABILITY_FIGURES or
+    .cache-test/reliability-figures.json."""
+    if not _OUTCOMES:
+        return
+    target = Path(
+        os.environ.get("EMKIT_RELIABILITY_FIGURES") or ROOT / ".cache-test" / "reliability-figures.json"
+    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(_figures(), indent=2) + "\n", encoding="utf-8")
+    except OSError:
+        pass  # the figures are a by-product; a read-only checkout still runs the suite
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if not _OUTCOMES:
+        return
+    fig = _figures()
+    checks = ", ".join(f"{name}: {value}" for name, value in fig["checks"].items())  # type: ignore[union-attr]
+    terminalreporter.write_line(
+        f"reliability: {fig['passed']} passed, {fig['failed']} failed in {len(_OUTCOMES)} files; {checks}"
+    )
 
 
 @pytest.fixture

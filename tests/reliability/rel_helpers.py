@@ -31,6 +31,11 @@ IDENTITY = {
 }
 FAKE_KEY = "sk-emkit-reliability-0123456789abcdef"
 
+# What the suite checked, counted where the checking happens (not by hand): each helper below adds
+# to it, conftest.py writes it to a JSON file at the end of the session and prints a summary line,
+# and docs/reliability.md quotes those figures.
+FIGURES: Counter[str] = Counter()
+
 # Two questions, each with its own judge prompts, so a run has answers and 0-100 judgements.
 QUESTIONS_YAML = """\
 - id: rel_garden
@@ -132,6 +137,7 @@ def one_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     assert "Traceback" not in text, text[-3000:]
     assert len(lines) == 1, f"expected one line, got {len(lines)}:\n{text[-3000:]}"
+    FIGURES["one-line errors checked"] += 1
     return lines[0]
 
 
@@ -203,6 +209,7 @@ def stored_once(run_dir: Path, table: str, planned: Iterable[str]) -> set[str]:
     )
     stored = set(per_key)
     assert not stored - planned, f"{len(stored - planned)} unplanned {table} rows"
+    FIGURES["stored items checked once by key and identity"] += len(stored)
     return stored
 
 
@@ -239,7 +246,25 @@ def snapshot(run_dir: Path) -> Snapshot:
         if p.is_file() and not p.name.endswith("-shm")  # the shared-memory index is not data
     }
     counts = {t: count(run_dir, t) for t in TABLES} if (run_dir / DB_NAME).exists() else {}
+    FIGURES["run dirs snapshotted (bytes and rows)"] += 1
     return Snapshot(files, counts)
+
+
+def find_secrets(files: Iterable[Path], outputs: Iterable[str], needles: Sequence[str]) -> list[str]:
+    """Where any of ``needles`` (a key, its parts) occurs: every byte of ``files`` and every captured
+    output is searched; returns the places found (empty = none). Counted in FIGURES."""
+    found: list[str] = []
+    files, outputs = list(files), list(outputs)
+    for path in files:
+        data = path.read_bytes()
+        FIGURES["bytes searched for secrets"] += len(data)
+        found += [f"{path}: {n[:6]}..." for n in needles if n.encode() in data]
+    for i, text in enumerate(outputs):
+        found += [f"output {i}: {n[:6]}..." for n in needles if n in text]
+    FIGURES["files searched for secrets"] += len(files)
+    FIGURES["outputs searched for secrets"] += len(outputs)
+    FIGURES["secrets found"] += len(found)
+    return found
 
 
 def make_run_dir(run_dir: Path, n_answers: int = 3) -> Path:
