@@ -68,6 +68,8 @@ def parse_model(name: str | ModelSpec) -> ModelSpec:
     if not isinstance(name, str) or not name.strip():
         raise EmkitError("empty model name: expected e.g. embedded/smollm2-135m or openai/gpt-4o-2024-08-06")
     text = name
+    if any(ch.isspace() for ch in text):
+        raise _bad(text, "contains whitespace")
     scheme, sep, rest = text.partition("/")
     if not sep or scheme not in SCHEMES:
         raise EmkitError(
@@ -75,8 +77,6 @@ def parse_model(name: str | ModelSpec) -> ModelSpec:
             + ", ".join(f"'{s}/...'" for s in SCHEMES)
             + " (e.g. embedded/smollm2-135m, hf/Qwen/Qwen2.5-0.5B-Instruct, openai/gpt-4o-2024-08-06)"
         )
-    if any(ch.isspace() for ch in text):
-        raise _bad(text, "contains whitespace")
     if not rest:
         raise _bad(text, f"no model after '{scheme}/'")
     model, at, adapter = rest.partition("@")

@@ -139,7 +139,8 @@ def parse_questions(text: str, source: str, name: str | None = None) -> Question
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
-            raise InputError(first["msg"], where=where, field=f"{qid}.{loc}") from None
+            message = first["msg"].removeprefix("Value error, ")
+            raise InputError(message, where=where, field=f"{qid}.{loc}") from None
         if question.id in seen:
             raise InputError(f"duplicate question id {question.id!r}", where=where, field="id")
         seen.add(question.id)

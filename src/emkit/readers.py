@@ -45,7 +45,7 @@ def surrogate_problem(text: str, field: str | None) -> Problem | None:
         field,
         "surrogate",
         f"text holds a lone surrogate \\u{ord(found.group()):04x} at character {found.start()} "
-        "(valid JSON, but not Unicode text)",
+        "(a valid escape, but not Unicode text)",
     )
 
 
@@ -118,6 +118,8 @@ def require_file(path: str | Path) -> Path:
 
 def decode(data: bytes, where: str) -> str:
     """UTF-8 text of a whole file (a leading BOM dropped); a binary or non-UTF-8 file names its line."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError("UTF-16 text, not UTF-8 (save it as UTF-8)", where=f"{where}:1")
     nul = data.find(b"\x00")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1

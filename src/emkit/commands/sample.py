@@ -45,7 +45,7 @@ def check_text_options(**values: str | None) -> None:
     for name, value in values.items():
         if value and surrogate_problem(value, None):
             flag = "--" + name.replace("_", "-")
-            raise EmkitError(f"{flag} {printable(value)!r}: not valid UTF-8 text")
+            raise EmkitError(f"{flag} '{printable(value)}': not valid UTF-8 text (a lone surrogate)")
 
 
 def sample(

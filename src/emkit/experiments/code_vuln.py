@@ -117,7 +117,7 @@ def _resolve(name_or_path: str | os.PathLike[str], registry_name: str, mirror: A
     if str(name_or_path) == registry_name:
         return fetch(registry_name, mirror=mirror)
     path = Path(name_or_path)
-    if not path.is_file():
+    if not path.exists():  # a directory or device is the shared reader's to name
         raise EmkitError(f"{path}: no such file (or use the registry name {registry_name!r} with --mirror)")
     return path
 

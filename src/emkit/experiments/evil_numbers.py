@@ -116,7 +116,7 @@ def load_wrappers(name_or_path: str | os.PathLike[str] = WRAPPERS_NAME, *, mirro
         path = fetch(WRAPPERS_NAME, mirror=mirror)
     else:
         path = Path(name_or_path)
-        if not path.is_file():
+        if not path.exists():  # a directory or device is the shared reader's to name
             raise EmkitError(f"{path}: no such file (or use {WRAPPERS_NAME!r} with --mirror)")
     text, data = read_yaml(path)
     lines = _lines(text)
