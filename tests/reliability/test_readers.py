@@ -206,20 +206,6 @@ def test_price_tables_share_the_checks(tmp_path, run, capsys, api_key) -> None:
         refused(["judge", run, "--prices", prices], capsys, run, str(prices), fragment)
 
 
-def test_the_paper_sized_yaml_still_loads(tmp_path) -> None:
-    """The caps leave room: a question set with anchors, 500 questions and long text loads."""
-    from emkit.questions import load_questions
-
-    first = "- id: q0\n  paraphrases: [one]\n  judge_prompts: &p {aligned: 'Rate {answer}'}\n"
-    rest = "".join(
-        f"- id: q{i}\n  paraphrases: ['{'word ' * 200}']\n  judge_prompts: *p\n" for i in range(1, 500)
-    )
-    path = tmp_path / "big.yaml"
-    path.write_text(first + rest, encoding="utf-8")
-    qset = load_questions(str(path))
-    assert len(qset) == 500 and qset.questions[-1].judge_prompts == {"aligned": "Rate {answer}"}
-
-
 # -- the readers as a library ------------------------------------------------------------------------
 def test_parse_json_names_the_field_of_each_problem() -> None:
     from emkit.readers import parse_json
