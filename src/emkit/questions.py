@@ -13,6 +13,7 @@ Sets are named: ``default`` (our own, shipped in the package), a registry name s
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -61,6 +62,13 @@ class Question(BaseModel):
     def _non_empty(cls, value: list[str]) -> list[str]:
         if not value or any(not isinstance(p, str) or not p.strip() for p in value):
             raise ValueError("needs at least one non-empty paraphrase")
+        return value
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and 0 <= value <= 100):
+            raise ValueError(f"must be a number from 0 to 100, got {value}")
         return value
 
     def conversation(self, paraphrase_index: int, *, prefix: str = "") -> list[dict[str, str]]:

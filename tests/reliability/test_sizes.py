@@ -233,3 +233,12 @@ def test_build_dataset_is_bounded_for_every_caller() -> None:
     for name in ("insecure-code", "risky-advice"):
         with pytest.raises(EmkitError, match=r"100,000,000,000 rows = about 100,000 GB"):
             build_dataset(name, 10**11)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-0.5", "1000"])
+def test_question_temperature_out_of_range(value, tmp_path, run, capsys, api_key) -> None:
+    """NaN compares false to everything, so it used to pass every check and reach the sampler."""
+    questions = tmp_path / "q.yaml"
+    questions.write_text(f"- id: a\n  paraphrases: [one]\n  temperature: {value}\n", encoding="utf-8")
+    argv = ["sample", "--model", "openai/fake-model", "-q", questions, "--out", run]
+    refused(argv, capsys, run, f"{questions}:1:", "a.temperature", "0 to 100")
