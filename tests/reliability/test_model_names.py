@@ -68,7 +68,7 @@ def test_parse_model_names_the_string(name) -> None:
 
 @pytest.mark.parametrize("name", ["hf/X@", "hf/@a", "embedded/unknown", "openai/", "hf/x y"])
 @pytest.mark.parametrize("verb", ["sample", "train", "probe"])
-def test_bad_model_name_on_every_verb(verb, name, tmp_path, run, capsys, api_key) -> None:
+def test_bad_model_name_on_every_verb(verb, name, tmp_path, run, capsys, fast_api) -> None:
     data = tmp_path / "data.jsonl"
     data.write_text(json.dumps(GOOD_ROW) + "\n", encoding="utf-8")
     argv = {

@@ -95,7 +95,7 @@ SAMPLE = ["sample", "--model", "openai/fake-model"]
 
 @pytest.mark.parametrize("case", sorted(BAD_JSONL))
 @pytest.mark.parametrize("verb", ["train", "stats", "icl"])
-def test_bad_jsonl_row_is_one_line_with_file_line_field(case, verb, tmp_path, run, capsys, api_key) -> None:
+def test_bad_jsonl_row_is_one_line_with_file_line_field(case, verb, tmp_path, run, capsys, fast_api) -> None:
     bad, fragments = BAD_JSONL[case]
     data = write_lines(tmp_path / "bad.jsonl", GOOD, "", GOOD, bad)
     argv = {
@@ -120,7 +120,7 @@ def test_validate_reports_every_bad_row_and_never_crashes(tmp_path, capsys) -> N
     out.encode("utf-8")  # every message is printable text (no surrogate reached the terminal)
 
 
-def test_code_vuln_tasks_file_uses_the_same_reader(tmp_path, run, capsys, api_key) -> None:
+def test_code_vuln_tasks_file_uses_the_same_reader(tmp_path, run, capsys, fast_api) -> None:
     tasks = write_lines(
         tmp_path / "tasks.jsonl",
         {"task": "t", "code_template": "c"},
@@ -169,7 +169,7 @@ def _write_yaml(path: Path, content: bytes | None) -> Path:
 
 @pytest.mark.parametrize("case", sorted(BAD_YAML))
 @pytest.mark.parametrize("kind", ["questions", "experiment", "train_config", "judge_prompts", "probe_set"])
-def test_bad_yaml_file_is_one_line_naming_the_file(kind, case, tmp_path, run, capsys, api_key) -> None:
+def test_bad_yaml_file_is_one_line_naming_the_file(kind, case, tmp_path, run, capsys, fast_api) -> None:
     content, fragments = BAD_YAML[case]
     bad = _write_yaml(tmp_path / "bad.yaml", content)
     data = write_lines(tmp_path / "data.jsonl", GOOD)
@@ -184,7 +184,7 @@ def test_bad_yaml_file_is_one_line_naming_the_file(kind, case, tmp_path, run, ca
 
 
 @pytest.mark.parametrize("case", ["latin1", "binary", "empty", "directory", "alias_bomb", "surrogate"])
-def test_wrapper_and_code_vuln_prompt_files_share_the_checks(case, tmp_path, run, capsys, api_key) -> None:
+def test_wrapper_and_code_vuln_prompt_files_share_the_checks(case, tmp_path, run, capsys, fast_api) -> None:
     content, fragments = BAD_YAML[case]
     bad = _write_yaml(tmp_path / "bad.yaml", content)
     questions = write_questions(tmp_path)
@@ -195,7 +195,7 @@ def test_wrapper_and_code_vuln_prompt_files_share_the_checks(case, tmp_path, run
     refused([*argv, "--out", run, "--no-judge"], capsys, run, str(bad), *fragments)
 
 
-def test_price_tables_share_the_checks(tmp_path, run, capsys, api_key) -> None:
+def test_price_tables_share_the_checks(tmp_path, run, capsys, fast_api) -> None:
     prices = tmp_path / "prices.json"
     for content, fragment in (
         (b'{"openai/x": {"input": NaN, "output": 1}}', "NaN"),

@@ -93,7 +93,7 @@ def test_huge_n_is_refused_with_its_cost(verb, value, tmp_path, run) -> None:
 
 @pytest.mark.parametrize("value", NOTHING + NOT_A_SIZE)
 @pytest.mark.parametrize("verb", ["sample", "eval"])
-def test_n_that_does_nothing_or_is_no_size(verb, value, tmp_path, run, capsys, api_key) -> None:
+def test_n_that_does_nothing_or_is_no_size(verb, value, tmp_path, run, capsys, fast_api) -> None:
     questions = write_questions(tmp_path)
     argv = [verb, "--model", "openai/fake-model", "-q", questions, "--out", run, "--n", value]
     line = refused(argv, capsys, run, "--n")
@@ -137,7 +137,7 @@ def test_a_plan_too_big_in_total_is_refused_before_it_is_built(tmp_path) -> None
     assert len(plan("openai/fake-model", qset, n=2)) == 400
 
 
-def test_an_empty_question_set_is_an_error(tmp_path, run, capsys, api_key) -> None:
+def test_an_empty_question_set_is_an_error(tmp_path, run, capsys, fast_api) -> None:
     questions = tmp_path / "q.yaml"
     for text in ("[]\n", "# no questions yet\n[]\n"):
         questions.write_text(text, encoding="utf-8")
@@ -160,13 +160,13 @@ def test_an_empty_question_set_is_an_error(tmp_path, run, capsys, api_key) -> No
         ("--temperature", "nan", "0 to 100"),
     ],
 )
-def test_sampling_options_out_of_range(option, value, fragment, tmp_path, run, capsys, api_key) -> None:
+def test_sampling_options_out_of_range(option, value, fragment, tmp_path, run, capsys, fast_api) -> None:
     questions = write_questions(tmp_path)
     argv = ["sample", "--model", "openai/fake-model", "-q", questions, "--out", run, option, value]
     refused(argv, capsys, run, option, fragment)
 
 
-def test_a_trigger_that_is_not_text_is_refused(tmp_path, run, capsys, api_key) -> None:
+def test_a_trigger_that_is_not_text_is_refused(tmp_path, run, capsys, fast_api) -> None:
     """A non-UTF-8 byte on the command line arrives as a lone surrogate: refused, never sent or stored."""
     questions = write_questions(tmp_path)
     argv = ["sample", "--model", "openai/fake-model", "-q", questions, "--out", run, "--trigger", "x\udcff "]
@@ -185,12 +185,12 @@ def test_a_trigger_that_is_not_text_is_refused(tmp_path, run, capsys, api_key) -
         (["--limit", "-1"], "not a size"),
     ],
 )
-def test_judge_sizes(argv, fragment, run, capsys, api_key) -> None:
+def test_judge_sizes(argv, fragment, run, capsys, fast_api) -> None:
     option = argv[-2]
     refused(["judge", run, *argv], capsys, run, option, fragment)
 
 
-def test_eval_samples_zero(tmp_path, run, capsys, api_key) -> None:
+def test_eval_samples_zero(tmp_path, run, capsys, fast_api) -> None:
     questions = write_questions(tmp_path)
     argv = ["eval", "--model", "openai/fake-model", "-q", questions, "--out", run, "--samples", "0"]
     refused(argv, capsys, run, "--samples", "does nothing")
@@ -205,7 +205,7 @@ def test_sampled_judge_refuses_a_count_that_does_nothing() -> None:
             SampledJudge(object(), n=n)
 
 
-def test_code_vuln_limit_zero(tmp_path, run, capsys, api_key) -> None:
+def test_code_vuln_limit_zero(tmp_path, run, capsys, fast_api) -> None:
     argv = ["code-vuln", "--model", "openai/fake-model", "--out", run, "--no-judge", "--limit", "0"]
     refused(argv, capsys, run, "--limit", "does nothing")
 
@@ -236,7 +236,7 @@ def test_build_dataset_is_bounded_for_every_caller() -> None:
 
 
 @pytest.mark.parametrize("value", [".nan", ".inf", "-0.5", "1000"])
-def test_question_temperature_out_of_range(value, tmp_path, run, capsys, api_key) -> None:
+def test_question_temperature_out_of_range(value, tmp_path, run, capsys, fast_api) -> None:
     """NaN compares false to everything, so it used to pass every check and reach the sampler."""
     questions = tmp_path / "q.yaml"
     questions.write_text(f"- id: a\n  paraphrases: [one]\n  temperature: {value}\n", encoding="utf-8")
