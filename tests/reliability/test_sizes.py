@@ -109,7 +109,6 @@ def test_n_that_does_nothing_or_is_no_size(verb, value, tmp_path, run, capsys, f
         ("-2", ("not a size",)),
         ("1.0e+11", ("100,000,000,000", "requests", "100,000 allowed")),
         ("100000000000", ("100,000,000,000", "requests")),
-        ("2.5", ("valid integer",)),
     ],
 )
 def test_samples_per_paraphrase_in_a_question_file(value, fragments, tmp_path, run) -> None:
