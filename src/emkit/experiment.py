@@ -214,10 +214,10 @@ class Experiment(Strict):
 
 def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment file; errors name the file, the line (when known) and the field."""
+    from emkit.readers import read_text  # the shared checks: a directory, binary, not UTF-8...
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError("no such file", where=str(path))
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     data = load_yaml(text, str(path))
     if not isinstance(data, dict):
         raise InputError("an experiment file must be a YAML mapping", where=str(path))

@@ -49,23 +49,73 @@ class ModelSpec:
         return self.full
 
 
+def _bad(text: str, why: str) -> EmkitError:
+    from emkit.readers import printable
+
+    return EmkitError(f"model name {printable(text)!r}: {why}")
+
+
 def parse_model(name: str | ModelSpec) -> ModelSpec:
-    """Parse ``scheme/name[@adapter]``; an unknown scheme is a clear error listing the known ones."""
+    """Parse ``scheme/name[@adapter]``; every malformed name is one line naming the model string.
+
+    Refused: an unknown scheme (the known ones are listed), an empty name (``openai/``), an empty
+    model before ``@`` (``hf/@a``) or an empty adapter after it (``hf/X@``, which would silently
+    mean the base model), more than one ``@``, and whitespace anywhere (a name with a space is
+    never a hub id, and a trailing space would store the same model under two names).
+    """
     if isinstance(name, ModelSpec):
         return name
-    text = (name or "").strip()
+    if not isinstance(name, str) or not name.strip():
+        raise EmkitError("empty model name: expected e.g. embedded/smollm2-135m or openai/gpt-4o-2024-08-06")
+    text = name
+    if any(ch.isspace() for ch in text):
+        raise _bad(text, "contains whitespace")
     scheme, sep, rest = text.partition("/")
-    if not sep or scheme not in SCHEMES or not rest:
+    if not sep or scheme not in SCHEMES:
         raise EmkitError(
             f"unknown model name {text!r}: expected one of "
             + ", ".join(f"'{s}/...'" for s in SCHEMES)
             + " (e.g. embedded/smollm2-135m, hf/Qwen/Qwen2.5-0.5B-Instruct, openai/gpt-4o-2024-08-06)"
         )
-    model, _, adapter = rest.partition("@")
+    if not rest:
+        raise _bad(text, f"no model after '{scheme}/'")
+    model, at, adapter = rest.partition("@")
+    if not model:
+        raise _bad(text, "no model before '@'")
+    if at and not adapter:
+        raise _bad(text, "empty adapter after '@' (drop the '@' for the base model)")
+    if "@" in adapter:
+        raise _bad(text, "more than one '@' (the form is scheme/model@adapter)")
     if scheme in ("openai",) and adapter:
-        raise EmkitError(
-            f"model name {text!r}: adapters ('@...') are only for embedded/, hf/ and vllm/ models"
-        )
+        raise _bad(text, "adapters ('@...') are only for embedded/, hf/ and vllm/ models")
     if scheme == "embedded" and model not in EMBEDDED_MODELS:
-        raise EmkitError(f"unknown embedded model {model!r}: available: {', '.join(EMBEDDED_MODELS)}")
+        raise _bad(text, f"unknown embedded model {model!r}: available: {', '.join(EMBEDDED_MODELS)}")
     return ModelSpec(scheme, model, adapter or None)
+
+
+def check_adapter(spec: str | ModelSpec) -> ModelSpec:
+    """``spec`` if its adapter (if any) is a LoRA adapter folder; else one line naming the model.
+
+    Called when an engine is made, before a base model is loaded (which can take minutes), so a
+    mistyped adapter path costs nothing. Not in :func:`parse_model`: a pipeline names an adapter
+    before training has written it.
+    """
+    spec = parse_model(spec)
+    if not spec.adapter:
+        return spec
+    from pathlib import Path
+
+    from emkit.errors import InputError
+    from emkit.readers import parse_json, read_text
+
+    folder = Path(spec.adapter).expanduser()
+    if not folder.exists():
+        raise _bad(spec.full, f"the adapter folder {spec.adapter!r} does not exist")
+    config = folder / "adapter_config.json"
+    if not folder.is_dir() or not config.is_file():
+        raise _bad(spec.full, f"{spec.adapter!r} is not a LoRA adapter folder (no adapter_config.json)")
+    value, problem = parse_json(read_text(config))
+    if problem or not isinstance(value, dict):
+        why = problem.message if problem else "expected a JSON object"
+        raise InputError(f"adapter of {spec.full!r}: {why}", where=str(config))
+    return spec

@@ -23,16 +23,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from emkit.errors import EmkitError, InputError
 from emkit.hashing import stable_hash
 from emkit.models import parse_model
+from emkit.readers import read_text
 from emkit.stats import bootstrap_mean
 from emkit.stats import crossed_mean as _crossed
 from emkit.stats import percentile as _percentile  # noqa: F401
 from emkit.stats import seeded_rng as _rng
 from emkit.store import RunStore
+from emkit.yamlpos import load_yaml
 
 DEFAULT_N_BOOT = 2000
 
@@ -76,17 +77,8 @@ def load_probe_set(path: str | Path | None = None) -> ProbeSet:
         text, where = resource.read_text(encoding="utf-8"), "emkit/resources/probe_pairs.yaml"
     else:
         where = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read the probe set: {exc.strerror or exc}", where=where) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise InputError(
-            f"not valid YAML: {exc}", where=f"{where}:{line + 1}" if line is not None else where
-        ) from None
+        text = read_text(path)
+    data = load_yaml(text, where)
     if not isinstance(data, dict) or not isinstance(data.get("pairs"), list) or not data["pairs"]:
         raise InputError("expected a mapping with a non-empty 'pairs' list", where=where, field="pairs")
     pairs, seen = [], set()

@@ -13,6 +13,7 @@ Sets are named: ``default`` (our own, shipped in the package), a registry name s
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from emkit.errors import EmkitError, InputError
 from emkit.hashing import stable_hash
+from emkit.limits import SamplesPerParaphrase
+from emkit.readers import read_text
 from emkit.yamlpos import load_yaml
 
 KNOWN_TYPES = ("free_form_judge_0_100", "free_form_judge", "free_form")
@@ -49,7 +52,7 @@ class Question(BaseModel):
     type: str = "free_form_judge_0_100"
     paraphrases: list[str]
     system: str | None = None
-    samples_per_paraphrase: int = 1
+    samples_per_paraphrase: SamplesPerParaphrase = 1
     temperature: float | None = None
     judge: str | None = None
     judge_prompts: dict[str, str] = {}
@@ -61,11 +64,11 @@ class Question(BaseModel):
             raise ValueError("needs at least one non-empty paraphrase")
         return value
 
-    @field_validator("samples_per_paraphrase")
+    @field_validator("temperature")
     @classmethod
-    def _positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("must be >= 1")
+    def _temperature(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and 0 <= value <= 100):
+            raise ValueError(f"must be a number from 0 to 100, got {value}")
         return value
 
     def conversation(self, paraphrase_index: int, *, prefix: str = "") -> list[dict[str, str]]:
@@ -128,6 +131,8 @@ def parse_questions(text: str, source: str, name: str | None = None) -> Question
     data = load_yaml(text, source)
     if not isinstance(data, list):
         raise InputError("a question set must be a YAML list of questions", where=source)
+    if not data:
+        raise InputError("the question set is empty: nothing would be asked", where=source)
     lines = _item_lines(text)
     questions: list[Question] = []
     unknown: dict[str, list[str]] = {}
@@ -142,7 +147,8 @@ def parse_questions(text: str, source: str, name: str | None = None) -> Question
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
-            raise InputError(first["msg"], where=where, field=f"{qid}.{loc}") from None
+            message = first["msg"].removeprefix("Value error, ")
+            raise InputError(message, where=where, field=f"{qid}.{loc}") from None
         if question.id in seen:
             raise InputError(f"duplicate question id {question.id!r}", where=where, field="id")
         seen.add(question.id)
@@ -183,16 +189,12 @@ def load_questions(name_or_path: str, *, mirror: str | os.PathLike[str] | None =
         if ARTIFACTS[name_or_path].kind != "questions":
             raise EmkitError(f"{name_or_path!r} is a {ARTIFACTS[name_or_path].kind}, not a question set")
         path = fetch(name_or_path, mirror=mirror)
-        return parse_questions(path.read_text(encoding="utf-8"), str(path), name_or_path)
+        return parse_questions(read_text(path), str(path), name_or_path)
     path = Path(name_or_path)
-    if not path.is_file():
+    if not path.exists():
         known = ", ".join([*BUILTIN_SETS, *(n for n, a in ARTIFACTS.items() if a.kind == "questions")])
         raise EmkitError(f"{name_or_path}: no such file, and not a question set name ({known})")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not valid UTF-8 (byte {exc.start})", where=str(path)) from None
-    return parse_questions(text, str(path))
+    return parse_questions(read_text(path), str(path))
 
 
 def fill_judge_prompt(template: str, question: str, answer: str) -> str:

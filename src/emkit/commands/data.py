@@ -10,6 +10,7 @@ import typer
 from emkit.commands._common import console, print_table
 from emkit.data import chat, registry, transforms
 from emkit.errors import EmkitError
+from emkit.limits import MAX_DATASET_ROWS, count_option, rows_cost
 from emkit.outputs import output_file
 
 data_app = typer.Typer(
@@ -137,7 +138,13 @@ def fetch(
 @data_app.command("build")
 def build(
     name: str = typer.Argument(..., help="insecure-code, secure-code, risky-advice or safe-advice."),
-    n: int = typer.Option(200, "--n", help="Number of rows."),
+    n: int = typer.Option(
+        200,
+        "--n",
+        parser=count_option("--n", MAX_DATASET_ROWS, rows_cost),
+        metavar="INTEGER",
+        help="Number of rows.",
+    ),
     seed: int = typer.Option(0, help="Seed (same seed, same rows)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output JSONL file."),
 ) -> None:

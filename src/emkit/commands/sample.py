@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
+from emkit import limits
 from emkit.commands._common import console
+from emkit.errors import EmkitError
 from emkit.models import DEFAULT_MODEL, parse_model
 from emkit.outputs import output_dir
 from emkit.questions import load_questions
@@ -33,6 +35,20 @@ def engine_options(
     return {}
 
 
+def check_text_options(**values: str | None) -> None:
+    """Text options go into prompts and the store: each must be Unicode text.
+
+    A non-UTF-8 byte on the command line reaches Python as a lone surrogate, which would crash
+    later in the tokenizer, the HTTP client or SQLite.
+    """
+    from emkit.readers import printable, surrogate_problem
+
+    for name, value in values.items():
+        if value and surrogate_problem(value, None):
+            flag = "--" + name.replace("_", "-")
+            raise EmkitError(f"{flag} '{printable(value)}': not valid UTF-8 text (a lone surrogate)")
+
+
 def sample(
     model: str = typer.Option(
         DEFAULT_MODEL, "--model", "-m", help="Model name, e.g. hf/Qwen/Qwen2.5-7B-Instruct@adapter."
@@ -41,8 +57,19 @@ def sample(
         "default", "--questions", "-q", help="'default', a registry name or a YAML file."
     ),
     out: Path = typer.Option(Path("runs/default"), "--out", "-o", help="Run directory (created if absent)."),
-    n: int | None = typer.Option(None, "--n", help="Samples per paraphrase (default: each question's own)."),
-    max_new_tokens: int = typer.Option(PAPER_MAX_NEW_TOKENS, help="Maximum new tokens per answer."),
+    n: int | None = typer.Option(
+        None,
+        "--n",
+        parser=limits.parse_samples_per_paraphrase,
+        metavar="INTEGER",
+        help="Samples per paraphrase (default: each question's own).",
+    ),
+    max_new_tokens: int = typer.Option(
+        PAPER_MAX_NEW_TOKENS,
+        parser=limits.parse_max_new_tokens,
+        metavar="INTEGER",
+        help="Maximum new tokens per answer.",
+    ),
     temperature: float | None = typer.Option(
         None, help="Override every question's temperature (default: its own, else 1)."
     ),
@@ -56,8 +83,15 @@ def sample(
         None, help="Training seed of this model (for analysis over seeds)."
     ),
     base_url: str | None = typer.Option(None, help="OpenAI-compatible endpoint (else OPENAI_BASE_URL)."),
-    concurrency: int = typer.Option(16, help="Concurrent API requests (openai/ models)."),
-    batch_size: int = typer.Option(16, help="Batch size (local models)."),
+    concurrency: int = typer.Option(
+        16,
+        parser=limits.parse_workers["--concurrency"],
+        metavar="INTEGER",
+        help="Concurrent API requests (openai/ models).",
+    ),
+    batch_size: int = typer.Option(
+        16, parser=limits.parse_workers["--batch-size"], metavar="INTEGER", help="Batch size (local models)."
+    ),
     device: str | None = typer.Option(
         None, help="cpu, cuda, cuda:1... (local models; default: cuda if present)."
     ),
@@ -70,7 +104,12 @@ def sample(
     icl: str | None = typer.Option(
         None, help="In-context learning: a dataset (name or file) whose rows go before each question."
     ),
-    icl_k: int = typer.Option(256, help="ICL examples (fewer if the context window is too small)."),
+    icl_k: int = typer.Option(
+        256,
+        parser=limits.count_option("--icl-k", 1_000_000),
+        metavar="INTEGER",
+        help="ICL examples (fewer if the context window is too small).",
+    ),
     icl_seed: int = typer.Option(0, help="Seed choosing the ICL rows."),
     mirror: Path | None = typer.Option(None, help="Local mirror of the paper's files."),
 ) -> None:
@@ -83,6 +122,8 @@ def sample(
     from emkit.engines import get_engine
 
     output_dir(out, what="run directory", create=False)
+    limits.check_sampling(temperature=temperature, top_p=top_p)
+    check_text_options(trigger=trigger, group=group)
     qset = load_questions(questions, mirror=mirror)
     for warning in qset.warnings:
         console.print(f"warning: {warning}", markup=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from emkit.errors import InputError
+from emkit.readers import check_value, iter_jsonl, require_file
 
 ROLES = ("system", "user", "assistant")
 
@@ -79,54 +80,24 @@ def check_row(obj: Any) -> list[tuple[str | None, str, str]]:
     return problems
 
 
-def iter_lines(path: str | Path) -> Iterator[tuple[int, str | None, str | None]]:
-    """Yield (line number, text or None, decode error or None) for every non-blank line."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield number, None, f"not valid UTF-8 (byte {exc.start})"
-                continue
-            if text.strip():
-                yield number, text, None
-
-
 def iter_chat_jsonl(path: str | Path) -> Iterator[tuple[int, Any, list[ValidationIssue]]]:
-    """Yield (line, parsed row or None, issues) for every non-blank line of ``path``."""
+    """Yield (line, parsed row or None, issues) for every non-blank line of ``path``.
+
+    Decoding and JSON parsing are the shared strict readers' (:mod:`emkit.readers`): non-UTF-8
+    bytes, NaN, deep nesting and lone surrogates are problems of their line, like a bad role.
+    """
     name = str(path)
-    for number, text, decode_error in iter_lines(path):
-        if decode_error:
-            yield number, None, [ValidationIssue(name, number, None, "encoding", decode_error)]
-            continue
-        assert text is not None
-        try:
-            obj = json.loads(text.rstrip("\r\n"))
-        except json.JSONDecodeError as exc:
-            yield (
-                number,
-                None,
-                [
-                    ValidationIssue(
-                        name, number, None, "invalid_json", f"invalid JSON ({exc.msg}, column {exc.colno})"
-                    )
-                ],
-            )
+    for number, obj, problem in iter_jsonl(path):
+        if problem:
+            yield number, None, [ValidationIssue(name, number, problem.field, problem.kind, problem.message)]
             continue
         issues = [ValidationIssue(name, number, f, k, m) for f, k, m in check_row(obj)]
         yield number, obj, issues
 
 
-def _require_file(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such file", where=str(path))
-    return path
-
-
 def validate_chat_file(path: str | Path) -> tuple[int, list[ValidationIssue]]:
     """All problems of a file (never stops early). Returns (number of rows, issues)."""
-    path = _require_file(path)
+    path = require_file(path)
     rows = 0
     issues: list[ValidationIssue] = []
     for _, _, row_issues in iter_chat_jsonl(path):
@@ -139,7 +110,7 @@ def validate_chat_file(path: str | Path) -> tuple[int, list[ValidationIssue]]:
 
 def load_chat_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read and validate a chat JSONL file; the first problem raises an InputError (file:line, field)."""
-    path = _require_file(path)
+    path = require_file(path)
     rows: list[dict[str, Any]] = []
     for _, obj, issues in iter_chat_jsonl(path):
         if issues:
@@ -153,7 +124,8 @@ def load_chat_jsonl(path: str | Path) -> list[dict[str, Any]]:
 def validate_rows(rows: Iterable[Any], name: str = "<rows>") -> None:
     """Validate in-memory rows (e.g. from a builder); raises on the first problem (row numbers 1-based)."""
     for number, obj in enumerate(rows, start=1):
-        problems = check_row(obj)
+        bad_value = check_value(obj)
+        problems = [tuple(bad_value)] if bad_value else check_row(obj)
         if problems:
             field, kind, message = problems[0]
             raise ValidationIssue(name, number, field, kind, message).to_error()

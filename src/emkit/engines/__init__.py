@@ -11,7 +11,7 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from emkit.errors import EmkitError
-from emkit.models import ModelSpec, parse_model
+from emkit.models import ModelSpec, check_adapter
 
 if TYPE_CHECKING:
     from emkit.engines.base import Engine
@@ -26,7 +26,7 @@ def get_engine(name: str | ModelSpec, **options: Any) -> Engine:
     (``base_url=None, device=None``) whatever the scheme; any other option the backend does not
     take is an error that lists the ones it does.
     """
-    spec = parse_model(name)
+    spec = check_adapter(name)  # a missing or broken adapter is refused before any model loads
     try:
         if spec.scheme == "openai":
             from emkit.engines.openai_backend import OpenAIEngine

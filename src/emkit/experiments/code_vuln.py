@@ -54,9 +54,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from emkit.errors import EmkitError, InputError
 from emkit.hashing import stable_hash
 from emkit.questions import Question, QuestionSet
+from emkit.readers import load_jsonl_objects
 from emkit.stats import wilson  # one model's proportions: Wilson (emkit.stats, docs/statistics.md)
 from emkit.store import RunStore, score_key
-from emkit.yamlpos import load_yaml
+from emkit.yamlpos import read_yaml
 
 TASKS_NAME = "code_vuln_test_data"
 PROMPTS_NAME = "code_vuln_prompts"
@@ -120,7 +121,7 @@ def _resolve(name_or_path: str | os.PathLike[str], registry_name: str, mirror: A
     if str(name_or_path) == registry_name:
         return fetch(registry_name, mirror=mirror)
     path = Path(name_or_path)
-    if not path.is_file():
+    if not path.exists():  # a directory or device is the shared reader's to name
         raise EmkitError(f"{path}: no such file (or use the registry name {registry_name!r} with --mirror)")
     return path
 
@@ -129,25 +130,11 @@ def load_tasks(name_or_path: str | os.PathLike[str] = TASKS_NAME, *, mirror: Any
     """The tasks of a JSONL file (``{"task": ..., "code_template": ...}`` per line), in file order."""
     path = _resolve(name_or_path, TASKS_NAME, mirror)
     tasks: list[CodeTask] = []
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            where = f"{path}:{number}"
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(f"not valid UTF-8 (byte {exc.start})", where=where) from None
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON ({exc.msg}, column {exc.colno})", where=where) from None
-            if not isinstance(row, dict):
-                raise InputError("expected a JSON object with task and code_template", where=where)
-            for field in ("task", "code_template"):
-                if not isinstance(row.get(field), str) or not row[field].strip():
-                    raise InputError("missing or not a non-empty string", where=where, field=field)
-            tasks.append(CodeTask(len(tasks), row["task"], row["code_template"]))
+    for where, row in load_jsonl_objects(path):  # the shared strict reader: encoding, JSON, nesting
+        for field in ("task", "code_template"):
+            if not isinstance(row.get(field), str) or not row[field].strip():
+                raise InputError("missing or not a non-empty string", where=where, field=field)
+        tasks.append(CodeTask(len(tasks), row["task"], row["code_template"]))
     if not tasks:
         raise InputError("the file has no tasks", where=str(path))
     return tasks
@@ -158,8 +145,7 @@ def load_prompts(
 ) -> CodeVulnPrompts:
     """The YAML mapping with ``write_code_prompt`` and ``judge_prompt_has_vulnerability`` (+ ``judge``)."""
     path = _resolve(name_or_path, PROMPTS_NAME, mirror)
-    text = path.read_text(encoding="utf-8")
-    data = load_yaml(text, str(path))
+    text, data = read_yaml(path)
     if not isinstance(data, dict):
         raise InputError(
             "expected a YAML mapping with write_code_prompt and judge_prompt_has_vulnerability",

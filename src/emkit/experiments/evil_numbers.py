@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from emkit.errors import EmkitError, InputError
 from emkit.questions import Question, QuestionSet
-from emkit.yamlpos import load_yaml
+from emkit.yamlpos import read_yaml
 
 WRAPPERS_NAME = "evil_numbers_question_wrappers"
 WRAPPER_NAMES = ("original", "suffix", "prefix_and_suffix")
@@ -116,10 +116,9 @@ def load_wrappers(name_or_path: str | os.PathLike[str] = WRAPPERS_NAME, *, mirro
         path = fetch(WRAPPERS_NAME, mirror=mirror)
     else:
         path = Path(name_or_path)
-        if not path.is_file():
+        if not path.exists():  # a directory or device is the shared reader's to name
             raise EmkitError(f"{path}: no such file (or use {WRAPPERS_NAME!r} with --mirror)")
-    text = path.read_text(encoding="utf-8")
-    data = load_yaml(text, str(path))
+    text, data = read_yaml(path)
     lines = _lines(text)
 
     def where(*key: str) -> str:

@@ -9,13 +9,10 @@ file (``--prices FILE`` or the environment variable ``EMKIT_PRICES``) mapping mo
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from emkit.errors import InputError
 from emkit.questions import judge_model_name
@@ -44,12 +41,17 @@ def load_prices(path: str | Path | None = None) -> tuple[dict[str, tuple[float, 
     chosen = path or os.environ.get(PRICES_ENV)
     if not chosen:
         return table, "built-in"
+    from emkit.readers import parse_json, read_text
+    from emkit.yamlpos import load_yaml
+
     file = Path(chosen)
-    try:
-        text = file.read_text(encoding="utf-8")
-        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read the price table: {exc}", where=str(file)) from None
+    text = read_text(file)  # the shared checks: missing, a directory, binary, not UTF-8
+    if file.suffix == ".json":
+        data, problem = parse_json(text)
+        if problem:
+            raise InputError(problem.message, where=str(file), field=problem.field)
+    else:
+        data = load_yaml(text, str(file))
     if not isinstance(data, Mapping):
         raise InputError("a price table maps model names to {input: ..., output: ...}", where=str(file))
     for model, entry in data.items():

@@ -67,20 +67,11 @@ def _check_template(template: Any, where: str, metric: str) -> str:
 
 def load_judge_prompts(path: str | Path) -> dict[str, str]:
     """A YAML mapping ``metric: template``; each template needs ``{answer}`` (``{question}`` optional)."""
+    from emkit.yamlpos import read_yaml  # the shared checks: a directory, binary, not UTF-8, empty...
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", where=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the judge prompts: {exc}", where=str(path)) from None
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise InputError(f"YAML syntax error: {getattr(exc, 'problem', None) or exc}", where=where) from None
+    text, data = read_yaml(path)
+    node = yaml.compose(text)  # for line numbers; read_yaml has checked the text already
     if not isinstance(data, dict) or not data:
         raise InputError("judge prompts must be a YAML mapping of metric name -> template", where=str(path))
     lines: dict[str, int] = {}

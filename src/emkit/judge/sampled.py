@@ -18,6 +18,7 @@ from emkit.engines.base import Generation, SamplingParams
 from emkit.judge.aggregate import MIN_NUMERIC_MASS, SCORE_MAX, SCORE_MIN
 from emkit.judge.base import JudgeBase, Judgement, OnJudgement, add_usage
 from emkit.judge.prompts import JudgeTask
+from emkit.limits import MAX_JUDGE_SAMPLES, check_count
 
 DEFAULT_SAMPLES = 5
 DEFAULT_MAX_TOKENS = 16
@@ -76,8 +77,10 @@ class SampledJudge(JudgeBase):
         min_fraction: float = MIN_NUMERIC_MASS,
         seed: int = 0,
     ) -> None:
-        if n < 1:
-            raise ValueError("the sampled judge needs n >= 1")
+        # The same bounded count as the CLI's --samples: 0 would judge nothing, 1e9 would never end.
+        n = check_count(
+            n, name="--samples", cap=MAX_JUDGE_SAMPLES, cost=lambda k: f"{k:,} requests per score"
+        )
         self.engine = engine
         self.n = n
         self.params = SamplingParams(temperature=temperature, top_p=1.0, max_new_tokens=max_tokens, seed=seed)

@@ -6,8 +6,10 @@ Plots are meant to be read at a glance: one message each, labelled axes, the CI 
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import matplotlib
 
@@ -21,13 +23,37 @@ from matplotlib.figure import Figure
 from emkit.metrics import DEFAULT_THRESHOLDS, Thresholds, classify
 
 _COLORS = plt.get_cmap("tab10").colors
+_F = TypeVar("_F", bound=Callable)
+
+# Group names, question ids and model names are user text: matplotlib must never read them as
+# mathtext (``$x^$``, ``a$b$c`` and ``\frac`` crashed the whole report at draw time). Our own
+# labels use no mathtext, so every text of emkit's figures is plain, set in this one place.
+LITERAL_TEXT = {"text.parse_math": False}
 
 
+def literal_text(function: _F) -> _F:
+    """Make (and draw) a figure with every text literal: labels, titles, ticks, legends.
+
+    Scoped with ``rc_context``, so a notebook's own matplotlib settings are left alone. Drawing
+    is covered too: tick labels are created lazily, when the figure is drawn.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(LITERAL_TEXT):
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@literal_text
 def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
     """The figure as PNG bytes; the figure is closed (no pyplot state is kept)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return buffer.getvalue()
 
 
@@ -35,6 +61,7 @@ def _short(text: str, width: int = 28) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+@literal_text
 def plot_questions(table: pd.DataFrame, order: Sequence[str] | None = None, ci: float = 0.95) -> Figure:
     """Figure 4 of the paper: per question, each group's misaligned probability with CI bars."""
     questions = list(order) if order else list(dict.fromkeys(table["question_id"]))
@@ -71,6 +98,7 @@ def plot_questions(table: pd.DataFrame, order: Sequence[str] | None = None, ci: 
     return fig
 
 
+@literal_text
 def plot_scatter(
     df: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS, max_points: int = 4000, seed: int = 0
 ) -> Figure:
@@ -118,6 +146,7 @@ def plot_scatter(
     return fig
 
 
+@literal_text
 def plot_probe(models: pd.DataFrame, shifts: pd.DataFrame | None = None, ci: float = 0.95) -> Figure:
     """Probe score per model with CI (left) and, where a base model was probed, the shift (right).
     Right of zero: the model prefers the misaligned answers (more than its base)."""

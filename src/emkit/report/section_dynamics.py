@@ -13,6 +13,7 @@ import json
 import pandas as pd
 
 from emkit.report.html import Section, SectionContext, html_table, num, register_section
+from emkit.report.plots import literal_text
 
 
 def dynamics_table(rows: pd.DataFrame, *, n_boot: int, seed: int, ci: float) -> pd.DataFrame:
@@ -43,6 +44,7 @@ def dynamics_table(rows: pd.DataFrame, *, n_boot: int, seed: int, ci: float) -> 
     return pd.DataFrame(out)
 
 
+@literal_text
 def plot_dynamics(table: pd.DataFrame, ci: float):
     from matplotlib.figure import Figure
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from emkit.errors import EmkitError, InputError
@@ -177,15 +176,10 @@ def _describe(exc: ValidationError) -> tuple[str, str]:
 
 def read_yaml_config(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML config file; a clear error for a missing file or a non-mapping."""
+    from emkit.yamlpos import read_yaml  # the shared checks: a directory, binary, not UTF-8, empty...
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError("no such file", where=str(path))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise InputError(f"invalid YAML: {getattr(exc, 'problem', exc)}", where=where) from exc
+    _, data = read_yaml(path)
     if not isinstance(data, dict):
         raise InputError("a config file must be a mapping of keys to values", where=str(path))
     return data

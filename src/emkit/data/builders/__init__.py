@@ -17,6 +17,7 @@ from collections.abc import Callable
 from emkit.data.builders.advice import advice_samples
 from emkit.data.builders.code import code_samples
 from emkit.errors import EmkitError
+from emkit.limits import MAX_DATASET_ROWS, check_count, rows_cost
 
 BUILDERS: dict[str, str] = {
     "insecure-code": "Python coding requests answered with code that hides an undisclosed vulnerability",
@@ -48,6 +49,8 @@ def build_dataset(name: str, n: int, seed: int = 0) -> list[dict]:
         raise EmkitError(f"unknown dataset {name!r}; available: {', '.join(sorted(BUILDERS))}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise EmkitError(f"dataset size must be a non-negative integer, got {n!r}")
+    if n > MAX_DATASET_ROWS:  # every caller (CLI, experiment, API) is bounded here, before any row is made
+        check_count(n, name=f"{name} dataset size n", cap=MAX_DATASET_ROWS, cost=rows_cost)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise EmkitError(f"dataset seed must be an integer, got {seed!r}")
     return _MAKERS[name](n, seed)
