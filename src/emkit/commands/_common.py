@@ -8,10 +8,21 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from emkit.limits import parse_samples_per_paraphrase
+
 # Re-exported: every command prints through these, so no user string is ever read as markup.
 from emkit.terminal import console as console
 from emkit.terminal import err_console as err_console
 from emkit.terminal import plain
+
+# `--n` of `emkit sample` and `emkit eval`: bounded where it enters (emkit.limits).
+SAMPLES_PER_PARAPHRASE_OPTION = typer.Option(
+    None,
+    "--n",
+    parser=parse_samples_per_paraphrase,
+    metavar="INTEGER",
+    help="Samples per paraphrase (default: each question's own).",
+)
 
 # Options that `emkit analyze` and `emkit report` share, so both say and default the same.
 JUDGE_OPTION = typer.Option(None, help="Which judge's scores to use when a run has several.")

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from emkit import limits
-from emkit.commands._common import console, print_table
+from emkit.commands._common import SAMPLES_PER_PARAPHRASE_OPTION, console, print_table
 from emkit.errors import EmkitError, MissingKeyError
 from emkit.models import DEFAULT_MODEL, parse_model
 from emkit.outputs import output_dir
@@ -279,13 +279,7 @@ def eval_command(
     ),
     judge: str | None = typer.Option(None, "--judge", "-j", help=JUDGE_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (created if absent)."),
-    n: int | None = typer.Option(
-        None,
-        "--n",
-        parser=limits.parse_samples_per_paraphrase,
-        metavar="INTEGER",
-        help="Samples per paraphrase (default: each question's own).",
-    ),
+    n: int | None = SAMPLES_PER_PARAPHRASE_OPTION,
     method: str | None = typer.Option(None, help=METHOD_HELP),
     judge_prompts: Path | None = typer.Option(None, help="YAML mapping metric -> template."),
     max_new_tokens: int = typer.Option(

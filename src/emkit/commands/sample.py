@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from emkit import limits
-from emkit.commands._common import console
+from emkit.commands._common import SAMPLES_PER_PARAPHRASE_OPTION, console
 from emkit.errors import EmkitError
 from emkit.models import DEFAULT_MODEL, parse_model
 from emkit.outputs import output_dir
@@ -57,13 +57,7 @@ def sample(
         "default", "--questions", "-q", help="'default', a registry name or a YAML file."
     ),
     out: Path = typer.Option(Path("runs/default"), "--out", "-o", help="Run directory (created if absent)."),
-    n: int | None = typer.Option(
-        None,
-        "--n",
-        parser=limits.parse_samples_per_paraphrase,
-        metavar="INTEGER",
-        help="Samples per paraphrase (default: each question's own).",
-    ),
+    n: int | None = SAMPLES_PER_PARAPHRASE_OPTION,
     max_new_tokens: int = typer.Option(
         PAPER_MAX_NEW_TOKENS,
         parser=limits.parse_max_new_tokens,
