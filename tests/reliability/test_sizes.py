@@ -241,3 +241,20 @@ def test_question_temperature_out_of_range(value, tmp_path, run, capsys, fast_ap
     questions.write_text(f"- id: a\n  paraphrases: [one]\n  temperature: {value}\n", encoding="utf-8")
     argv = ["sample", "--model", "openai/fake-model", "-q", questions, "--out", run]
     refused(argv, capsys, run, f"{questions}:1:", "a.temperature", "0 to 100")
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "1e11", "abc"])
+@pytest.mark.parametrize("verb", ["subset", "mix"])
+def test_dataset_transform_sizes(verb, value, tmp_path, capsys) -> None:
+    """`data subset/mix --n 0` wrote an empty file and exited 0; a huge one is refused with its cost."""
+    source = tmp_path / "s.jsonl"
+    source.write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n',
+        encoding="utf-8",
+    )
+    part = source if verb == "subset" else f"{source}:1"
+    out = tmp_path / "out.jsonl"
+    line = refused(["data", verb, part, "--n", value, "-o", out], capsys, None, "--n")
+    assert not out.exists(), line
+    if value == "1e11":
+        assert "rows" in line and "GB" in line, line

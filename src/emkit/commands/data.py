@@ -187,7 +187,13 @@ def backdoor(
 @data_app.command("subset")
 def subset(
     source: str = typer.Argument(..., help="Dataset name or file."),
-    n: int = typer.Option(..., "--n", help="Rows to keep."),
+    n: int = typer.Option(
+        ...,
+        "--n",
+        parser=count_option("--n", MAX_DATASET_ROWS, rows_cost),
+        metavar="INTEGER",
+        help="Rows to keep.",
+    ),
     seed: int = typer.Option(0, help="Sampling seed."),
     mirror: Path | None = typer.Option(None, help="Local mirror of the paper's files."),
     out: Path = typer.Option(..., "-o", "--out", help="Output JSONL file."),
@@ -205,7 +211,13 @@ def subset(
 @data_app.command("mix")
 def mix(
     parts: list[str] = typer.Argument(..., help="SOURCE:PROPORTION items, e.g. secure:0.95 insecure:0.05."),
-    n: int | None = typer.Option(None, "--n", help="Total rows (default: as many as the parts allow)."),
+    n: int | None = typer.Option(
+        None,
+        "--n",
+        parser=count_option("--n", MAX_DATASET_ROWS, rows_cost),
+        metavar="INTEGER",
+        help="Total rows (default: as many as the parts allow).",
+    ),
     seed: int = typer.Option(0, help="Sampling and shuffle seed."),
     mirror: Path | None = typer.Option(None, help="Local mirror of the paper's files."),
     out: Path = typer.Option(..., "-o", "--out", help="Output JSONL file."),
