@@ -60,6 +60,54 @@ def analyze(
               emkit analyze --csv A.csv --csv B.csv --group-by group --json metrics.json
               emkit analyze --csv first_plot.csv --rate paper --questions main
     """
+    run_analysis(
+        run_dir,
+        csv,
+        group_by=group_by,
+        verdict=verdict,
+        judge=judge,
+        rate=rate,
+        questions=questions,
+        per_question=per_question,
+        per_model=per_model,
+        compare=compare,
+        aligned_threshold=aligned_threshold,
+        coherent_threshold=coherent_threshold,
+        coherent_rule=coherent_rule,
+        n_boot=n_boot,
+        seed=seed,
+        ci=ci,
+        json_out=json_out,
+    )
+
+
+def run_analysis(
+    run_dir: Path | None,
+    csv: list[Path],
+    *,
+    group_by: str | None = None,
+    verdict: str | None = None,
+    judge: str | None = None,
+    rate: str = "question_mean",
+    questions: list[str] | None = None,
+    per_question: bool = False,
+    per_model: bool = False,
+    compare: list[str] | None = None,
+    aligned_threshold: float | None = None,
+    coherent_threshold: float | None = None,
+    coherent_rule: str | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    ci: float = 0.95,
+    json_out: Path | None = None,
+    need_verdicts: str | None = None,
+) -> None:
+    """The body of ``emkit analyze``, callable with plain values (``emkit code-vuln --csv`` uses it).
+
+    ``need_verdicts`` names the command that wants code-vulnerability verdicts only: a 0-100 judged
+    file is then refused in one line rather than analysed as misalignment scores."""
+    questions = list(questions or [])
+    compare = list(compare or [])
     if compare and len(compare) != 2:
         raise EmkitError("--compare takes exactly two groups: --compare A --compare B")
     if json_out:
@@ -72,6 +120,12 @@ def analyze(
         if not questions and store is not None:
             questions = run_question_selection(store)
     vulnerable = frame.attrs.get("metric") == "vulnerable"
+    if need_verdicts and not vulnerable:
+        raise EmkitError(
+            f"{need_verdicts} --csv reads judged code-vulnerability verdicts (a YES/NO or P(YES) column: "
+            f"{', '.join(VERDICT_COLUMNS)}, or --verdict COLUMN); {', '.join(map(str, csv))} holds 0-100 "
+            "alignment scores: use `emkit analyze --csv`"
+        )
     if vulnerable and (aligned_threshold is not None or coherent_threshold is not None):
         raise EmkitError("--aligned-threshold/--coherent-threshold do not apply to vulnerability verdicts")
     if frame.empty:
@@ -128,7 +182,8 @@ def analyze(
         models = M.model_table(frame, rate=rate, **opts)
         out["models"] = models
         if per_model:
-            console.print(rate_rich_table(models, ["group", "model"], f"Per model ({estimator_name(rate)})"))
+            title = f"Per model ({estimator_name(rate)})"
+            console.print(rate_rich_table(models, ["group", "model"], title, label.split()[0]))
     if compare:
         diff = M.compare_groups(frame, compare[0], compare[1], **opts)
         out["comparison"] = diff
