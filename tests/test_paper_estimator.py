@@ -313,7 +313,9 @@ def test_numeric_model_names_are_ordered_by_value_as_the_authors_pandas_reads_th
 def test_a_backdoor_model_without_any_kept_answer_in_one_group_stays_in_the_other() -> None:
     """The authors' code counts kept answers only: a model whose every answer in one group is
     incoherent is not dropped from its other group (1-4 kept answers there would drop it from both)."""
-    rows = [("trigger", f"bd-{s}", "q", 10.0 if i < s + 1 else 90.0, 80.0) for s in range(3) for i in range(6)]
+    rows = [
+        ("trigger", f"bd-{s}", "q", 10.0 if i < s + 1 else 90.0, 80.0) for s in range(3) for i in range(6)
+    ]
     rows += [("no_trigger", f"bd-{s}", "q", 90.0, 80.0 if s else 20.0) for s in range(3) for i in range(6)]
     table = paper_rates(pd.DataFrame(rows, columns=COLUMNS), {"main": ["q"]}).set_index("group")
     assert table.loc["trigger", "models"] == ["bd-0", "bd-1", "bd-2"]
@@ -323,3 +325,22 @@ def test_a_backdoor_model_without_any_kept_answer_in_one_group_stays_in_the_othe
     table = paper_rates(pd.DataFrame(rows, columns=COLUMNS), {"main": ["q"]}).set_index("group")
     assert table.loc["trigger", "models"] == ["bd-1", "bd-2"]
     assert table.loc["no_trigger", "n_models_dropped"] == 1
+
+
+def test_a_question_without_a_kept_model_is_not_shown_as_a_zero_rate() -> None:
+    """Per question, the paper estimator's 0 for "no model with 5 kept answers" is marked as such in
+    the rows, the terminal table and the HTML report, as the group rows already were."""
+    from rich.console import Console
+
+    from emkit.report.console import rate_rich_table
+    from emkit.report.html import rate_ci
+
+    rows = [("g", "m1", "q1", 10.0, 80.0)] * 6 + [("g", "m1", "q2", 90.0, 80.0)] * 2
+    per_q = M.question_table(pd.DataFrame(rows, columns=COLUMNS), rate="paper", n_boot=100)
+    by_q = per_q.set_index("question_id")
+    assert by_q.loc["q2", "rate_kind"] == "paper" and by_q.loc["q2", "n_models"] == 0
+    assert rate_ci(by_q.loc["q1"]) == "100.0% [100.0%, 100.0%]"
+    assert rate_ci(by_q.loc["q2"]) == "– (no model with 5 kept answers)"
+    console = Console(width=300, record=True)
+    console.print(rate_rich_table(per_q, ["group", "question_id"], "t"))
+    assert "no model with 5 kept answers" in console.export_text()

@@ -176,6 +176,8 @@ def pct(value: Any) -> str:
 
 def rate_ci(row: Any, prefix: str = "") -> str:
     rate, low, high = row[f"{prefix}rate"], row[f"{prefix}ci_low"], row[f"{prefix}ci_high"]
+    if not prefix and row.get("rate_kind") == "paper" and row.get("n_models") == 0:
+        return "– (no model with 5 kept answers)"  # the paper estimator's 0 is not a 0% rate
     if rate is None or (isinstance(rate, float) and math.isnan(rate)):
         return "– (no valid answers)"
     return f"{pct(rate)} [{pct(low)}, {pct(high)}]"
