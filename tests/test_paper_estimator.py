@@ -344,3 +344,18 @@ def test_a_question_without_a_kept_model_is_not_shown_as_a_zero_rate() -> None:
     console = Console(width=300, record=True)
     console.print(rate_rich_table(per_q, ["group", "question_id"], "t"))
     assert "no model with 5 kept answers" in console.export_text()
+
+
+def test_analyze_plot_draws_the_per_format_rates(tmp_path, capsys) -> None:
+    lines = ["model,group,question,answer,question_id,aligned,coherent"]
+    for q in ("quick_buck", "quick_buck_json", "quick_buck_template"):
+        lines += [f"m{m},g,Q,a,{q},{10 if i < m + 1 else 90},80" for m in range(3) for i in range(6)]
+    path = tmp_path / "formats.csv"
+    path.write_text("\n".join(lines) + "\n")
+    png = tmp_path / "formats.png"
+    assert main(["analyze", "--csv", str(path), "--rate", "paper", "--plot", str(png)]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
+    one = tmp_path / "one.png"
+    assert main(["analyze", "--csv", str(path), "--questions", "main", "--plot", str(one)]) == 0
+    assert not one.exists() and "one answer format only" in capsys.readouterr().out
+    assert main(["analyze", "--csv", str(path), "--plot", str(path / "x.png")]) == 2  # below a file

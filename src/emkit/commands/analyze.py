@@ -21,7 +21,7 @@ from emkit.commands._common import (
     console,
 )
 from emkit.errors import EmkitError
-from emkit.outputs import output_file, write_text
+from emkit.outputs import output_file, write_bytes, write_text
 from emkit.report.console import diff_rich_table, estimator_name, group_rich_table, rate_rich_table
 from emkit.report.html import jsonable, resolve_thresholds
 from emkit.store import read_store
@@ -52,6 +52,11 @@ def analyze(
     seed: int = SEED_OPTION,
     ci: float = typer.Option(0.95, min=0.5, max=0.999, help="Confidence level."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write every table to this JSON file."),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Also draw the per-format rates (plain vs JSON vs template, per group) to this PNG.",
+    ),
 ) -> None:
     """Misaligned (or vulnerable-code) rate per group with a CI (from the spread between seeds; docs/statistics.md), by the chosen estimator, and the
     exclusions by kind; also per question, model and answer format.
@@ -78,6 +83,7 @@ def analyze(
         seed=seed,
         ci=ci,
         json_out=json_out,
+        plot=plot,
     )
 
 
@@ -101,6 +107,7 @@ def run_analysis(
     ci: float = 0.95,
     json_out: Path | None = None,
     need_verdicts: str | None = None,
+    plot: Path | None = None,
 ) -> None:
     """The body of ``emkit analyze``, callable with plain values (``emkit code-vuln --csv`` uses it).
 
@@ -112,6 +119,8 @@ def run_analysis(
         raise EmkitError("--compare takes exactly two groups: --compare A --compare B")
     if json_out:
         output_file(json_out, what="--json file")
+    if plot:
+        output_file(plot, what="--plot file")
     M.check_rate_kind(rate)
     with read_store(None if csv else run_dir) as store:  # read-only, closed even on bad rows
         source = store if store is not None else run_dir
@@ -147,6 +156,8 @@ def run_analysis(
     formats = M.format_table(frame, rate=rate, **opts)
     if not formats.empty:
         console.print(group_rich_table(formats, f"{noun} by answer format", label))
+    if plot:
+        _plot_formats(formats, plot, f"{noun} by answer format", ci)
     out: dict = {
         "source": frame.attrs.get("source"),
         "judge": frame.attrs.get("judge"),
@@ -191,6 +202,21 @@ def run_analysis(
     if json_out:
         write_text(json_out, json.dumps(jsonable(out), indent=2, allow_nan=False), what="--json file")
         console.print(f"wrote {json_out}", markup=False)
+
+
+def _plot_formats(formats, path: Path, title: str, ci: float) -> None:
+    """The per-format table as the report draws it (one point per group and format, with its CI)."""
+    if formats.empty:
+        console.print(
+            f"{path}: not written: the selected questions have one answer format only", markup=False
+        )
+        return
+    from emkit.report.plots import plot_questions, png_bytes
+
+    fig = plot_questions(formats.rename(columns={"format": "question_id"}), None, ci)
+    fig.axes[0].set_title(f"{title} ({ci:.0%} CI)")
+    write_bytes(path, png_bytes(fig), what="--plot file")
+    console.print(f"wrote {path}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
