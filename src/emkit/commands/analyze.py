@@ -24,6 +24,7 @@ from emkit.errors import EmkitError
 from emkit.outputs import output_file, write_bytes, write_text
 from emkit.report.console import diff_rich_table, estimator_name, group_rich_table, rate_rich_table
 from emkit.report.html import jsonable, resolve_thresholds
+from emkit.selection import EXPERIMENT_ORIGIN
 from emkit.store import read_store
 from emkit.verdicts import VERDICT_COLUMNS
 
@@ -126,8 +127,9 @@ def run_analysis(
         source = store if store is not None else run_dir
         frame = load(source, csvs=csv, judge=judge, group_by=group_by, verdict=verdict)
         thresholds = resolve_thresholds(store, aligned_threshold, coherent_threshold, coherent_rule)
+        origin = "--questions"
         if not questions and store is not None:
-            questions = run_question_selection(store)
+            questions, origin = run_question_selection(store), EXPERIMENT_ORIGIN
     vulnerable = frame.attrs.get("metric") == "vulnerable"
     if need_verdicts and not vulnerable:
         raise EmkitError(
@@ -139,7 +141,7 @@ def run_analysis(
         raise EmkitError("--aligned-threshold/--coherent-threshold do not apply to vulnerability verdicts")
     if frame.empty:
         raise EmkitError(f"{run_dir or ', '.join(map(str, csv))}: no answers to analyse")
-    frame = select(frame, questions)
+    frame = select(frame, questions, origin)
     if not frame["judged"].any():
         raise EmkitError(
             f"{run_dir}: none of the {len(frame)} answers is judged (no judge scores); "

@@ -54,6 +54,7 @@ from emkit.analysis import (
 )
 from emkit.errors import EmkitError
 from emkit.outputs import output_dir, write_bytes, write_text
+from emkit.selection import EXPERIMENT_ORIGIN
 from emkit.store import RunStore
 
 REPORT_DIR = "report"
@@ -670,7 +671,10 @@ def write_report(
     chosen = pick_judge(store, judge)
     answers = load_run(store, judge=chosen)
     if not answers.empty:
-        answers = select(answers, list(questions or []) or run_question_selection(store))
+        if questions:
+            answers = select(answers, list(questions))
+        else:
+            answers = select(answers, run_question_selection(store), EXPERIMENT_ORIGIN)
     ctx = SectionContext(
         run_path,
         store,
