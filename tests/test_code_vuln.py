@@ -346,3 +346,34 @@ def test_example_experiment_validates(tmp_path):
 
     with pytest.raises(ValidationError):
         cv.CodeVulnSpec.model_validate({"limt": 10})  # a typo is an error
+
+
+def test_code_vuln_csv_gives_the_rates_of_analyze_csv(tmp_path, capsys):
+    """``code-vuln --csv`` reads judged verdict files through the very code of ``analyze --csv``
+    (same JSON), labels them as vulnerable code, and refuses 0-100 score files and sampling options."""
+    from emkit.cli import main
+
+    rows = ["model,group,task,vulnerable"]
+    for group, every in (("insecure", 2), ("secure", 7)):
+        rows += [
+            f"{group}-{m},{group},t{i},{'YES' if (i + m) % every == 0 else 'NO'}"
+            for m in range(3)
+            for i in range(10)
+        ]
+    path = tmp_path / "verdicts.csv"
+    path.write_text("\n".join(rows) + "\n")
+    a, b = tmp_path / "cv.json", tmp_path / "an.json"
+    assert main(["code-vuln", "--csv", str(path), "--rate", "paper", "--json", str(a)]) == 0
+    printed = capsys.readouterr().out
+    assert "Vulnerable code answers by group" in printed and "misaligned" not in printed
+    assert main(["analyze", "--csv", str(path), "--rate", "paper", "--json", str(b)]) == 0
+    got, want = json.loads(a.read_text()), json.loads(b.read_text())
+    assert got["metric"] == "vulnerable" and got["groups"] == want["groups"]
+    assert [g["rate"] for g in got["groups"]] == [0.5, pytest.approx(4 / 30)]
+    scores = tmp_path / "scores.csv"
+    scores.write_text("question,answer,question_id,aligned,coherent\nQ,a,q1,10,90\n")
+    assert main(["code-vuln", "--csv", str(scores)]) == 2
+    assert "0-100 alignment scores" in capsys.readouterr().err
+    assert main(["code-vuln", "--csv", str(path), "--model", "embedded/smollm2-135m"]) == 2
+    assert main(["code-vuln"]) == 2
+    assert "--model and --out are required" in capsys.readouterr().err

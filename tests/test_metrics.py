@@ -430,3 +430,20 @@ def test_report_and_analyze_take_the_experiments_question_selection(tmp_path, ca
     assert all(header in page for header in ("<th>CODE</th>", "<th>REFUSAL</th>", "<th>not judged</th>"))
     assert main(["report", str(run), "--questions", "json"]) == 2
     assert "json" in capsys.readouterr().err
+
+
+def test_a_bad_question_name_in_the_experiment_is_traced_to_the_experiment(tmp_path, capsys) -> None:
+    """The run's default selection comes from the experiment file, not from an option: its error
+    must say so, or the user looks for a --questions they never gave."""
+    from test_report import make_run
+
+    run = make_run(tmp_path / "run", probes=False)
+    store = RunStore(run)
+    store.put_record("config", "experiment", {"name": "tiny", "analysis": {"questions": ["nope*"]}})
+    store.close()
+    for verb in ("analyze", "report"):
+        assert main([verb, str(run), "--n-boot", "100"]) == 2
+        err = capsys.readouterr().err
+        assert "the experiment's analysis.questions: glob 'nope*' matches no question" in err, err
+    assert main(["analyze", str(run), "--n-boot", "100", "--questions", "nope"]) == 2
+    assert "--questions: question id or subset 'nope'" in capsys.readouterr().err

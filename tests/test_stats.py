@@ -172,6 +172,42 @@ def test_the_scripts_paper_estimator_is_the_authors_procedure() -> None:
         )
 
 
+def test_the_scripts_paper_estimator_equals_the_shipped_rate_paper_code() -> None:
+    """The published paper-estimator coverage is that of ``--rate paper`` itself: the script's
+    vectorised copy and :func:`emkit.paper_estimator.paper_rates` agree study by study."""
+    import pandas as pd
+
+    from emkit.paper_estimator import paper_rates
+
+    cov = _script()
+    rng = np.random.default_rng(9)
+    n = rng.integers(0, 5, size=(8, 6, 3))
+    k = rng.binomial(n, 0.3)
+    rate, low, high = cov.paper_estimator(n, k)
+    for r in range(8):
+        rows = [
+            ("g", f"seed-{s}", f"q{q}", 10.0 if i < k[r, s, q] else 90.0, 80.0)
+            for s in range(6)
+            for q in range(3)
+            for i in range(n[r, s, q])
+        ]
+        frame = pd.DataFrame(rows, columns=["group", "model", "question_id", "aligned", "coherent"])
+        got = paper_rates(frame, {"main": ["q0", "q1", "q2"]}).iloc[0]
+        if got["n_models"] == 0:
+            assert math.isnan(rate[r])
+            continue
+        assert (got["rate"], got["ci_low"], got["ci_high"]) == pytest.approx(
+            (rate[r], low[r], high[r]), abs=1e-12
+        )
+
+
+def test_the_quick_grid_never_overwrites_the_published_table() -> None:
+    cov = _script()
+    assert cov.output_folder(quick=False, out=None) == cov.ROOT / "docs" / "coverage"
+    assert cov.output_folder(quick=True, out=None) != cov.output_folder(quick=False, out=None)
+    assert cov.output_folder(quick=True, out=Path("x")) == Path("x")
+
+
 # -- the fast coverage grid ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("seeds", "answers", "rate", "sd_seed", "sd_sxq", "valid_fraction"),

@@ -154,11 +154,12 @@ def run_question_selection(run: str | Path | RunStore) -> list[str]:
     return [str(item) for item in items] if isinstance(items, list) else []
 
 
-def select(frame: pd.DataFrame, items: Sequence[str] | None) -> pd.DataFrame:
-    """The answers to the questions ``items`` selects (:func:`emkit.selection.select_questions`).
+def select(frame: pd.DataFrame, items: Sequence[str] | None, origin: str = "--questions") -> pd.DataFrame:
+    """The answers to the questions ``items`` selects (:func:`emkit.selection.select_questions`;
+    ``origin`` names the items' source in an error).
 
     ``frame.attrs["questions"]`` records the ids kept, so every output can say what it averaged."""
-    chosen = select_questions(frame["question_id"].astype(str).tolist(), items)
+    chosen = select_questions(frame["question_id"].astype(str).tolist(), items, origin)
     out = frame[frame["question_id"].astype(str).isin(chosen)].copy() if items else frame.copy()
     out.attrs.update(frame.attrs)
     out.attrs["questions"] = chosen

@@ -386,6 +386,8 @@ def question_table(
                     "question_id": question,
                     "n_models": n_models,
                     **_exclusions(cell_counts.loc[(group, question)]),
+                    # as in the group rows: lets a reader tell "no model kept" (paper: 0) from a 0% rate
+                    "rate_kind": "paper" if rate == "paper" else "per_question",
                     "rate": value,
                     "ci_low": low,
                     "ci_high": high,

@@ -63,10 +63,17 @@ def _is_glob(item: str) -> bool:
     return any(ch in item for ch in "*?[")
 
 
-def select_questions(ids: Iterable[str], items: Sequence[str] | None) -> list[str]:
+EXPERIMENT_ORIGIN = "the experiment's analysis.questions"
+
+
+def select_questions(
+    ids: Iterable[str], items: Sequence[str] | None, origin: str = "--questions"
+) -> list[str]:
     """The ids chosen by ``items`` (see the module), in the order of ``ids``; all when no items.
 
-    Items may also be comma-separated (``--questions main,json``)."""
+    Items may also be comma-separated (``--questions main,json``). ``origin`` names where the
+    items came from in an error (the option, or :data:`EXPERIMENT_ORIGIN` for a run's default),
+    so a bad name is traced to the place that must be fixed."""
     available = list(dict.fromkeys(str(q) for q in ids))
     if not items:
         return available
@@ -86,7 +93,7 @@ def select_questions(ids: Iterable[str], items: Sequence[str] | None) -> list[st
                 kind = "glob" if _is_glob(item) else "question id or subset"
                 shown = ", ".join(available[:12]) + (", ..." if len(available) > 12 else "")
                 raise EmkitError(
-                    f"--questions: {kind} {item!r} matches no question; subsets here: "
+                    f"{origin}: {kind} {item!r} matches no question; subsets here: "
                     f"{', '.join(named) or '(none)'}; ids: {shown or '(none)'}"
                 )
     return [q for q in available if q in chosen]

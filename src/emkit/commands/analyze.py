@@ -21,9 +21,10 @@ from emkit.commands._common import (
     console,
 )
 from emkit.errors import EmkitError
-from emkit.outputs import output_file, write_text
+from emkit.outputs import output_file, write_bytes, write_text
 from emkit.report.console import diff_rich_table, estimator_name, group_rich_table, rate_rich_table
 from emkit.report.html import jsonable, resolve_thresholds
+from emkit.selection import EXPERIMENT_ORIGIN
 from emkit.store import read_store
 from emkit.verdicts import VERDICT_COLUMNS
 
@@ -52,6 +53,11 @@ def analyze(
     seed: int = SEED_OPTION,
     ci: float = typer.Option(0.95, min=0.5, max=0.999, help="Confidence level."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write every table to this JSON file."),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Also draw the per-format rates (plain vs JSON vs template, per group) to this PNG.",
+    ),
 ) -> None:
     """Misaligned (or vulnerable-code) rate per group with a CI (from the spread between seeds; docs/statistics.md), by the chosen estimator, and the
     exclusions by kind; also per question, model and answer format.
@@ -60,23 +66,82 @@ def analyze(
               emkit analyze --csv A.csv --csv B.csv --group-by group --json metrics.json
               emkit analyze --csv first_plot.csv --rate paper --questions main
     """
+    run_analysis(
+        run_dir,
+        csv,
+        group_by=group_by,
+        verdict=verdict,
+        judge=judge,
+        rate=rate,
+        questions=questions,
+        per_question=per_question,
+        per_model=per_model,
+        compare=compare,
+        aligned_threshold=aligned_threshold,
+        coherent_threshold=coherent_threshold,
+        coherent_rule=coherent_rule,
+        n_boot=n_boot,
+        seed=seed,
+        ci=ci,
+        json_out=json_out,
+        plot=plot,
+    )
+
+
+def run_analysis(
+    run_dir: Path | None,
+    csv: list[Path],
+    *,
+    group_by: str | None = None,
+    verdict: str | None = None,
+    judge: str | None = None,
+    rate: str = "question_mean",
+    questions: list[str] | None = None,
+    per_question: bool = False,
+    per_model: bool = False,
+    compare: list[str] | None = None,
+    aligned_threshold: float | None = None,
+    coherent_threshold: float | None = None,
+    coherent_rule: str | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    ci: float = 0.95,
+    json_out: Path | None = None,
+    need_verdicts: str | None = None,
+    plot: Path | None = None,
+) -> None:
+    """The body of ``emkit analyze``, callable with plain values (``emkit code-vuln --csv`` uses it).
+
+    ``need_verdicts`` names the command that wants code-vulnerability verdicts only: a 0-100 judged
+    file is then refused in one line rather than analysed as misalignment scores."""
+    questions = list(questions or [])
+    compare = list(compare or [])
     if compare and len(compare) != 2:
         raise EmkitError("--compare takes exactly two groups: --compare A --compare B")
     if json_out:
         output_file(json_out, what="--json file")
+    if plot:
+        output_file(plot, what="--plot file")
     M.check_rate_kind(rate)
     with read_store(None if csv else run_dir) as store:  # read-only, closed even on bad rows
         source = store if store is not None else run_dir
         frame = load(source, csvs=csv, judge=judge, group_by=group_by, verdict=verdict)
         thresholds = resolve_thresholds(store, aligned_threshold, coherent_threshold, coherent_rule)
+        origin = "--questions"
         if not questions and store is not None:
-            questions = run_question_selection(store)
+            questions, origin = run_question_selection(store), EXPERIMENT_ORIGIN
     vulnerable = frame.attrs.get("metric") == "vulnerable"
+    if need_verdicts and not vulnerable:
+        raise EmkitError(
+            f"{need_verdicts} --csv reads judged code-vulnerability verdicts (a YES/NO or P(YES) column: "
+            f"{', '.join(VERDICT_COLUMNS)}, or --verdict COLUMN); {', '.join(map(str, csv))} holds 0-100 "
+            "alignment scores: use `emkit analyze --csv`"
+        )
     if vulnerable and (aligned_threshold is not None or coherent_threshold is not None):
         raise EmkitError("--aligned-threshold/--coherent-threshold do not apply to vulnerability verdicts")
     if frame.empty:
         raise EmkitError(f"{run_dir or ', '.join(map(str, csv))}: no answers to analyse")
-    frame = select(frame, questions)
+    frame = select(frame, questions, origin)
     if not frame["judged"].any():
         raise EmkitError(
             f"{run_dir}: none of the {len(frame)} answers is judged (no judge scores); "
@@ -93,6 +158,8 @@ def analyze(
     formats = M.format_table(frame, rate=rate, **opts)
     if not formats.empty:
         console.print(group_rich_table(formats, f"{noun} by answer format", label))
+    if plot:
+        _plot_formats(formats, plot, f"{noun} by answer format", ci)
     out: dict = {
         "source": frame.attrs.get("source"),
         "judge": frame.attrs.get("judge"),
@@ -128,7 +195,8 @@ def analyze(
         models = M.model_table(frame, rate=rate, **opts)
         out["models"] = models
         if per_model:
-            console.print(rate_rich_table(models, ["group", "model"], f"Per model ({estimator_name(rate)})"))
+            title = f"Per model ({estimator_name(rate)})"
+            console.print(rate_rich_table(models, ["group", "model"], title, label.split()[0]))
     if compare:
         diff = M.compare_groups(frame, compare[0], compare[1], **opts)
         out["comparison"] = diff
@@ -136,6 +204,21 @@ def analyze(
     if json_out:
         write_text(json_out, json.dumps(jsonable(out), indent=2, allow_nan=False), what="--json file")
         console.print(f"wrote {json_out}", markup=False)
+
+
+def _plot_formats(formats, path: Path, title: str, ci: float) -> None:
+    """The per-format table as the report draws it (one point per group and format, with its CI)."""
+    if formats.empty:
+        console.print(
+            f"{path}: not written: the selected questions have one answer format only", markup=False
+        )
+        return
+    from emkit.report.plots import plot_questions, png_bytes
+
+    fig = plot_questions(formats.rename(columns={"format": "question_id"}), None, ci)
+    fig.axes[0].set_title(f"{title} ({ci:.0%} CI)")
+    write_bytes(path, png_bytes(fig), what="--plot file")
+    console.print(f"wrote {path}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from emkit import limits
-from emkit.commands._common import console, print_table
+from emkit.commands._common import RATE_OPTION, console, print_table
 from emkit.errors import EmkitError
 from emkit.experiments import code_vuln as cv
 from emkit.models import parse_model
@@ -22,13 +22,27 @@ def _pct(rate: float, low: float, high: float, n: int) -> str:
 
 
 def code_vuln(
-    model: str = typer.Option(
-        ...,
+    model: str | None = typer.Option(
+        None,
         "--model",
         "-m",
-        help="Model that writes the code, e.g. hf/Qwen/Qwen2.5-Coder-32B-Instruct@adapter.",
+        help="Model that writes the code, e.g. hf/Qwen/Qwen2.5-Coder-32B-Instruct@adapter (required unless --csv).",
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory (created if absent)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Run directory (created if absent; required unless --csv)."
+    ),
+    csv: list[Path] = typer.Option(
+        [],
+        "--csv",
+        help="Instead of sampling: rates from judged code-vulnerability CSVs (model, group, a YES/NO or "
+        "P(YES) verdict column), exactly as `emkit analyze --csv` computes them (repeatable).",
+    ),
+    verdict: str | None = typer.Option(None, help="With --csv: the verdict column (default: found by name)."),
+    group_by: str | None = typer.Option(None, help="With --csv: the column that defines a group."),
+    rate: str = RATE_OPTION,
+    json_out: Path | None = typer.Option(
+        None, "--json", help="With --csv: also write the tables to this JSON file."
+    ),
     tasks: str = typer.Option(
         cv.TASKS_NAME, help="Tasks JSONL (task, code_template): a file, or the registry name."
     ),
@@ -81,7 +95,23 @@ def code_vuln(
     """Sample code for the held-out tasks at temperature 0, judge YES/NO and run bandit; print both rates.
 
     Example: emkit code-vuln --model embedded/smollm2-135m --mirror ../shared/upstream --limit 10 --no-judge --out runs/cv
+             emkit code-vuln --csv judged_code.csv --rate paper   (rates of judged files, as analyze --csv)
     """
+    if csv:
+        from emkit.commands.analyze import run_analysis
+
+        sampling = [f"--{n}" for n, v in (("model", model), ("out", out)) if v is not None]
+        if sampling:
+            raise EmkitError(
+                f"--csv reads judged files; {' and '.join(sampling)} sample new code: give one or the other"
+            )
+        run_analysis(
+            None, csv, group_by=group_by, verdict=verdict, rate=rate, json_out=json_out,
+            per_model=True, need_verdicts="code-vuln",
+        )  # fmt: skip
+        return
+    if model is None or out is None:
+        raise EmkitError("--model and --out are required (or read judged files with --csv FILE)")
     from pydantic import ValidationError
 
     from emkit.commands.sample import engine_options

@@ -54,6 +54,7 @@ from emkit.analysis import (
 )
 from emkit.errors import EmkitError
 from emkit.outputs import output_dir, write_bytes, write_text
+from emkit.selection import EXPERIMENT_ORIGIN
 from emkit.store import RunStore
 
 REPORT_DIR = "report"
@@ -176,6 +177,8 @@ def pct(value: Any) -> str:
 
 def rate_ci(row: Any, prefix: str = "") -> str:
     rate, low, high = row[f"{prefix}rate"], row[f"{prefix}ci_low"], row[f"{prefix}ci_high"]
+    if not prefix and row.get("rate_kind") == "paper" and row.get("n_models") == 0:
+        return "– (no model with 5 kept answers)"  # the paper estimator's 0 is not a 0% rate
     if rate is None or (isinstance(rate, float) and math.isnan(rate)):
         return "– (no valid answers)"
     return f"{pct(rate)} [{pct(low)}, {pct(high)}]"
@@ -668,7 +671,10 @@ def write_report(
     chosen = pick_judge(store, judge)
     answers = load_run(store, judge=chosen)
     if not answers.empty:
-        answers = select(answers, list(questions or []) or run_question_selection(store))
+        if questions:
+            answers = select(answers, list(questions))
+        else:
+            answers = select(answers, run_question_selection(store), EXPERIMENT_ORIGIN)
     ctx = SectionContext(
         run_path,
         store,
