@@ -44,3 +44,21 @@ def test_the_loader_draws_no_bar_and_restores_transformers_settings(capfd) -> No
     _, err = capfd.readouterr()
     assert "Loading weights" not in err, err
     assert hf_logging.is_progress_bar_enabled() and hf_logging.get_verbosity() == verbosity
+
+
+def test_loaders_that_call_tqdm_directly_draw_no_bar_during_a_load(capfd) -> None:
+    """The one-time GGUF conversion printed 'Converting and de-quantizing GGUF tensors' bars: its
+    module calls tqdm itself, past transformers' progress-bar switch."""
+    gguf = pytest.importorskip("transformers.modeling_gguf_pytorch_utils")
+
+    from emkit.engines.loading import quiet_transformers
+
+    original = gguf.tqdm
+    capfd.readouterr()
+    with quiet_transformers():
+        assert list(gguf.tqdm(range(300), desc="Converting and de-quantizing GGUF tensors...")) == list(
+            range(300)
+        )
+    _, err = capfd.readouterr()
+    assert "Converting" not in err and "it/s" not in err, err
+    assert gguf.tqdm is original  # put back after the load

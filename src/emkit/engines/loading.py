@@ -59,18 +59,39 @@ def quiet_transformers() -> Iterator[None]:
     matter (an adapter that does not match) still come through as errors or warnings. The previous
     settings are restored, so library users outside a load see transformers as they configured it.
     """
+    import functools
+    import importlib
+
     from transformers.utils import logging as hf_logging
 
     bars_on = hf_logging.is_progress_bar_enabled()
     verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+    # Some loaders call tqdm directly, past transformers' switch (the GGUF de-quantizer draws a bar
+    # over its 272 tensors): give those modules a tqdm that is off, for the load only.
+    swapped = []
+    for name in _DIRECT_TQDM_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        bar = getattr(module, "tqdm", None)
+        if callable(bar):
+            swapped.append((module, bar))
+            module.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
+        for module, bar in swapped:
+            module.tqdm = bar
         hf_logging.set_verbosity(verbosity)
         if bars_on:
             hf_logging.enable_progress_bar()
+
+
+# transformers modules that import tqdm themselves instead of going through its logging switch.
+_DIRECT_TQDM_MODULES = ("transformers.modeling_gguf_pytorch_utils",)
 
 
 def load_tokenizer(spec: ModelSpec | str, console=None):
