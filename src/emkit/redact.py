@@ -66,9 +66,26 @@ def split_url(url: str) -> tuple[str, dict[str, str], tuple[str, str] | None]:
     What a client needs to connect with credentials given inside a URL: the SDK takes the query as
     ``default_query``; the userinfo is kept by the caller in the URL it connects to (httpx turns it
     into Basic auth). Every credential found is registered.
+
+    Every endpoint emkit connects to passes here, so a URL that cannot work (unparsable, not
+    http(s), no host, a bad port) is refused here with one line, before any request is retried
+    against it; the line shows the URL without its credentials.
     """
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    try:
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        _ = parts.port  # raises on a port that is not a number in 0-65535
+        problem = (
+            "only http:// and https:// endpoints are supported"
+            if parts.scheme.lower() not in ("http", "https")
+            else ("no host in it" if not parts.hostname else "")
+        )
+    except ValueError as err:
+        problem = str(err) or "not a URL"
+    if problem:
+        from emkit.errors import InputError
+
+        raise InputError(f"base URL {clean_url(str(url))!r}: {problem} (e.g. http://localhost:8000/v1)")
     userinfo = None
     if parts.username is not None or parts.password is not None:
         userinfo = (parts.username or "", parts.password or "")
