@@ -88,3 +88,33 @@ def test_a_good_base_url_still_connects(tmp_path: Path) -> None:
 
     assert split_url("http://u:pw@localhost:8000/v1?api-key=x")[0] == "http://localhost:8000/v1"
     assert split_url("HTTPS://api.example.org/v1")[0].lower() == "https://api.example.org/v1"
+
+
+EXPERIMENT = """\
+name: t
+out: {out}
+seeds: [0]
+questions: [default]
+groups:
+  - name: ok
+    model: openai/x
+{extra}"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "line_no"),
+    [
+        ("judge:\n  base_url: 'http://[::1'\n", "judge.base_url", 9),
+        ("    provider: {base_url: 'ftp://u:TOPSECRET42@h/v1'}\n", "groups.0.provider.base_url", 8),
+        ("judge:\n  model: openai/gpt-4o\n  base_url: 'http://host:99999/v1'\n", "judge.base_url", 10),
+    ],
+)
+def test_an_experiments_base_url_is_checked_when_the_file_loads(
+    tmp_path, capsys, extra, field, line_no
+) -> None:
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(EXPERIMENT.format(out=tmp_path / "out", extra=extra), encoding="utf-8")
+    code, out, err = cli(["run", exp, "--dry-run"], capsys)
+    line = one_line(err)
+    assert code == 2 and f"exp.yaml:{line_no}" in line and field in line and "base URL" in line, line
+    assert "TOPSECRET42" not in out + err and not (tmp_path / "out").exists()
