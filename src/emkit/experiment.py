@@ -20,10 +20,23 @@ from emkit.experiments.evil_numbers import WrappersSpec
 from emkit.experiments.icl import IclSpec
 from emkit.models import parse_model
 from emkit.paths import check_name
+from emkit.redact import clean_url, endpoint_problem
 from emkit.yamlpos import line_of, load_yaml
 
 # A name that becomes part of a path under the run directory (see emkit.paths.check_name).
 PathName = Annotated[str, AfterValidator(check_name)]
+
+
+def _endpoint(url: str) -> str:
+    """An endpoint that cannot work is refused when the file loads (file:line:field), not after the
+    stages before the judge have run; the same rule as every client's (emkit.redact.check_endpoint)."""
+    problem = endpoint_problem(url)
+    if problem:
+        raise ValueError(f"base URL {clean_url(url)!r}: {problem} (e.g. http://localhost:8000/v1)")
+    return url
+
+
+Endpoint = Annotated[str, AfterValidator(_endpoint)]
 # Sizes past these are typos or unit slips (1e10 for 1e1), not studies: refused at load time with the
 # number they would cost, instead of hanging while a plan of that size is built in memory.
 MAX_DATASET_ROWS = 10_000_000
@@ -105,7 +118,7 @@ class DatasetSpec(Strict):
 class JudgeSpec(Strict):
     model: str = "openai/gpt-4o-2024-08-06"
     method: Literal["logprob", "exact", "sampled"] | None = None
-    base_url: str | None = None
+    base_url: Endpoint | None = None
     concurrency: int = Field(16, ge=1)
     prompts: str | None = None  # YAML file of metric -> template (overrides the questions' own)
 
@@ -117,7 +130,7 @@ class ProviderSpec(Strict):
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(4, ge=1)
     lr_multiplier: float = Field(2.0, gt=0)
-    base_url: str | None = None
+    base_url: Endpoint | None = None
 
 
 class Group(Strict):

@@ -8,6 +8,12 @@ name (a hub id, an API model, the embedded model), which is all emkit can know a
 
 The digest of an adapter is computed once per (file, size, mtime): engines compute it when they
 open, and planning (which runs before any engine) computes the same value from the same files.
+
+The name is not all that picks the outputs, though: a local model loaded in another ``dtype``
+gives other tokens and logprobs, so an explicit dtype is part of the fingerprint too (no dtype adds
+nothing, so keys made without one are the same as before). An OpenAI-compatible endpoint is NOT
+part of it: the same model behind a restarted server (another port, a proxy) must not be paid for
+again; serve two checkpoints under two model names.
 """
 
 from __future__ import annotations
@@ -78,7 +84,26 @@ def adapter_digest(folder: str | os.PathLike[str]) -> str | None:
     return stable_hash({"adapter_files": parts}, length=32)
 
 
-def model_fingerprint(name: str, *, base_dir: str | os.PathLike[str] | None = None) -> str:
+def serving_options(name: str, *, dtype: str | None = None) -> dict[str, str]:
+    """The options besides the name that change what ``name`` answers (see the module docstring)."""
+    scheme = str(name).partition("/")[0]
+    return {"dtype": str(dtype)} if dtype and scheme in SCHEMES_WITH_ADAPTERS else {}
+
+
+def model_fingerprint(
+    name: str,
+    *,
+    base_dir: str | os.PathLike[str] | None = None,
+    dtype: str | None = None,
+) -> str:
+    """The weights behind ``name`` (:func:`weights_fingerprint`) plus the serving options that
+    change its outputs (:func:`serving_options`), as ``<weights>`` or ``<weights>+<hash>``."""
+    weights = weights_fingerprint(name, base_dir=base_dir)
+    extra = serving_options(name, dtype=dtype)
+    return f"{weights}+{stable_hash(extra, length=16)}" if extra else weights
+
+
+def weights_fingerprint(name: str, *, base_dir: str | os.PathLike[str] | None = None) -> str:
     """The identity of the weights behind ``name``: ``adapter:<sha>`` or ``name:<hash of the name>``.
 
     A relative adapter path is resolved against ``base_dir`` (a pipeline's run dir), else the

@@ -60,13 +60,44 @@ def register(value: str | None) -> None:
     install_log_redaction()
 
 
+def endpoint_problem(url: str) -> str:
+    """Why ``url`` cannot be an endpoint (unparsable, not http(s), no host, a bad port); "" if it can."""
+    try:
+        parts = urlsplit(url)
+        parse_qsl(parts.query, keep_blank_values=True)
+        _ = parts.port  # raises on a port that is not a number in 0-65535
+    except ValueError as err:
+        return str(err) or "not a URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "only http:// and https:// endpoints are supported"
+    return "" if parts.hostname else "no host in it"
+
+
+def check_endpoint(url: str) -> str:
+    """``url`` if it can be an endpoint, else one line (credentials stripped) that says why.
+
+    Shared by every client (:func:`split_url`) and by the experiment file's ``base_url`` fields,
+    so a typo is refused when the file loads, not after the stages before the judge have run.
+    """
+    problem = endpoint_problem(url)
+    if problem:
+        from emkit.errors import InputError
+
+        raise InputError(f"base URL {clean_url(str(url))!r}: {problem} (e.g. http://localhost:8000/v1)")
+    return url
+
+
 def split_url(url: str) -> tuple[str, dict[str, str], tuple[str, str] | None]:
     """(URL without userinfo or query, its query parameters, (user, password) or None).
 
     What a client needs to connect with credentials given inside a URL: the SDK takes the query as
     ``default_query``; the userinfo is kept by the caller in the URL it connects to (httpx turns it
     into Basic auth). Every credential found is registered.
+
+    Every endpoint emkit connects to passes here, so :func:`check_endpoint` refuses a URL that
+    cannot work before any request is retried against it.
     """
+    check_endpoint(url)
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     userinfo = None

@@ -68,7 +68,7 @@ def get_engine(name: str | ModelSpec, **options: Any) -> Engine:
     # The identity of the weights, computed once per open (an adapter's content; see emkit.fingerprint).
     from emkit.fingerprint import model_fingerprint
 
-    engine.fingerprint = model_fingerprint(spec.full)
+    engine.fingerprint = model_fingerprint(spec.full, dtype=options.get("dtype"))
     return engine
 
 

@@ -28,23 +28,50 @@ def resolve_base_path(spec: ModelSpec, console=None) -> str:
 
 
 def pick_device(device: str | None = None) -> str:
+    """The device to load on: ``device`` checked, else cuda when there is one, else cpu.
+
+    Why checked here: every local model (sampling, judging, probing, training) loads through
+    :func:`load_causal_lm`, and torch answers a mistyped or absent device with its own exception
+    deep inside the load; one clear line naming the option is the user's error, not a crash.
+    """
     import torch
 
-    if device:
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise EmkitError(f"--device {device!r}: not a device (use cpu, cuda, cuda:N or mps)") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise EmkitError(f"--device {device!r}: no CUDA device on this machine (use cpu)")
+        if parsed.index is not None and parsed.index >= count:
+            raise EmkitError(
+                f"--device {device!r}: this machine has {count} CUDA device(s), 0 to {count - 1}"
+            )
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise EmkitError(f"--device {device!r}: MPS is not available on this machine (use cpu)")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise EmkitError(f"--device {device!r}: emkit loads models on cpu, cuda or mps only")
+    return device
+
+
+_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def pick_dtype(device: str, dtype: str | None = None) -> Any:
+    """The torch dtype named ``dtype`` (one of float32, bfloat16, float16), else the device's best.
+
+    Only real dtypes are accepted: ``getattr(torch, name)`` also finds modules and functions
+    (``cuda``, ``tensor``), which would fail much later inside transformers.
+    """
     import torch
 
     if dtype:
-        try:
-            return getattr(torch, dtype)
-        except AttributeError as exc:
-            raise EmkitError(f"unknown dtype {dtype!r} (use float32, bfloat16 or float16)") from exc
+        if dtype not in _DTYPES:
+            raise EmkitError(f"--dtype {dtype!r}: not a dtype emkit loads with (use {', '.join(_DTYPES)})")
+        return getattr(torch, dtype)
     if device.startswith("cuda") and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32

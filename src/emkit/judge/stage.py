@@ -202,8 +202,11 @@ def _select(tasks: list[JudgeTask], limit: int | None) -> list[JudgeTask]:
 
 def score_options(judge: str, method: str, config: JudgeConfig, engine: Any = None) -> dict[str, Any]:
     """What goes into a score key besides answer/metric/judge/method/prompt: the judge class's
-    score-shaping options and the judge model's fingerprint (an adapter's content)."""
-    fingerprint = engine_fingerprint(engine) if engine is not None else model_fingerprint(judge)
+    score-shaping options and the judge model's fingerprint (an adapter's content and an
+    explicit dtype: what makes the same judge name another judge)."""
+    fingerprint = (
+        engine_fingerprint(engine) if engine is not None else model_fingerprint(judge, dtype=config.dtype)
+    )
     return {**make_judge(method, engine, config).key_options(), "judge_model": fingerprint}
 
 
