@@ -18,6 +18,7 @@ from emkit.errors import InputError
 from emkit.experiments.code_vuln import CodeVulnSpec
 from emkit.experiments.evil_numbers import WrappersSpec
 from emkit.experiments.icl import IclSpec
+from emkit.limits import MAX_DATASET_ROWS, MAX_SAMPLES_PER_PARAPHRASE
 from emkit.models import parse_model
 from emkit.paths import check_name
 from emkit.redact import clean_url, endpoint_problem
@@ -39,8 +40,6 @@ def _endpoint(url: str) -> str:
 Endpoint = Annotated[str, AfterValidator(_endpoint)]
 # Sizes past these are typos or unit slips (1e10 for 1e1), not studies: refused at load time with the
 # number they would cost, instead of hanging while a plan of that size is built in memory.
-MAX_DATASET_ROWS = 10_000_000
-MAX_SAMPLES_PER_PARAPHRASE = 100_000
 
 
 def _rows_at_most(value: int) -> int:
