@@ -46,7 +46,10 @@ USAGE_ERRORS = [
     (["judge", "score", "runs/x", "extra"], "unexpected extra argument"),
     (["sample", "--no-such-option"], "No such option: --no-such-option"),
     (["export", "runs/x", "--formt", "csv"], "No such option: --formt"),
-    (["data", "subset", "x.jsonl", "--n", "abc", "-o", "y.jsonl"], "Invalid value for '--n'"),
+    (
+        ["data", "subset", "x.jsonl", "--n", "5", "--seed", "abc", "-o", "y.jsonl"],
+        "Invalid value for '--seed'",
+    ),
     (["analyze", "--ci", "5"], "Invalid value for '--ci'"),
     (["report", "runs/x", "--n-boot", "3"], "Invalid value for '--n-boot'"),
     (["probe", "--model", "embedded/smollm2-135m", "--batch-size", "0"], "Invalid value for '--batch-size'"),
@@ -72,10 +75,10 @@ def test_usage_error_is_typers_short_message(argv, says, capsys) -> None:
 
 def test_usage_error_from_the_real_entry_point() -> None:
     """The same through a fresh interpreter (``python -m emkit.cli``), as a user's shell runs it."""
-    result = run_emkit("data", "mix", "--n", "many", "a:1", "-o", "x.jsonl", timeout=120)
+    result = run_emkit("data", "mix", "--seed", "many", "a:1", "-o", "x.jsonl", timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    assert "Invalid value for '--n'" in result.stderr
+    assert "Invalid value for '--seed'" in result.stderr
     assert "Usage: emkit data mix" in result.stderr
 
 

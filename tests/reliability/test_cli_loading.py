@@ -21,6 +21,11 @@ ONE_QUESTION = """\
 
 
 def test_sampling_the_embedded_model_prints_no_loading_bars(tmp_path) -> None:
+    from emkit.engines.embedded import ensure_converted
+
+    # The one-time conversion into the cache says what it does in its own few lines; on a fresh
+    # cache (a clean clone) that happens at the first load, so do it first: this test is about loads.
+    ensure_converted()
     questions = write_questions(tmp_path, ONE_QUESTION)
     result = run_emkit(
         "sample", "-q", questions, "--n", "1", "--max-new-tokens", "2", "--out", tmp_path / "run", timeout=600
