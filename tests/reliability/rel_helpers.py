@@ -250,6 +250,24 @@ def snapshot(run_dir: Path) -> Snapshot:
     return Snapshot(files, counts)
 
 
+def refused(argv: Sequence[Any], capsys: Any, run: Path | None, *fragments: str) -> str:
+    """``emkit ARGV`` (in this process) exits 2 with one ``error:`` line holding every fragment, and
+    ``run`` (when given) is byte for byte and row for row what it was."""
+    import gc
+
+    before = snapshot(run) if run else None
+    code, _, err = cli([str(a) for a in argv], capsys)
+    line = one_line(err)
+    assert code == 2, err
+    assert line.startswith("error: "), line
+    for fragment in fragments:
+        assert fragment in line, f"{fragment!r} not in {line!r}"
+    gc.collect()  # a connection a refusal left open would keep an empty WAL file around
+    if run:
+        assert snapshot(run) == before, "the run dir changed"
+    return line
+
+
 def find_secrets(files: Iterable[Path], outputs: Iterable[str], needles: Sequence[str]) -> list[str]:
     """Where any of ``needles`` (a key, its parts) occurs: every byte of ``files`` and every captured
     output is searched; returns the places found (empty = none). Counted in FIGURES."""

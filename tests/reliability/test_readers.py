@@ -8,13 +8,12 @@ line and field where there is one), and leave every byte of the run dir as it wa
 
 from __future__ import annotations
 
-import gc
 import json
 from pathlib import Path
 
 import pytest
 
-from reliability.rel_helpers import cli, make_run_dir, one_line, snapshot, write_questions
+from reliability.rel_helpers import cli, make_run_dir, refused, write_questions
 
 pytestmark = pytest.mark.reliability
 
@@ -26,20 +25,6 @@ GOOD = {
 @pytest.fixture
 def run(tmp_path: Path) -> Path:
     return make_run_dir(tmp_path / "run")
-
-
-def refused(argv: list, capsys, run: Path, *fragments: str) -> str:
-    """``emkit ARGV`` exits 2 with one ``error:`` line holding every fragment; ``run`` is unchanged."""
-    before = snapshot(run)
-    code, _, err = cli([str(a) for a in argv], capsys)
-    line = one_line(err)
-    assert code == 2, err
-    assert line.startswith("error: "), line
-    for fragment in fragments:
-        assert fragment in line, f"{fragment!r} not in {line!r}"
-    gc.collect()
-    assert snapshot(run) == before, "the run dir changed"
-    return line
 
 
 def write_lines(path: Path, *lines: bytes | str | dict) -> Path:

@@ -11,7 +11,6 @@ old behaviour (growing memory) fails the test instead of taking the machine down
 
 from __future__ import annotations
 
-import gc
 import resource
 import subprocess
 from pathlib import Path
@@ -20,10 +19,10 @@ import pytest
 
 from reliability.rel_helpers import (
     child_env,
-    cli,
     emkit_argv,
     make_run_dir,
     one_line,
+    refused,
     snapshot,
     write_questions,
 )
@@ -38,19 +37,6 @@ NOT_A_SIZE = ["-1", "abc", "1.5", "nan", "inf"]
 @pytest.fixture
 def run(tmp_path: Path) -> Path:
     return make_run_dir(tmp_path / "run")
-
-
-def refused(argv: list, capsys, run: Path | None, *fragments: str) -> str:
-    before = snapshot(run) if run else None
-    code, _, err = cli([str(a) for a in argv], capsys)
-    line = one_line(err)
-    assert code == 2 and line.startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in line, f"{fragment!r} not in {line!r}"
-    gc.collect()
-    if run:
-        assert snapshot(run) == before, "the run dir changed"
-    return line
 
 
 def _limit_memory() -> None:  # in the child: 3 GB of address space, so a runaway plan fails fast
