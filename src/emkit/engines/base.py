@@ -71,3 +71,41 @@ class Engine(Protocol):
     ) -> list[dict[str, float]]: ...
 
     def close(self) -> None: ...
+
+
+class EngineBase:
+    """What every backend shares: the optional operations' defaults, stated once.
+
+    A backend implements ``generate`` and what it can of ``sequence_logprobs`` / ``top_logprobs``;
+    :meth:`next_token_logprobs` (the paper's judge call, typed) falls back on ``top_logprobs`` in
+    chunks, so a judge asks every engine the same way.
+    """
+
+    name: str
+    fingerprint: str | None = None
+    paid: bool = False  # requests go over a network and are paid per call
+
+    def next_token_logprobs(
+        self,
+        conversations: Sequence[Conversation],
+        top_k: int = 20,
+        *,
+        on_result: Callable[[int, Any], None] | None = None,
+        chunk: int = 16,
+    ) -> list[Any]:
+        """One :class:`~emkit.engines.abilities.NextToken` per conversation, delivered as each is ready."""
+        from emkit.engines.abilities import NextToken
+
+        out: list[Any] = []
+        for start in range(0, len(conversations), chunk):
+            part = list(conversations[start : start + chunk])
+            tops = self.top_logprobs(part, top_k)  # type: ignore[attr-defined]
+            for offset, top in enumerate(tops):
+                item = NextToken(tuple(top.items()))
+                out.append(item)
+                if on_result is not None:
+                    on_result(start + offset, item)
+        return out
+
+    def close(self) -> None:
+        """Release what the engine holds; the default holds nothing."""

@@ -42,7 +42,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from emkit.engines.base import Conversation, Generation, ResultCallback, SamplingParams
+from emkit.engines.base import Conversation, EngineBase, Generation, ResultCallback, SamplingParams
 from emkit.errors import EmkitError
 from emkit.hashing import stable_hash
 from emkit.models import ModelSpec, parse_model
@@ -221,7 +221,7 @@ def _plain_dynamic_layers(cache: Any, *, allow_empty: bool = False) -> bool:
     return all(type(layer) is DynamicLayer for layer in layers)
 
 
-class HFEngine:
+class HFEngine(EngineBase):
     """A local transformers model behind the :class:`~emkit.engines.base.Engine` protocol.
 
     ``HFEngine("embedded/smollm2-135m")``, ``HFEngine("hf/<id or path>@<adapter dir>")``, or

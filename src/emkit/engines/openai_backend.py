@@ -36,7 +36,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from emkit.engines.base import Conversation, Generation, NotSupported, ResultCallback, SamplingParams
+from emkit.engines.abilities import NextToken
+from emkit.engines.base import (
+    Conversation,
+    EngineBase,
+    Generation,
+    NotSupported,
+    ResultCallback,
+    SamplingParams,
+)
 from emkit.engines.replies import ChatReply, ReplyFieldError, parse_reply
 from emkit.engines.retry import RetryPolicy, parse_retry_after
 from emkit.errors import EmkitError, MissingKeyError
@@ -97,7 +105,7 @@ def _display_url(url: str) -> str:
     return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url
 
 
-class OpenAIEngine:
+class OpenAIEngine(EngineBase):
     """Chat completions against an OpenAI-compatible endpoint, bounded, retried, and resumable.
 
     ``max_retries`` retries follow the first attempt (so at most ``max_retries + 1`` requests per
@@ -135,6 +143,7 @@ class OpenAIEngine:
             connect = url.split("?", 1)[0].split("#", 1)[0]
         self.model = model
         self.name = f"openai/{model}"
+        self.paid = True
         self.api_key_env = api_key_env
         self.base_url = clean_url(url)  # safe to show and store; the credentials stay below
         self._connect = _Secret(connect)
@@ -213,6 +222,30 @@ class OpenAIEngine:
         ]
         return self._run_many(requests, self._to_top_logprobs, on_result)
 
+    def next_token_logprobs(
+        self,
+        conversations: Sequence[Conversation],
+        top_k: int = 20,
+        *,
+        on_result: Callable[[int, NextToken], None] | None = None,
+        chunk: int = 16,
+    ) -> list[NextToken]:
+        """The paper's judge request (``max_tokens=1, temperature=0, logprobs=True, top_logprobs=top_k,
+        seed=0``) per conversation, each reply typed as it arrives: the first position's entries in
+        the server's order (repeats kept), the generated token, and the reply's usage."""
+        requests = [
+            {
+                "messages": list(conv),
+                "max_tokens": 1,
+                "temperature": 0,
+                "logprobs": True,
+                "top_logprobs": top_k,
+                "seed": 0,
+            }
+            for conv in conversations
+        ]
+        return self._run_many(requests, self._to_next_token, on_result)
+
     def sequence_logprobs(
         self, conversations: Sequence[Conversation], replies: Sequence[str]
     ) -> list[list[float]]:
@@ -280,6 +313,22 @@ class OpenAIEngine:
             token, logprob = entry.token, entry.logprob
             result[token] = _logaddexp(result[token], logprob) if token in result else logprob
         return result
+
+    def _to_next_token(self, reply: ChatReply) -> NextToken:
+        logprobs = reply.choices[0].logprobs
+        content = logprobs.content if logprobs is not None else None
+        if not content:
+            raise NotSupported(
+                f"{self.name}: the server returned no logprobs; use --method sampled for this judge"
+            )
+        first = content[0]
+        entries = tuple((e.token, float(e.logprob)) for e in (first.top_logprobs or [first]))
+        usage = reply.usage
+        counts = {
+            "prompt_tokens": (usage.prompt_tokens or 0) if usage else 0,
+            "completion_tokens": (usage.completion_tokens or 0) if usage else 0,
+        }
+        return NextToken(entries, first.token, counts)
 
     # ------------------------------------------------------------------ running
     def _run_many(

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from emkit.engines.base import Conversation, Generation, ResultCallback, SamplingParams
+from emkit.engines.base import Conversation, EngineBase, Generation, ResultCallback, SamplingParams
 from emkit.engines.hf_backend import (
     check_conversation,
     encode,
@@ -203,7 +203,7 @@ def _import_vllm() -> Any:
     return vllm
 
 
-class VLLMEngine:
+class VLLMEngine(EngineBase):
     """``vllm/<hub id or path>[@<adapter dir>]`` behind the Engine protocol (GPU, offline batch).
 
     ``tensor_parallel_size`` defaults to every visible GPU. ``llm_kwargs`` go to ``vllm.LLM``
