@@ -30,7 +30,7 @@ PathName = Annotated[str, AfterValidator(check_name)]
 
 def _endpoint(url: str) -> str:
     """An endpoint that cannot work is refused when the file loads (file:line:field), not after the
-    stages before the judge have run; the same rule as every client's (emkit.redact.check_endpoint)."""
+    stages before the judge have run; the same rule as every client's (emkit.endpoints.check_endpoint)."""
     problem = endpoint_problem(url)
     if problem:
         raise ValueError(f"base URL {clean_url(url)!r}: {problem} (e.g. http://localhost:8000/v1)")

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from emkit.endpoints import split_url
 from emkit.engines.abilities import NextToken
 from emkit.engines.base import (
     Conversation,
@@ -48,7 +49,7 @@ from emkit.engines.base import (
 from emkit.engines.replies import ChatReply, ReplyFieldError, parse_reply
 from emkit.engines.retry import RetryPolicy, parse_retry_after
 from emkit.errors import EmkitError, MissingKeyError
-from emkit.redact import clean_url, install_log_redaction, redact, register, split_url
+from emkit.redact import clean_url, install_log_redaction, redact, register
 
 logger = logging.getLogger(__name__)
 

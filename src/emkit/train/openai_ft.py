@@ -128,7 +128,8 @@ def make_client(base_url: str | None = None, *, timeout: float = 120.0) -> Any:
     key = os.environ.get("OPENAI_API_KEY", "").strip()
     if not key:
         raise MissingKeyError("OPENAI_API_KEY", purpose="OpenAI fine-tuning")
-    from emkit.redact import register, split_url
+    from emkit.endpoints import split_url
+    from emkit.redact import register
 
     register(key)  # masked in every error, log record and stored record from now on
     url = base_url or os.environ.get("OPENAI_BASE_URL") or None
