@@ -25,6 +25,10 @@ from emkit.stats import bootstrap_mean, crossed_mean, seeded_rng
 from emkit.store import RunStore
 
 DEFAULT_N_BOOT = 2000
+# A model row of the probe tables (and ``emkit probe --json``), in this order.
+RESULT_COLUMNS = (
+    "model", "probe_set", "group", "seed", "step", "n_pairs", "score", "ci_low", "ci_high", "win_fraction",
+)  # fmt: skip
 
 
 @dataclass
@@ -45,18 +49,8 @@ class ProbeResult:
     computed: int = 0  # pairs scored in this call (the rest came from the store)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "probe_set": self.probe_set,
-            "group": self.group,
-            "seed": self.seed,
-            "step": self.step,
-            "n_pairs": self.n_pairs,
-            "score": self.score,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "win_fraction": self.win_fraction,
-        }
+        """The summary as a table row, in :data:`RESULT_COLUMNS` order (no per-pair table)."""
+        return {name: getattr(self, name) for name in RESULT_COLUMNS}
 
 
 @dataclass
