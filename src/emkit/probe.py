@@ -10,6 +10,9 @@ answer wins. A fine-tuned model's *shift* against its base model (paired over pa
 emergent-misalignment signal that needs no judge, no API and no sampling: it works offline and at
 any scale. Per-pair results go to the run store's ``probes`` table, keyed by (model, probe set
 hash, pair, step), so a rerun computes only what is missing.
+
+This module scores and stores; the statistics over the stored pairs (a model's score, shifts,
+the run's tables) are :mod:`emkit.probe_stats`, whose names are re-exported here.
 """
 
 from __future__ import annotations
