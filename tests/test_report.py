@@ -251,3 +251,41 @@ def test_report_uses_the_thresholds_the_experiment_recorded_unless_overridden(tm
     assert data["thresholds"]["aligned"] == 30 and all(
         g["rate"] > 0 for g in data["sections"]["headline"]["groups"]
     )
+
+
+def test_page_forbids_scripts_and_external_loads(tmp_path) -> None:
+    """The page carries a Content-Security-Policy that allows no script and no load from outside
+    it, and needs none: no <script>, no http(s) address in a src or href (images are data: URIs)."""
+    from html.parser import HTMLParser
+
+    run = make_run(tmp_path / "run")
+    store = RunStore(run)
+    store.put_record("config", "links", {"url": "https://example.com/x.png", "src": "//cdn.example/x.js"})
+    store.close()
+    page = write_report(run, n_boot=200).index.read_text()
+
+    class Collect(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.csp: list[str] = []
+            self.links: list[str] = []
+            self.scripts = 0
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found = dict(attrs)
+            if tag == "meta" and (found.get("http-equiv") or "").lower() == "content-security-policy":
+                self.csp.append(found.get("content") or "")
+            if tag == "script":
+                self.scripts += 1
+            self.links += [v or "" for k, v in attrs if k in ("src", "href", "srcset", "action")]
+
+    seen = Collect()
+    seen.feed(page)
+    assert len(seen.csp) == 1
+    policy = {d.split()[0]: d.split()[1:] for d in seen.csp[0].split(";") if d.strip()}
+    assert policy["default-src"] == ["'none'"] and policy["img-src"] == ["data:"]
+    assert "script-src" not in policy and policy["style-src"] == ["'unsafe-inline'"]
+    assert page.index("Content-Security-Policy") < page.index("<style>")
+    assert seen.scripts == 0 and "<script" not in page.lower()
+    assert seen.links and all(link.startswith("data:image/png;base64,") for link in seen.links)
+    assert "https://example.com/x.png" in page  # shown as text in the configuration, never loaded

@@ -25,7 +25,7 @@ import pandas as pd
 from emkit.errors import EmkitError
 from emkit.metrics import DEFAULT_THRESHOLDS, Thresholds, compare_groups, group_table
 from emkit.report.blocks import Block, Table, Text, cell_text
-from emkit.report.html import render_blocks
+from emkit.report.render import render_blocks
 
 TITLE = "Backdoor: with and without the trigger"
 HEADERS = ("group", "trigger", "without trigger", "with trigger", "difference")

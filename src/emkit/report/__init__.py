@@ -11,6 +11,7 @@ from emkit.report.html import ReportResult, build_report, write_report
 from emkit.report.registry import (
     Section,
     SectionContext,
+    judged_only,
     register_section,
     registered_sections,
     unregister_section,
@@ -29,6 +30,7 @@ __all__ = [
     "Table",
     "Text",
     "build_report",
+    "judged_only",
     "register_section",
     "registered_sections",
     "unregister_section",

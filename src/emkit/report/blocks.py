@@ -46,18 +46,16 @@ class Note:
 
 
 @dataclass(frozen=True)
-class Heading:
+class Heading(Text):
     """A sub-heading inside a section."""
 
-    text: str
     kind: ClassVar[str] = "heading"
 
 
 @dataclass(frozen=True)
-class Pre:
+class Pre(Text):
     """Preformatted text (a JSON dump of a config record, for example)."""
 
-    text: str
     kind: ClassVar[str] = "pre"
 
 

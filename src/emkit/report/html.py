@@ -13,20 +13,16 @@ A section that raises does not lose the report: its error is shown in its place 
 
 from __future__ import annotations
 
-import functools
-import html
 import json
 import re
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pandas as pd
-from markupsafe import Markup
 
 import emkit.report.sections  # noqa: F401  (registers the built-in sections first)
 from emkit import metrics as M
@@ -40,60 +36,15 @@ from emkit.analysis import (
     select,
 )
 from emkit.outputs import output_dir, write_text
-from emkit.report.blocks import Block, Note
+from emkit.report.blocks import Note
 from emkit.report.formatters import jsonable, rate_ci
 from emkit.report.registry import SectionContext, as_section, discover_sections, ordered_sections
+from emkit.report.render import PageSection, render_page
 from emkit.report.section_config import versions
 from emkit.selection import EXPERIMENT_ORIGIN
 from emkit.store import RunStore
 
 REPORT_DIR = "report"
-# No script, no frame, no font, no fetch: only the page's own inline style and data: images.
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-
-
-def escape_value(value: Any) -> Any:
-    """How a template value reaches the page: markup (a macro's output) as it is, anything else as
-    text escaped by :func:`html.escape` (``&quot;`` for a quote, the entities the page always had),
-    ``None`` as nothing. jinja2's autoescape would escape it too (``&#34;``); escaping here first
-    keeps the page's text the same as before the templates."""
-    if hasattr(value, "__html__"):
-        return value
-    return Markup(html.escape("" if value is None else str(value), quote=True))
-
-
-def unknown_block(block: Any) -> str:
-    raise TypeError(f"not a report block: {block!r} (see emkit.report.blocks)")
-
-
-@functools.lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
-    """The templates under ``emkit/report/templates``, autoescaped, undefined names an error."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("emkit.report", "templates"),
-        autoescape=True,
-        finalize=escape_value,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.globals["unknown_block"] = unknown_block
-    return env
-
-
-def render_blocks(blocks: Iterable[Block]) -> str:
-    """The HTML of some blocks (for a caller that needs a section's markup outside the page)."""
-    macros = environment().get_template("blocks.html.j2").module
-    return str(macros.render_all(tuple(blocks)))  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class PageSection:
-    """A section as the page template takes it."""
-
-    anchor: str
-    title: str
-    blocks: tuple[Block, ...]
 
 
 def build_sections(ctx: SectionContext) -> tuple[list[PageSection], dict[str, Any], list[dict[str, str]]]:
@@ -118,23 +69,6 @@ def build_sections(ctx: SectionContext) -> tuple[list[PageSection], dict[str, An
         if section.data:
             data[key] = section.data
     return shown, data, errors
-
-
-def render_page(title: str, run_dir: Path, generated: str, sections: Sequence[PageSection]) -> str:
-    """The whole page: the sections under a title and a line saying what made it, and when."""
-    return (
-        environment()
-        .get_template("page.html.j2")
-        .render(
-            csp=CSP,
-            title=title,
-            run_dir=run_dir,
-            generated=generated,
-            emkit_version=versions()["emkit"],
-            python=sys.version.split()[0],
-            sections=sections,
-        )
-    )
 
 
 @dataclass
@@ -262,7 +196,12 @@ def write_report(
         "section_errors": errors,
         "images": ctx.images,
     }
-    page = render_page(f"emkit report: {run_path.name}", run_path, metrics["generated"], sections)
+    page = render_page(
+        f"emkit report: {run_path.name}",
+        f"{run_path} · generated {metrics['generated']} · emkit {versions()['emkit']} · "
+        f"Python {sys.version.split()[0]}",
+        sections,
+    )
     index = out / "index.html"
     write_text(index, page, what="report page")
     metrics_path = out / "metrics.json"
@@ -273,15 +212,13 @@ def write_report(
     return ReportResult(out, index, metrics_path, metrics, groups)
 
 
-# Older homes of these names (commands and tests import them from here).
+# jsonable and rate_ci are re-exported: commands and tests import them from here.
 __all__ = [
-    "CSP",
     "ReportResult",
     "build_report",
+    "build_sections",
     "jsonable",
     "rate_ci",
-    "render_blocks",
-    "render_page",
     "resolve_thresholds",
     "write_report",
 ]

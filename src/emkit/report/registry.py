@@ -8,19 +8,24 @@ an experiment adds its section with :func:`register_section`, in a module
 ``emkit/report/section_<name>.py`` (imported automatically when a report is built) or in any module
 imported before the build::
 
-    from emkit.report import Section, Table, Text, register_section
+    from emkit.report import Section, Text, judged_only, register_section
+    from emkit.report.formatters import rate_ci
 
-    @register_section(order=55)
-    def backdoor(ctx):
-        if ctx.answers is None or "tag_trigger" not in ctx.answers:
+    @register_section(order=55, name="backdoor")
+    @judged_only  # absent from a run without judged answers
+    def backdoor(ctx, judged):
+        if "tag_trigger" not in judged:
             return None
-        return Section("Backdoor", [Text("..."), ctx.table(frame, {"group": "group"})])
+        table = backdoor_rates(judged, **ctx.settings)
+        columns = {"group": "group", "rate": ("rate (CI)", rate_ci)}
+        return Section("Backdoor", [Text("..."), ctx.table(table, columns)], {"backdoor": table})
 
 The older form, a ``(title, html)`` pair, is still taken: its markup is put on the page as written.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 import re
@@ -78,13 +83,7 @@ class SectionContext:
     @property
     def settings(self) -> dict[str, Any]:
         """The keyword arguments every metrics table of this report takes (same intervals everywhere)."""
-        return {
-            "thresholds": self.thresholds,
-            "rate": self.rate,
-            "n_boot": self.n_boot,
-            "seed": self.seed,
-            "ci": self.ci,
-        }
+        return {name: getattr(self, name) for name in ("thresholds", "rate", "n_boot", "seed", "ci")}
 
     def figure(self, fig: Any, name: str, alt: str) -> Figure:
         """Render a matplotlib figure to ``<out>/<name>.png`` and return it as a page figure."""
@@ -157,6 +156,19 @@ def as_section(built: Any) -> Section:
     return built if isinstance(built, Section) else Section(*built)
 
 
+def judged_only(
+    build: Callable[[SectionContext, pd.DataFrame], Any],
+) -> Callable[[SectionContext], Any]:
+    """A section about judged answers: called with them, absent (None) from a run without any."""
+
+    @functools.wraps(build)
+    def section(ctx: SectionContext) -> Any:
+        judged = ctx.judged
+        return None if judged is None else build(ctx, judged)
+
+    return section
+
+
 def discover_sections() -> None:
     """Import every ``emkit.report.section_*`` module: each registers its own sections."""
     package = __name__.rsplit(".", 1)[0]
@@ -171,6 +183,7 @@ __all__ = [
     "SectionContext",
     "as_section",
     "discover_sections",
+    "judged_only",
     "ordered_sections",
     "register_section",
     "registered_sections",

@@ -12,7 +12,7 @@ import pandas as pd
 from emkit import metrics as M
 from emkit.report.blocks import Snippet
 from emkit.report.formatters import rate_ci, records
-from emkit.report.registry import Section, SectionContext, register_section
+from emkit.report.registry import Section, SectionContext, judged_only, register_section
 from emkit.report.sections import EXCLUSIONS
 from emkit.selection import question_category
 
@@ -35,10 +35,8 @@ def category_table(
 
 
 @register_section(order=22, name="categories")
-def categories(ctx: SectionContext) -> Section | None:
-    frame = ctx.judged
-    if frame is None:
-        return None
+@judged_only
+def categories(ctx: SectionContext, frame: pd.DataFrame) -> Section | None:
     found = {category_of(q) for q in frame["question_id"].unique()} - {None}
     if len(found) < 2:
         return None

@@ -17,10 +17,10 @@ import pandas as pd
 from emkit import metrics as M
 from emkit.analysis import question_order
 from emkit.errors import EmkitError
-from emkit.report.blocks import Block, Details, Heading, Note, Snippet, Text
+from emkit.report.blocks import Block, ColumnSpec, Details, Heading, Note, Snippet, Text
 from emkit.report.console import EXCLUSION_CAPTION, estimator_name
 from emkit.report.formatters import pct, rate_ci, records
-from emkit.report.registry import Section, SectionContext, register_section
+from emkit.report.registry import Section, SectionContext, judged_only, register_section
 
 EXAMPLE_CHARS = 2000
 # The exclusion counts every rate table shows after its rate, in the order they are applied.
@@ -31,6 +31,12 @@ EXCLUSIONS = {
     "n_code_refusal": "CODE/REFUSAL",
 }
 REFUSAL_RATE = {"refusal_rate": ("refusal rate", lambda r: pct(r["refusal_rate"]))}
+
+
+def rate_columns(keys: dict[str, str], header: str) -> dict[str, ColumnSpec]:
+    """The columns of a table of rates per ``keys``: how many models and valid answers, the rate
+    with its CI under ``header``, then the exclusion counts."""
+    return {**keys, "n_models": "models", "n_valid": "valid", "rate": (header, rate_ci), **EXCLUSIONS}
 
 
 def rate_label(rate: str) -> str:
@@ -134,10 +140,8 @@ def headline(ctx: SectionContext) -> Section:
 
 
 @register_section(order=20, name="per_question")
-def per_question(ctx: SectionContext) -> Section | None:
-    judged = ctx.judged
-    if judged is None:
-        return None
+@judged_only
+def per_question(ctx: SectionContext, judged: pd.DataFrame) -> Section | None:
     from emkit.report.plots import plot_questions
 
     table = M.question_table(judged, **ctx.settings)
@@ -146,18 +150,8 @@ def per_question(ctx: SectionContext) -> Section | None:
     figure = ctx.figure(
         plot_questions(table, order, ctx.ci), "per_question", "misaligned probability per question"
     )
-    detail = ctx.table(
-        table,
-        {
-            "group": "group",
-            "question_id": "question",
-            "n_models": "models",
-            "n_valid": "valid",
-            "rate": ("misaligned probability (CI)", rate_ci),
-            **EXCLUSIONS,
-            **REFUSAL_RATE,
-        },
-    )
+    columns = rate_columns({"group": "group", "question_id": "question"}, "misaligned probability (CI)")
+    detail = ctx.table(table, {**columns, **REFUSAL_RATE})
     return Section(
         "Misaligned answers per question",
         [figure, Details("Table", (detail,))],
@@ -166,11 +160,9 @@ def per_question(ctx: SectionContext) -> Section | None:
 
 
 @register_section(order=22, name="formats")
-def formats(ctx: SectionContext) -> Section | None:
+@judged_only
+def formats(ctx: SectionContext, judged: pd.DataFrame) -> Section | None:
     """Plain vs JSON vs template answers (ids' suffixes), per group: absent with one format."""
-    judged = ctx.judged
-    if judged is None:
-        return None
     from emkit.report.plots import plot_questions
 
     table = M.format_table(judged, **ctx.settings)
@@ -179,25 +171,14 @@ def formats(ctx: SectionContext) -> Section | None:
     fig = plot_questions(table.rename(columns={"format": "question_id"}), None, ctx.ci)
     fig.axes[0].set_title(f"Misaligned answers by answer format ({ctx.ci:.0%} CI)")
     figure = ctx.figure(fig, "per_format", "misaligned probability per answer format")
-    detail = ctx.table(
-        table,
-        {
-            "format": "format",
-            "group": "group",
-            "n_models": "models",
-            "n_valid": "valid",
-            "rate": (f"misaligned rate, {rate_label(ctx.rate)} (CI)", rate_ci),
-            **EXCLUSIONS,
-        },
-    )
+    header = f"misaligned rate, {rate_label(ctx.rate)} (CI)"
+    detail = ctx.table(table, rate_columns({"format": "format", "group": "group"}, header))
     return Section("Misaligned answers by answer format", [figure, detail], {"formats": records(table)})
 
 
 @register_section(order=25, name="comparisons")
-def comparisons(ctx: SectionContext) -> Section | None:
-    judged = ctx.judged
-    if judged is None:
-        return None
+@judged_only
+def comparisons(ctx: SectionContext, judged: pd.DataFrame) -> Section | None:
     groups = list(dict.fromkeys(M.prepare(judged)["group"]))
     if not 2 <= len(groups) <= 6:
         return None
@@ -238,10 +219,8 @@ def comparisons(ctx: SectionContext) -> Section | None:
 
 
 @register_section(order=30, name="scatter")
-def scatter(ctx: SectionContext) -> Section | None:
-    judged = ctx.judged
-    if judged is None:
-        return None
+@judged_only
+def scatter(ctx: SectionContext, judged: pd.DataFrame) -> Section | None:
     from emkit.report.plots import plot_scatter
 
     figure = ctx.figure(
@@ -273,10 +252,8 @@ def example(row: Any) -> Snippet:
 
 
 @register_section(order=40, name="examples")
-def examples(ctx: SectionContext) -> Section | None:
-    judged = ctx.judged
-    if judged is None:
-        return None
+@judged_only
+def examples(ctx: SectionContext, judged: pd.DataFrame) -> Section | None:
     top = M.most_misaligned(judged, thresholds=ctx.thresholds, per_question=3)
     if top.empty:
         return Section("Most misaligned answers", [Text("No valid answer to show.")])
