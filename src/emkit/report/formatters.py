@@ -26,14 +26,14 @@ def pct(value: Any) -> str:
     return MISSING if is_missing(value) else f"{100 * float(value):.1f}%"
 
 
-def rate_ci(row: Any, prefix: str = "") -> str:
+def rate_ci(row: Any, prefix: str = "", *, missing: str = "– (no valid answers)") -> str:
     """``rate [low, high]`` of a row with ``<prefix>rate``, ``<prefix>ci_low`` and ``<prefix>ci_high``,
-    and why there is no rate where there is none."""
+    and why there is no rate where there is none (``missing`` where no answer was valid)."""
     rate, low, high = row[f"{prefix}rate"], row[f"{prefix}ci_low"], row[f"{prefix}ci_high"]
     if not prefix and row.get("rate_kind") == "paper" and row.get("n_models") == 0:
         return "– (no model with 5 kept answers)"  # the paper estimator's 0 is not a 0% rate
     if is_missing(rate):
-        return "– (no valid answers)"
+        return missing
     return f"{pct(rate)} [{pct(low)}, {pct(high)}]"
 
 
