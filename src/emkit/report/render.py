@@ -13,12 +13,14 @@ import functools
 import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup
 
 from emkit.report.blocks import Block
+
+if TYPE_CHECKING:
+    import jinja2
 
 # No script, no frame, no font, no fetch: only the page's own inline style and data: images.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
@@ -40,7 +42,11 @@ def unknown_block(block: Any) -> str:
 
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    """The templates under ``emkit/report/templates``, autoescaped, undefined names an error."""
+    """The templates under ``emkit/report/templates``, autoescaped, undefined names an error.
+
+    jinja2 is imported here, when a page is first rendered: every CLI verb imports this package."""
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("emkit.report", "templates"),
         autoescape=True,
