@@ -289,3 +289,35 @@ def test_page_forbids_scripts_and_external_loads(tmp_path) -> None:
     assert seen.scripts == 0 and "<script" not in page.lower()
     assert seen.links and all(link.startswith("data:image/png;base64,") for link in seen.links)
     assert "https://example.com/x.png" in page  # shown as text in the configuration, never loaded
+
+
+def test_sections_return_blocks_and_every_string_in_them_is_escaped(tmp_path) -> None:
+    """A section returns data; whatever text it carries (title, note, table cells, headers, alt
+    text, details) reaches the page escaped, and its numbers go to metrics.json."""
+    import pandas as pd
+
+    from emkit.report import Details, Note, Section, Table, Text
+
+    run = make_run(tmp_path / "run", probes=False)
+
+    @register_section(order=57, name="test_blocks")
+    def blocks(ctx):
+        frame = pd.DataFrame({"name": [HOSTILE], "n": [3]})
+        table = ctx.table(frame, {"name": HOSTILE, "n": ("count", lambda r: f"{r['n']} <b>")})
+        return Section(
+            HOSTILE,
+            [Text(HOSTILE), Note(HOSTILE), Details(HOSTILE, (table, Table(("a",), ((HOSTILE,),))))],
+            {"test_blocks": {"n": 3}},
+        )
+
+    try:
+        result = write_report(run, n_boot=200)
+    finally:
+        unregister_section("test_blocks")
+    page = result.index.read_text()
+    section = page[page.index('<section id="test_blocks">') :]
+    section = section[: section.index("</section>")]
+    assert "<script" not in section and "<img" not in section and "<b>" not in section
+    assert section.count("&lt;img src=x onerror=&quot;window.__pwned=1&quot;&gt;") == 7
+    assert "<td>3 &lt;b&gt;</td>" in section and '<p class="note">' in section
+    assert result.metrics["sections"]["test_blocks"] == {"n": 3}
