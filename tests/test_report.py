@@ -320,4 +320,4 @@ def test_sections_return_blocks_and_every_string_in_them_is_escaped(tmp_path) ->
     assert "<script" not in section and "<img" not in section and "<b>" not in section
     assert section.count("&lt;img src=x onerror=&quot;window.__pwned=1&quot;&gt;") == 7
     assert "<td>3 &lt;b&gt;</td>" in section and '<p class="note">' in section
-    assert result.metrics["sections"]["test_blocks"] == {"n": 3}
+    assert result.metrics["sections"]["test_blocks"] == {"test_blocks": {"n": 3}}
