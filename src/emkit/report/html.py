@@ -24,7 +24,9 @@ from typing import Any
 
 import pandas as pd
 
-import emkit.report.sections  # noqa: F401  (registers the built-in sections first)
+# The built-in sections register on import, ahead of every section an experiment's module adds.
+import emkit.report.section_probe
+import emkit.report.sections  # noqa: F401
 from emkit import metrics as M
 from emkit.analysis import (
     load_run,
