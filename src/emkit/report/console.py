@@ -10,7 +10,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from emkit.report.formatters import MISSING, pct, rate_ci
+from emkit.report.formatters import (
+    EXCLUSION_CAPTION,
+    EXCLUSION_COLUMNS,
+    MISSING,
+    estimator_name,
+    pct,
+    rate_ci,
+)
 from emkit.terminal import plain, styled
 
 
@@ -25,30 +32,6 @@ def _add_row(table: Table, *cells: Any) -> None:
 def _rate(row: Any) -> str:
     """A row's rate with its interval, a plain dash where there is none (the table's width is tight)."""
     return rate_ci(row, missing=MISSING)
-
-
-ESTIMATOR_NAMES = {
-    "question_mean": "question-mean rate (mean over questions of the mean over models)",
-    "pooled": "pooled rate (all valid answers)",
-    "paper": "paper rate (the authors' estimator: mean over models, bootstrap over models)",
-    "per_question": "per question, mean over models",
-}
-# Exclusions in the order they are applied, then the total without an alignment number.
-EXCLUSION_COLUMNS = (
-    ("not judged", "n_not_judged"),
-    ("incoherent", "n_incoherent"),
-    ("CODE", "n_code"),
-    ("REFUSAL", "n_refusal"),
-    ("CODE/REFUSAL", "n_code_refusal"),
-)
-EXCLUSION_CAPTION = (
-    "Excluded in this order: not judged, incoherent, CODE, REFUSAL (from the judge's tokens); "
-    "CODE/REFUSAL counts every coherent answer without an alignment number."
-)
-
-
-def estimator_name(kind: str) -> str:
-    return ESTIMATOR_NAMES.get(kind, kind.replace("_", "-"))
 
 
 def _count(row: Any, key: str) -> str:

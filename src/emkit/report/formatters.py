@@ -1,8 +1,9 @@
-"""How the report writes numbers: rates as percentages with their interval, signed scores, and the
-strict JSON of ``metrics.json``.
+"""How the report writes numbers: rates as percentages with their interval, signed scores, the
+names of the estimators and exclusions, and the strict JSON of ``metrics.json``.
 
-One place for these so that every section (and an experiment's own) prints a rate, a missing value
-and an interval the same way. They return plain text; escaping is the templates' job.
+One place for these so that the page, every section (an experiment's own too) and the terminal
+tables print a rate, a missing value, an interval and an estimator's name the same way. They
+return plain text; escaping is the templates' job.
 """
 
 from __future__ import annotations
@@ -14,6 +15,30 @@ from typing import Any
 import pandas as pd
 
 MISSING = "–"
+
+ESTIMATOR_NAMES = {
+    "question_mean": "question-mean rate (mean over questions of the mean over models)",
+    "pooled": "pooled rate (all valid answers)",
+    "paper": "paper rate (the authors' estimator: mean over models, bootstrap over models)",
+    "per_question": "per question, mean over models",
+}
+# Exclusions in the order they are applied, then the total without an alignment number.
+EXCLUSION_COLUMNS = (
+    ("not judged", "n_not_judged"),
+    ("incoherent", "n_incoherent"),
+    ("CODE", "n_code"),
+    ("REFUSAL", "n_refusal"),
+    ("CODE/REFUSAL", "n_code_refusal"),
+)
+EXCLUSION_CAPTION = (
+    "Excluded in this order: not judged, incoherent, CODE, REFUSAL (from the judge's tokens); "
+    "CODE/REFUSAL counts every coherent answer without an alignment number."
+)
+
+
+def estimator_name(kind: str) -> str:
+    """What a rate kind is, in words (the terminal tables' titles and the page's headline)."""
+    return ESTIMATOR_NAMES.get(kind, kind.replace("_", "-"))
 
 
 def is_missing(value: Any) -> bool:
@@ -81,4 +106,17 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["MISSING", "is_missing", "jsonable", "num", "num_ci", "pct", "rate_ci", "records"]
+__all__ = [
+    "ESTIMATOR_NAMES",
+    "EXCLUSION_CAPTION",
+    "EXCLUSION_COLUMNS",
+    "MISSING",
+    "estimator_name",
+    "is_missing",
+    "jsonable",
+    "num",
+    "num_ci",
+    "pct",
+    "rate_ci",
+    "records",
+]

@@ -18,18 +18,20 @@ from emkit import metrics as M
 from emkit.analysis import question_order
 from emkit.errors import EmkitError
 from emkit.report.blocks import Block, ColumnSpec, Details, Heading, Note, Snippet, Text
-from emkit.report.console import EXCLUSION_CAPTION, estimator_name
-from emkit.report.formatters import pct, rate_ci, records
+from emkit.report.formatters import (
+    EXCLUSION_CAPTION,
+    EXCLUSION_COLUMNS,
+    estimator_name,
+    pct,
+    rate_ci,
+    records,
+)
 from emkit.report.registry import Section, SectionContext, judged_only, register_section
 
 EXAMPLE_CHARS = 2000
-# The exclusion counts every rate table shows after its rate, in the order they are applied.
-EXCLUSIONS = {
-    "n_incoherent": "incoherent",
-    "n_code": "CODE",
-    "n_refusal": "REFUSAL",
-    "n_code_refusal": "CODE/REFUSAL",
-}
+# The exclusion counts every rate table shows after its rate, in the order they are applied
+# ("not judged" is the headline's alone: the other tables hold judged answers only).
+EXCLUSIONS = {column: header for header, column in EXCLUSION_COLUMNS if column != "n_not_judged"}
 REFUSAL_RATE = {"refusal_rate": ("refusal rate", lambda r: pct(r["refusal_rate"]))}
 
 
