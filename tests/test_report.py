@@ -321,3 +321,21 @@ def test_sections_return_blocks_and_every_string_in_them_is_escaped(tmp_path) ->
     assert section.count("&lt;img src=x onerror=&quot;window.__pwned=1&quot;&gt;") == 7
     assert "<td>3 &lt;b&gt;</td>" in section and '<p class="note">' in section
     assert result.metrics["sections"]["test_blocks"] == {"test_blocks": {"n": 3}}
+
+
+def test_a_section_whose_blocks_cannot_render_is_its_own_error(tmp_path) -> None:
+    """A block the templates do not know fails its section only, as a raising builder does."""
+    from emkit.report import Section, Snippet
+
+    run = make_run(tmp_path / "run", probes=False)
+    register_section(lambda ctx: Section("Bad", [Snippet("no_such_macro")]), order=58, name="test_bad")
+    register_section(lambda ctx: Section("Odd", ["not a block"]), order=59, name="test_odd")
+    try:
+        result = write_report(run, n_boot=200)
+    finally:
+        unregister_section("test_bad")
+        unregister_section("test_odd")
+    failed = [e["section"] for e in result.metrics["section_errors"]]
+    assert failed == ["test_bad", "test_odd"]
+    page = result.index.read_text()
+    assert page.count("This section failed:") == 2 and "Configuration and versions" in page

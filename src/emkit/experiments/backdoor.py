@@ -146,7 +146,7 @@ def section_backdoor(df: pd.DataFrame, **kwargs: Any) -> tuple[str, str] | None:
 
 def render_backdoor(table: pd.DataFrame) -> tuple[str, str]:
     """(title, html) of a :func:`backdoor_rates` table."""
-    return TITLE, render_blocks(backdoor_blocks(table))
+    return TITLE, str(render_blocks(backdoor_blocks(table)))
 
 
 def rate_text(rate: float, low: float, high: float, n: Any) -> str:

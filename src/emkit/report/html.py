@@ -41,7 +41,7 @@ from emkit.outputs import output_dir, write_text
 from emkit.report.blocks import Note
 from emkit.report.formatters import jsonable, rate_ci
 from emkit.report.registry import SectionContext, as_section, discover_sections, ordered_sections
-from emkit.report.render import PageSection, render_page
+from emkit.report.render import PageSection, render_blocks, render_page
 from emkit.report.section_config import versions
 from emkit.selection import EXPERIMENT_ORIGIN
 from emkit.store import RunStore
@@ -59,15 +59,18 @@ def build_sections(ctx: SectionContext) -> tuple[list[PageSection], dict[str, An
         anchor = re.sub(r"[^A-Za-z0-9_-]+", "-", key)
         try:
             built = builder(ctx)
+            if built is None:
+                continue
+            section = as_section(built)
+            body = render_blocks(section.blocks)  # here, so that a block that cannot render is its error
         except Exception as exc:  # a broken extra section must not cost the whole report
             error = f"{type(exc).__name__}: {exc}"
             errors.append({"section": key, "error": error})
-            shown.append(PageSection(anchor, key, (Note(f"This section failed: {error}", "error"),)))
+            shown.append(
+                PageSection(anchor, key, render_blocks([Note(f"This section failed: {error}", "error")]))
+            )
             continue
-        if built is None:
-            continue
-        section = as_section(built)
-        shown.append(PageSection(anchor, section.title, section.blocks))
+        shown.append(PageSection(anchor, section.title, body))
         if section.data:
             data[key] = section.data
     return shown, data, errors
@@ -75,6 +78,8 @@ def build_sections(ctx: SectionContext) -> tuple[list[PageSection], dict[str, An
 
 @dataclass
 class ReportResult:
+    """What :func:`write_report` wrote, and the numbers it computed (for the CLI's summary)."""
+
     out_dir: Path
     index: Path
     metrics_path: Path

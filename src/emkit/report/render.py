@@ -37,6 +37,7 @@ def escape_value(value: Any) -> Any:
 
 
 def unknown_block(block: Any) -> str:
+    """What a template calls for a value that is no block: an error naming it, not a blank."""
     raise TypeError(f"not a report block: {block!r} (see emkit.report.blocks)")
 
 
@@ -59,19 +60,19 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_blocks(blocks: Iterable[Block]) -> str:
-    """The HTML of some blocks (for a caller that needs a section's markup outside the page)."""
+def render_blocks(blocks: Iterable[Block]) -> Markup:
+    """The HTML of some blocks: a section's body on the page, or its markup for a caller outside it."""
     macros = environment().get_template("blocks.html.j2").module
-    return str(macros.render_all(tuple(blocks)))  # type: ignore[attr-defined]
+    return Markup(macros.render_all(tuple(blocks)))  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
 class PageSection:
-    """A section as the page template takes it."""
+    """A section as the page template takes it: its anchor, its title and its rendered body."""
 
     anchor: str
     title: str
-    blocks: tuple[Block, ...]
+    body: Markup
 
 
 def render_page(title: str, byline: str, sections: Sequence[PageSection]) -> str:
