@@ -12,11 +12,18 @@ import random
 import sqlite3
 import time
 import uuid
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from emkit.errors import EmkitError
 from emkit.store_schema import DB_NAME, SCHEMA, SCHEMA_VERSION, SQLITE_HEADER
+
+# The migration of an older store, named as the backend registry names engines ("module:function")
+# and imported only when an old store is opened: it recomputes score keys with the judges' own
+# options, and the judges import the store, so a static import here would make the store depend on
+# every judge (an import cycle) for a step most runs never take.
+MIGRATION = "emkit.store_migrate:migrate"
 
 
 def check_store_file(path: Path) -> None:
@@ -154,9 +161,8 @@ def initialise(conn: sqlite3.Connection, path: Path, run_dir: Path, deadline: fl
     while True:
         try:
             if read_version(conn, path) < SCHEMA_VERSION:  # first, so a store it refuses keeps every byte
-                from emkit.store_migrate import migrate
-
-                migrate(conn, path, run_dir)
+                module, _, name = MIGRATION.partition(":")
+                getattr(import_module(module), name)(conn, path, run_dir)
             if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
