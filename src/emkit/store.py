@@ -287,15 +287,15 @@ class RunStore:
         return self.existing("answers", keys)
 
     def answers(self, model: str | None = None) -> list[dict[str, Any]]:
-        if model is None:
-            return self._select(
-                "answers", "SELECT * FROM answers ORDER BY model, question_id, paraphrase_index, sample_index"
-            )
-        return self._select(
-            "answers",
-            "SELECT * FROM answers WHERE model = ? ORDER BY question_id, paraphrase_index, sample_index",
-            (model,),
-        )
+        return self._listing("answers", "model", model, "question_id, paraphrase_index, sample_index")
+
+    def _listing(self, table: str, column: str, value: str | None, order: str) -> list[dict[str, Any]]:
+        """Every row of ``table``, or those whose ``column`` is ``value``; in ``order`` within each
+        ``column`` value when the listing is grouped by it (answers and probes: by model)."""
+        if value is not None:
+            return self._select(table, f"SELECT * FROM {table} WHERE {column} = ? ORDER BY {order}", (value,))
+        grouped = column == "model"
+        return self._select(table, f"SELECT * FROM {table} ORDER BY {'model, ' if grouped else ''}{order}")
 
     def count(self, table: str) -> int:
         if table not in ("answers", "scores", "probes", "records", "claims"):
@@ -310,11 +310,7 @@ class RunStore:
         return self.existing("scores", keys)
 
     def scores(self, judge: str | None = None) -> list[dict[str, Any]]:
-        if judge is None:
-            return self._select("scores", "SELECT * FROM scores ORDER BY answer_key, metric")
-        return self._select(
-            "scores", "SELECT * FROM scores WHERE judge = ? ORDER BY answer_key, metric", (judge,)
-        )
+        return self._listing("scores", "judge", judge, "answer_key, metric")
 
     def judges(self, metrics: Sequence[str] | None = None) -> list[str]:
         """Judges with stored scores (only those that scored one of ``metrics``, when given)."""
@@ -327,16 +323,14 @@ class RunStore:
         return [r["judge"] for r in rows]
 
     # -- probes ------------------------------------------------------------------------------
+    def probes(self, model: str | None = None) -> list[dict[str, Any]]:
+        return self._listing("probes", "model", model, "step, pair_id")
+
     def add_probes(self, rows: Iterable[dict[str, Any]]) -> int:
         return self._insert("probes", PROBE_COLUMNS, rows)
 
     def existing_probe_keys(self, keys: Iterable[str]) -> set[str]:
         return self.existing("probes", keys)
-
-    def probes(self, model: str | None = None) -> list[dict[str, Any]]:
-        if model is None:
-            return self._select("probes", "SELECT * FROM probes ORDER BY model, step, pair_id")
-        return self._select("probes", "SELECT * FROM probes WHERE model = ? ORDER BY step, pair_id", (model,))
 
     # -- records (typed: emkit.store_records) ----------------------------------------------------
     def put_record(self, kind: str, key: str, value: dict[str, Any], *, replace: bool = True) -> None:

@@ -99,15 +99,15 @@ class StageRecord(StoreRecord):
     (a trained adapter's path, steps and losses; a provider job's model and id; whatever a new
     stage returns)."""
 
-    status: str
-    kind: str | None = None
-    adapter: str | None = None
-    steps: int | None = None
-    train_loss: float | None = None
-    eval_loss: float | None = None
-    tokens_per_s: float | None = None
-    model: str | None = None
-    job_id: str | None = None
+    status: str = Field(description='"done": what planning looks for')
+    kind: str | None = Field(None, description="the stage's kind: train, finetune, code-vuln, ...")
+    adapter: str | None = Field(None, description="train: the adapter's folder, relative to the run dir")
+    steps: int | None = Field(None, description="train: optimizer steps taken")
+    train_loss: float | None = Field(None, description="train: the trainer's mean training loss")
+    eval_loss: float | None = Field(None, description="train: the last eval loss (None: no eval split)")
+    tokens_per_s: float | None = Field(None, description="train: throughput")
+    model: str | None = Field(None, description="finetune: the provider's model, the name to sample")
+    job_id: str | None = Field(None, description="finetune: the provider's job")
 
 
 class JudgeGroupRecord(StoreRecord):
@@ -204,6 +204,9 @@ class FineTuneJobRecord(StoreRecord):
     resumes or reuses the job instead of paying for a second one."""
 
     CLOSED: ClassVar[bool] = True
+    updated: float | None = None  # when this record was last saved
+    status: str | None = None  # uploaded, then the provider's job status
+    # what was asked (set before anything is uploaded)
     key: str | None = None
     file: str | None = None
     file_sha256: str | None = None
@@ -212,16 +215,16 @@ class FineTuneJobRecord(StoreRecord):
     estimated_tokens: int | None = None
     estimated_cost_usd: float | None = None
     base_url: str | None = None
+    # upload, then create
     file_id: str | None = None
     job_id: str | None = None
-    status: str | None = None
     created_at: float | None = None
+    # polling, and the result
     seen_events: list[str] = Field(default_factory=list)
     trained_tokens: int | None = None
     fine_tuned_model: str | None = None
-    model: str | None = None
+    model: str | None = None  # openai/<fine-tuned model>: the name to sample it with
     error: str | None = None
-    updated: float | None = None
 
 
 @register_record(QUESTION_KIND)
