@@ -4,7 +4,7 @@ Why: the ``records(kind, key, value JSON)`` table holds configs, stage completio
 training summaries and more, and their shape used to exist only in the code that wrote them. Here
 each kind has one model, registered by kind (:func:`register_record`), and
 :meth:`emkit.store.RunStore.put_record` / ``get_record`` / ``records`` validate every value
-against it (:func:`encode_record`, :func:`decode_record`).
+against it (:func:`encode_record` on write, :func:`check_record` on read).
 
 The rules, so that no stored byte changes and no old run dir stops opening:
 - A value is stored exactly as its writer gave it (sorted JSON, redacted); the model only checks
@@ -284,8 +284,15 @@ def check_record(path: Path, kind: str, key: str, value: Any, *, write: bool) ->
     try:
         return model.model_validate(value, context={_WRITE: write})
     except ValidationError as exc:
-        verb = "cannot store" if write else "stored value does not fit"
-        raise EmkitError(f"{path}: record {kind}/{key}: {verb} the {kind} record: {_problem(exc)}") from None
+        if write:
+            raise EmkitError(
+                f"{path}: record {kind}/{key} was not stored: {_problem(exc)} "
+                f"(its model: {model.__module__}.{model.__name__})"
+            ) from None
+        raise EmkitError(
+            f"{path}: record {kind}/{key} does not fit its model ({model.__name__}): {_problem(exc)}; "
+            "the store was left as is"
+        ) from None
 
 
 def encode_record(path: Path, kind: str, key: str, value: dict[str, Any]) -> str:
@@ -298,10 +305,3 @@ def encode_record(path: Path, kind: str, key: str, value: dict[str, Any]) -> str
     text = redact(json.dumps(value, sort_keys=True, default=str), heuristics=False)
     check_record(path, kind, key, json.loads(text), write=True)
     return text
-
-
-def typed(model: type[R], path: Path, key: str, value: dict[str, Any]) -> R:
-    """``value`` (already checked) as ``model``, with defaults for fields it does not hold."""
-    record = check_record(path, model.KIND, key, value, write=False)
-    assert isinstance(record, model)
-    return record
