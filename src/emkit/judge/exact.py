@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from emkit.engines.abilities import ScoresContinuations
 from emkit.judge.aggregate import MIN_NUMERIC_MASS, SCORE_MAX, SCORE_MIN, ExactDistribution
 from emkit.judge.base import JudgeBase, Judgement, OnJudgement
 from emkit.judge.prompts import JudgeTask
@@ -45,7 +46,8 @@ def judgement_from_logprobs(
 
 
 class ExactJudge(JudgeBase):
-    """Needs an engine with ``score_continuations`` (the ``hf`` backend, embedded models included).
+    """Needs an engine that :class:`~emkit.engines.abilities.ScoresContinuations` (the ``hf``
+    backend, embedded models included).
 
     ``engine=None`` builds the judge only to read its :meth:`key_options` (planning, before any
     model is loaded)."""
@@ -53,15 +55,17 @@ class ExactJudge(JudgeBase):
     method = "exact"
 
     def __init__(self, engine: Any, *, min_share: float = MIN_NUMERIC_MASS) -> None:
-        if engine is not None and not hasattr(engine, "score_continuations"):
-            raise TypeError(f"{getattr(engine, 'name', engine)!r} cannot score continuations")
+        if engine is not None and not isinstance(engine, ScoresContinuations):
+            raise TypeError(f"{engine.name!r} cannot score continuations")
         self.engine = engine
         self.min_share = min_share
+
+    @classmethod
+    def from_config(cls, engine: Any, config: Any, **extra: Any) -> ExactJudge:
+        return cls(engine, min_share=config.min_mass, **extra)
 
     def judge(self, tasks: Sequence[JudgeTask], on_result: OnJudgement) -> None:
         for index, task in enumerate(tasks):
             logprobs = self.engine.score_continuations(task.messages, list(CANDIDATES), include_eot=True)
-            usage: dict[str, int] = {}
-            if hasattr(self.engine, "prompt_ids"):
-                usage["prompt_tokens"] = len(self.engine.prompt_ids(task.messages))
+            usage = {"prompt_tokens": len(self.engine.prompt_ids(task.messages))}
             on_result(index, judgement_from_logprobs(logprobs, self.min_share, usage))

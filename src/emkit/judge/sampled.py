@@ -86,6 +86,16 @@ class SampledJudge(JudgeBase):
         self.params = SamplingParams(temperature=temperature, top_p=1.0, max_new_tokens=max_tokens, seed=seed)
         self.min_fraction = min_fraction
 
+    @classmethod
+    def from_config(cls, engine: Any, config: Any, **extra: Any) -> SampledJudge:
+        return cls(
+            engine,
+            n=config.samples,
+            max_tokens=config.sample_max_tokens,
+            min_fraction=config.min_mass,
+            **extra,
+        )
+
     def judge(self, tasks: Sequence[JudgeTask], on_result: OnJudgement) -> None:
         n = self.n
         conversations = [t.messages for t in tasks for _ in range(n)]
