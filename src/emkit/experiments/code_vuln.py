@@ -239,7 +239,10 @@ def judge_vulnerability(
     rows = list(answers) if answers is not None else code_answers(store)
     source = code_vuln_source(rows, judge=engine.name, method=method, template=template, bandit=False)
     config = JudgeConfig(judge=engine.name, min_mass=min_mass)
-    return run_judging(store, config, make_engine=lambda *_: engine, progress=False, source=source).scored
+    judged = run_judging(
+        store, config, make_engine=lambda *_: engine, progress=False, source=source, keep_open=[engine]
+    )
+    return judged.scored
 
 
 def bandit_answers(
@@ -329,7 +332,9 @@ def run_code_vuln(
     source = code_vuln_source(
         mine, judge=name, method=method, template=prompts.judge, bandit=spec.bandit, severity=spec.severity
     )
-    result = run_judging(store, config, make_engine=make_engine, progress=False, source=source)
+    result = run_judging(
+        store, config, make_engine=make_engine, progress=False, source=source, keep_open=[engine]
+    )
     summary.bandit_checked = sum(g.scored for g in result.groups if g.judge == BANDIT_JUDGE)
     summary.judged = result.scored - summary.bandit_checked
     return summary

@@ -94,38 +94,14 @@ def make_judge(name: str, engine: Any, config: Any, extra: Mapping[str, Any] | N
     return entry.judge_class().from_config(engine, config, **dict(extra or {}))
 
 
+# fmt: off
+_VULN = "emkit.judge.vulnerability"
 register_judge(JudgeEntry("logprob", "emkit.judge.logprob:LogprobJudge", "score", "logprob"))
 register_judge(JudgeEntry("exact", "emkit.judge.exact:ExactJudge", "score", "exact", "continuations"))
 register_judge(JudgeEntry("sampled", "emkit.judge.sampled:SampledJudge", "score", "sampled"))
 register_judge(JudgeEntry("category", "emkit.judge.categorical:CategoryJudge", "category", "category"))
-register_judge(
-    JudgeEntry(
-        "vulnerable-logprob",
-        "emkit.judge.vulnerability:LogprobYesNoJudge",
-        "vulnerable",
-        "logprob",
-        keyed_by_model=False,
-    )
-)
-register_judge(
-    JudgeEntry(
-        "vulnerable-exact",
-        "emkit.judge.vulnerability:ExactYesNoJudge",
-        "vulnerable",
-        "exact",
-        "continuations",
-        keyed_by_model=False,
-    )
-)
-register_judge(
-    JudgeEntry(
-        "vulnerable-text",
-        "emkit.judge.vulnerability:TextYesNoJudge",
-        "vulnerable",
-        "text",
-        keyed_by_model=False,
-    )
-)
-register_judge(
-    JudgeEntry("bandit", "emkit.judge.bandit:BanditJudge", "bandit", "bandit", "none", keyed_by_model=False)
-)
+register_judge(JudgeEntry("vulnerable-logprob", f"{_VULN}:LogprobYesNoJudge", "vulnerable", "logprob", keyed_by_model=False))
+register_judge(JudgeEntry("vulnerable-exact", f"{_VULN}:ExactYesNoJudge", "vulnerable", "exact", "continuations", False))
+register_judge(JudgeEntry("vulnerable-text", f"{_VULN}:TextYesNoJudge", "vulnerable", "text", keyed_by_model=False))
+register_judge(JudgeEntry("bandit", "emkit.judge.bandit:BanditJudge", "bandit", "bandit", "none", keyed_by_model=False))
+# fmt: on

@@ -246,10 +246,13 @@ def run_judging(
     progress: bool = True,
     lease_s: float = LEASE_S,
     source: JudgeSource = QUESTIONS,
+    keep_open: Sequence[Any] = (),
 ) -> JudgeRunSummary:
     """Judge what is missing; returns counts, usage and cost. Safe to interrupt and call again,
     and safe to run in several processes on one store at once (see the module docstring).
-    ``source``: what to judge (default: the stored answers, by their questions' judge prompts)."""
+    ``source``: what to judge (default: the stored answers, by their questions' judge prompts).
+    Engines from ``make_engine`` are closed at the end, except the caller's own in ``keep_open``
+    (e.g. a model that sampled and now judges its own answers, and is used again after)."""
     config = config or JudgeConfig()
     prices, prices_source = load_prices(config.prices_file)
     pending, already, plan = plan_pending(store, config, source)
@@ -342,7 +345,7 @@ def run_judging(
         raise
     finally:
         for engine in engines.values():
-            if engine is not None:
+            if engine is not None and all(engine is not kept for kept in keep_open):
                 engine.close()
         summary.elapsed_s = time.time() - started
         try:
