@@ -48,6 +48,7 @@ from emkit.questions import Question, QuestionSet
 from emkit.readers import load_jsonl_objects
 from emkit.stats import wilson
 from emkit.store import RunStore
+from emkit.verdicts import P_YES_THRESHOLD
 from emkit.yamlpos import line_of, read_yaml
 
 TASKS_NAME = "code_vuln_test_data"
@@ -236,13 +237,12 @@ def judge_vulnerability(
     judging stage; returns the number of scores added."""
     method = method or default_method(engine.name)
     check_vuln_method(engine.name, method)
-    rows = list(answers) if answers is not None else code_answers(store)
+    rows = code_answers(store) if answers is None else answers
     source = code_vuln_source(rows, judge=engine.name, method=method, template=template, bandit=False)
     config = JudgeConfig(judge=engine.name, min_mass=min_mass)
-    judged = run_judging(
+    return run_judging(  # the caller's engine judges, and stays open for the caller
         store, config, make_engine=lambda *_: engine, progress=False, source=source, keep_open=[engine]
-    )
-    return judged.scored
+    ).scored
 
 
 def bandit_answers(
@@ -250,7 +250,7 @@ def bandit_answers(
 ) -> int:
     """Run bandit on the extracted code of every stored code answer not checked yet (through the
     judging stage); returns scores added."""
-    rows = list(answers) if answers is not None else code_answers(store)
+    rows = code_answers(store) if answers is None else answers
     source = code_vuln_source(rows, judge=None, method=None, template="", severity=severity)
     return run_judging(store, JudgeConfig(), progress=False, source=source).scored
 
@@ -348,7 +348,9 @@ RATE_COLUMNS = (
 )  # fmt: skip
 
 
-def vuln_rates(store: RunStore, *, model: str | None = None, threshold: float = 0.5) -> pd.DataFrame:
+def vuln_rates(
+    store: RunStore, *, model: str | None = None, threshold: float = P_YES_THRESHOLD
+) -> pd.DataFrame:
     """One row per (group, model, trigger, judge/method): how many code answers the judge calls
     vulnerable (P(YES) > ``threshold``) and how many bandit flags, in :data:`RATE_COLUMNS` order.
 

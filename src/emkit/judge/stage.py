@@ -171,8 +171,10 @@ def engine_factory(config: JudgeConfig) -> EngineFactory:
 class JudgeSource:
     """What a judging run judges: ``plan(store, config)`` lists every judgement called for (reads
     only; the stage drops those already stored), and ``judge_options`` adds, per registered judge,
-    options its config does not carry. The default judges the stored answers by their questions'
-    prompts; an experiment passes its own (code vulnerability: the YES/NO judge and bandit)."""
+    options its config does not carry (a plan computes its tasks' key options with the same ones:
+    the stage refuses to store under options other than the planned). The default judges the
+    stored answers by their questions' prompts; an experiment passes its own (code vulnerability:
+    the YES/NO judge and bandit)."""
 
     plan: Callable[[RunStore, JudgeConfig], Plan]
     judge_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
