@@ -10,8 +10,9 @@ engine). The judging stage puts that dict into each score's key, so an option ad
 provably does not change a score may be listed in ``not_score_shaping``, and only one whose value
 the task's prompt hash already carries (so the key still changes with it) in ``keyed_by_prompt``.
 
-Each judge class reads its options from the judging stage's config in :meth:`JudgeBase.from_config`,
-so the stage builds any registered judge (:mod:`emkit.judge.registry`) the same way.
+Each judge class names the config fields it takes in ``from_config_fields`` (constructor keyword
+-> ``JudgeConfig`` field), so the stage builds any registered judge (:mod:`emkit.judge.registry`)
+the same way, by :meth:`JudgeBase.from_config`.
 """
 
 from __future__ import annotations
@@ -69,12 +70,14 @@ class JudgeBase:
     method: ClassVar[str] = ""
     not_score_shaping: ClassVar[frozenset[str]] = frozenset({"engine"})
     keyed_by_prompt: ClassVar[frozenset[str]] = frozenset()
+    from_config_fields: ClassVar[Mapping[str, str]] = {}  # constructor keyword -> JudgeConfig field
 
     @classmethod
     def from_config(cls: type[J], engine: Any, config: Any, **extra: Any) -> J:
-        """The judge on ``engine`` with the options of ``config`` (a ``JudgeConfig``) it uses;
-        the default takes none. ``extra``: options the config does not carry."""
-        return cls(engine, **extra)  # type: ignore[call-arg]
+        """The judge on ``engine`` with the options of ``config`` (a ``JudgeConfig``) it takes
+        (:attr:`from_config_fields`); ``extra``: options the config does not carry."""
+        options = {keyword: getattr(config, name) for keyword, name in cls.from_config_fields.items()}
+        return cls(engine, **options, **extra)  # type: ignore[call-arg]
 
     def key_options(self) -> dict[str, Any]:
         """Every attribute that can change a score, by name, as it goes into the score key."""

@@ -15,8 +15,8 @@ numeric share and log P(numbers), so other rules can be applied later without th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from emkit.engines.abilities import ScoresContinuations
 from emkit.judge.aggregate import MIN_NUMERIC_MASS, SCORE_MAX, SCORE_MIN, ExactDistribution
@@ -53,16 +53,13 @@ class ExactJudge(JudgeBase):
     model is loaded)."""
 
     method = "exact"
+    from_config_fields: ClassVar[Mapping[str, str]] = {"min_share": "min_mass"}
 
     def __init__(self, engine: Any, *, min_share: float = MIN_NUMERIC_MASS) -> None:
         if engine is not None and not isinstance(engine, ScoresContinuations):
             raise TypeError(f"{engine.name!r} cannot score continuations")
         self.engine = engine
         self.min_share = min_share
-
-    @classmethod
-    def from_config(cls, engine: Any, config: Any, **extra: Any) -> ExactJudge:
-        return cls(engine, min_share=config.min_mass, **extra)
 
     def judge(self, tasks: Sequence[JudgeTask], on_result: OnJudgement) -> None:
         for index, task in enumerate(tasks):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from emkit.engines.abilities import NextToken
 from emkit.engines.base import NotSupported
@@ -89,6 +89,7 @@ class LogprobJudge(JudgeBase):
     (every attribute set in ``__init__`` is, by :meth:`JudgeBase.key_options`)."""
 
     method = "logprob"
+    from_config_fields: ClassVar[Mapping[str, str]] = {"min_mass": "min_mass"}
 
     def __init__(
         self,
@@ -106,10 +107,6 @@ class LogprobJudge(JudgeBase):
         self.top_k = top_k
         self.min_mass = min_mass
         self.repeated_tokens = repeated_tokens
-
-    @classmethod
-    def from_config(cls, engine: Any, config: Any, **extra: Any) -> LogprobJudge:
-        return cls(engine, min_mass=config.min_mass, **extra)
 
     def judge(self, tasks: Sequence[JudgeTask], on_result: OnJudgement) -> None:
         """One ``next_token_logprobs`` call; each judgement is delivered as its reply arrives.

@@ -14,9 +14,9 @@ none of them: no import cycle through the registry.
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import import_module
 from typing import Any, Literal
 
 from emkit.errors import EmkitError
@@ -40,8 +40,7 @@ class JudgeEntry:
     keyed_by_model: bool = True
 
     def judge_class(self) -> Any:
-        module, _, name = self.judge.partition(":")
-        return getattr(import_module(module), name)
+        return pkgutil.resolve_name(self.judge)  # imports the module only now
 
 
 JUDGES: dict[str, JudgeEntry] = {}
@@ -54,11 +53,11 @@ def register_judge(entry: JudgeEntry) -> JudgeEntry:
 
 
 def judge_entry(name: str) -> JudgeEntry:
-    """The registered entry called ``name`` (one line listing the known ones otherwise)."""
-    try:
-        return JUDGES[name]
-    except KeyError:
-        raise EmkitError(f"unknown judge method {name!r}") from None
+    """The registered entry called ``name`` (the error a user sees for an unknown ``--method``)."""
+    entry = JUDGES.get(name)
+    if entry is None:
+        raise EmkitError(f"unknown judge method {name!r}")
+    return entry
 
 
 def methods(family: str) -> tuple[str, ...]:

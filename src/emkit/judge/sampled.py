@@ -11,8 +11,8 @@ are numbers estimates the probability mass on numbers). ``raw`` keeps every repl
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from emkit.engines.base import Generation, SamplingParams
 from emkit.judge.aggregate import MIN_NUMERIC_MASS, SCORE_MAX, SCORE_MIN
@@ -66,6 +66,9 @@ class SampledJudge(JudgeBase):
     """Works with any engine's ``generate`` (API or local)."""
 
     method = "sampled"
+    from_config_fields: ClassVar[Mapping[str, str]] = {
+        "n": "samples", "max_tokens": "sample_max_tokens", "min_fraction": "min_mass"
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -85,16 +88,6 @@ class SampledJudge(JudgeBase):
         self.n = n
         self.params = SamplingParams(temperature=temperature, top_p=1.0, max_new_tokens=max_tokens, seed=seed)
         self.min_fraction = min_fraction
-
-    @classmethod
-    def from_config(cls, engine: Any, config: Any, **extra: Any) -> SampledJudge:
-        return cls(
-            engine,
-            n=config.samples,
-            max_tokens=config.sample_max_tokens,
-            min_fraction=config.min_mass,
-            **extra,
-        )
 
     def judge(self, tasks: Sequence[JudgeTask], on_result: OnJudgement) -> None:
         n = self.n
