@@ -3,9 +3,14 @@
 Why a registry: the stage, the CLI's method checks and the code-vulnerability experiment used to
 branch on method names (``if method == "logprob": ...``) in four places. Each judge's facts now live
 once, in its :class:`JudgeEntry`: which class implements it, what kind of answer it gives (its
-family), the method name its scores are stored under, and what it needs from its engine. Adding a
-judge is one new module in ``emkit/judge/`` plus one :func:`register_judge` line at the end of this
-file (``docs/architecture.md`` has the recipe).
+family), the method name its scores are stored under, and what it needs from its engine.
+
+Recipe, a new judge: (1) one module ``emkit/judge/<name>.py`` with a :class:`~emkit.judge.base.JudgeBase`
+subclass: its options as attributes set in ``__init__`` (they become its key options), the config
+fields it takes in ``from_config_fields``, and ``judge(tasks, on_result)``; (2) one
+:func:`register_judge` line at the end of this file. The judging stage then plans, claims, stores
+and resumes it; a source other than the stored questions passes a
+:class:`~emkit.judge.stage.JudgeSource` (``tests/test_judge_registry.py`` follows the recipe).
 
 The entries name their classes as ``"module:Class"`` strings, imported only when a judge is made
 (as the engine registry does), so reading a method list imports no judge and this module imports
