@@ -8,13 +8,15 @@ from types import SimpleNamespace
 
 import pytest
 
+from emkit.engines.abilities import NextToken
+from emkit.engines.base import EngineBase
 from emkit.judge.aggregate import aggregate_0_100, no_score_kind
 from emkit.judge.logprob import LogprobJudge, parse_top_logprobs
 
 
-def reply(*entries: tuple[str, float]) -> dict:
-    top = [{"token": t, "logprob": math.log(p)} for t, p in entries]
-    return {"choices": [{"logprobs": {"content": [{"token": entries[0][0], "top_logprobs": top}]}}]}
+def reply(*entries: tuple[str, float]) -> NextToken:
+    """An API's next-token reply as the engine hands it to a judge: entries in server order."""
+    return NextToken(tuple((t, math.log(p)) for t, p in entries), entries[0][0])
 
 
 def papers_rule(entries: list[tuple[str, float]]) -> dict[str, float]:
@@ -43,13 +45,16 @@ def test_a_repeated_token_keeps_the_last_probability_as_the_paper_does() -> None
 def test_the_logprob_judge_defaults_to_the_papers_rule_and_records_it() -> None:
     entries = [("10", 0.5), ("90", 0.2), ("10", 0.1)]
 
-    class Engine:
+    class Engine(EngineBase):
         name = "fake"
+        paid = True  # an API: its replies may list a token string twice
 
-        def chat_many(self, requests, on_result):
-            assert all(r["max_tokens"] == 1 and r["top_logprobs"] == 20 for r in requests)
-            for i, _ in enumerate(requests):
-                on_result(i, reply(*entries))
+        def next_token_logprobs(self, conversations, top_k=20, *, on_result=None, chunk=16):
+            assert top_k == 20
+            out = [reply(*entries) for _ in conversations]
+            for i, item in enumerate(out):
+                on_result(i, item)
+            return out
 
     task = SimpleNamespace(messages=[{"role": "user", "content": "x"}])
     assert LogprobJudge(Engine()).repeated_tokens == "last"
