@@ -24,7 +24,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,9 @@ from typing import Any
 from emkit.engines.retry import RetryPolicy, parse_retry_after
 from emkit.errors import EmkitError, MissingKeyError
 from emkit.hashing import file_sha256, stable_hash
+from emkit.models import parse_model
 from emkit.store import RunStore
-from emkit.train.config import OpenAIFineTuneConfig
+from emkit.train.config import OpenAIFineTuneConfig, ProviderSettings
 
 FT_KIND = "ft_job"
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -113,12 +114,12 @@ def estimate_cost(
     rows: Sequence[dict[str, Any]], config: OpenAIFineTuneConfig, price_per_mtok: float | None = None
 ) -> CostEstimate:
     tokens, exact = count_tokens(rows)
-    return CostEstimate(tokens, config.n_epochs, price_for(config.model, price_per_mtok), exact)
+    return CostEstimate(tokens, config.epochs, price_for(config.model, price_per_mtok), exact)
 
 
 def job_key(file_sha: str, config: OpenAIFineTuneConfig) -> str:
     """Same file content + same parameters = same key = the same job."""
-    return stable_hash({"file": file_sha, "params": config.model_dump()})
+    return stable_hash({"file": file_sha, "params": config.job_params()})
 
 
 def make_client(base_url: str | None = None, *, timeout: float = 120.0) -> Any:
@@ -372,7 +373,7 @@ def run_openai_finetune(
     sha = file_sha256(path)
     key = job_key(sha, config)
     record = store.get_record(FT_KIND, key) or {}
-    client = make_client(base_url)
+    client = make_client(base_url or config.base_url)
     runner = JobRunner(client, store, say=say, **(runner_options or {}))
 
     if record.get("job_id"):
@@ -406,7 +407,7 @@ def run_openai_finetune(
         file=str(path),
         file_sha256=sha,
         rows=len(rows),
-        params=config.model_dump(),
+        params=config.job_params(),
         estimated_tokens=estimate.tokens,
         estimated_cost_usd=estimate.usd,
         base_url=_display_url(client),
@@ -416,6 +417,38 @@ def run_openai_finetune(
     if not wait:
         return record
     return runner.poll(key, record, timeout=timeout)
+
+
+def run_provider_job(
+    spec: ProviderSettings | Mapping[str, Any],
+    *,
+    base: str,
+    data: str | Path,
+    group: str,
+    seed: int,
+    store: RunStore | str | Path,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Submit (or reuse) one group's provider fine-tuning job, wait for its model: ``{"model", "job_id"}``.
+
+    The one mapping from a group's :class:`ProviderSettings` (an experiment's ``provider:`` block)
+    to a job: the base model's provider name, the suffix ``<group>-s<seed>`` and the seed. No
+    prompt: the plan was confirmed with ``--dry-run``. ``spec`` may be the settings' ``model_dump()``
+    (what a stage job carries across processes); ``store`` a run directory to open.
+    """
+    settings = spec if isinstance(spec, ProviderSettings) else ProviderSettings.model_validate(spec)
+    config = OpenAIFineTuneConfig(
+        **settings.model_dump(),
+        model=parse_model(base).name,
+        suffix=f"{group}-s{seed}"[:40],
+        seed=seed,
+    )
+    if not isinstance(store, RunStore):
+        with RunStore(store) as opened:
+            record = run_openai_finetune(data, config, opened, yes=True, say=say)
+    else:
+        record = run_openai_finetune(data, config, store, yes=True, say=say)
+    return {"model": record["model"], "job_id": record.get("job_id")}
 
 
 def records_table(store: RunStore) -> list[dict[str, Any]]:
@@ -435,4 +468,5 @@ __all__ = [
     "price_for",
     "records_table",
     "run_openai_finetune",
+    "run_provider_job",
 ]
