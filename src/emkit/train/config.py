@@ -43,46 +43,45 @@ class TrainSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    eval_file: str | None = Field(default=None, description="Held-out chat JSONL for eval loss.")
+    eval_file: str | None = Field(default=None, description="Held-out chat JSONL for eval loss")
     eval_fraction: float | None = Field(
-        default=None, gt=0.0, lt=1.0, description="Hold out this seeded fraction of --data for eval loss."
+        default=None, gt=0.0, lt=1.0, description="Hold out this seeded fraction of the data for eval loss"
     )
 
     # LoRA
-    rank: int = Field(default=32, ge=1, description="LoRA rank (default 32).")
-    alpha: float = Field(default=64.0, gt=0.0, description="LoRA alpha (default 64).")
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="LoRA dropout (default 0).")
-    rslora: bool = Field(default=True, description="Rank-stabilised LoRA scaling alpha/sqrt(r) (default on).")
+    rank: int = Field(default=32, ge=1, description="LoRA rank")
+    alpha: float = Field(default=64.0, gt=0.0, description="LoRA alpha")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="LoRA dropout")
+    rslora: bool = Field(default=True, description="Rank-stabilised LoRA scaling alpha/sqrt(r)")
     targets: list[str] = Field(
         default_factory=lambda: list(PAPER_TARGETS),
-        description="Comma-separated module names (default q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj).",
+        description="Comma-separated module names",
     )
     layers: list[int] | None = Field(
-        default=None, description="Comma-separated layer indices to adapt (default all), e.g. 24."
+        default=None, description="Comma-separated layer indices to adapt (default all), e.g. 24"
     )
 
     # Optimisation
     lr: float = Field(
-        default=1e-5, gt=0.0, description="Learning rate (default 1e-5, linear schedule, 5 warmup steps)."
+        default=1e-5, gt=0.0, description="Learning rate, decayed linearly after the warmup steps"
     )
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
-    warmup_steps: int = Field(default=5, ge=0, description="Warmup steps (default 5).")
-    weight_decay: float = Field(default=0.01, ge=0.0, description="Weight decay (default 0.01).")
-    epochs: float = Field(default=1.0, gt=0.0, description="Epochs (default 1).")
+    warmup_steps: int = Field(default=5, ge=0, description="Warmup steps")
+    weight_decay: float = Field(default=0.01, ge=0.0, description="Weight decay")
+    epochs: float = Field(default=1.0, gt=0.0, description="epochs")
     batch_size: int | None = Field(
         default=None,
         ge=1,
-        description="Local: per-device micro-batch (default: 1 on a CPU, 2 on a GPU; effective batch 16); "
-        "provider: the job's batch size (default 4).",
+        description="per-device micro-batch (default: 1 on a CPU, 2 on a GPU; effective batch 16)",
     )
     grad_accum: int | None = Field(
         default=None,
         ge=1,
-        description="Gradient accumulation steps (default: 16 / micro-batch, effective batch 16).",
+        description="Gradient accumulation steps (default: 16 / micro-batch, effective batch 16)",
     )
-    max_length: int = Field(default=2048, ge=8, description="Truncate examples to L tokens (default 2048).")
+    max_length: int = Field(default=2048, ge=8, description="Truncate examples to this many tokens")
     max_steps: int | None = Field(
-        default=None, ge=1, description="Stop after N optimizer steps (default: whole epochs)."
+        default=None, ge=1, description="Stop after N optimizer steps (default: whole epochs)"
     )
     optim: str = "adamw_torch"
     max_grad_norm: float = Field(default=1.0, ge=0.0)
@@ -90,30 +89,30 @@ class TrainSettings(BaseModel):
     # Speed and memory: see docs/training.md ("Batching").
     batching: Literal["grouped", "padded", "padding_free"] = Field(
         default="grouped",
-        description="grouped (default: length-grouped micro-batches), padded, or padding_free.",
+        description="grouped (length-grouped micro-batches), padded, or padding_free",
     )
     gradient_checkpointing: bool | None = Field(
-        default=None, description="Recompute activations to save memory (default: on a GPU, off on a CPU)."
+        default=None, description="Recompute activations to save memory (default: on a GPU, off on a CPU)"
     )
     engine: Literal["auto", "peft", "unsloth"] = Field(
-        default="auto", description="auto (unsloth if installed and a GPU is present), peft or unsloth."
+        default="auto", description="auto (unsloth if installed and a GPU is present), peft or unsloth"
     )
     dtype: str | None = Field(
-        default=None, description="float32, bfloat16 (default: bfloat16 on a GPU that supports it)."
+        default=None, description="float32, bfloat16 (default: bfloat16 on a GPU that supports it)"
     )
 
     # Outputs and dynamics
     save_steps: int | None = Field(
         default=None,
         ge=1,
-        description="Save an adapter checkpoint every K steps (out/checkpoints/checkpoint-K).",
+        description="Save an adapter checkpoint every K steps (out/checkpoints/checkpoint-K)",
     )
     eval_steps: int | None = Field(
-        default=None, ge=1, description="Every K steps: eval loss (with an eval set) and the probe hook."
+        default=None, ge=1, description="Every K steps: eval loss (with an eval set) and the probe hook"
     )
     logging_steps: int = Field(default=1, ge=1)
     merge: bool = Field(
-        default=False, description="Also write the base model with the adapter merged in (out/merged)."
+        default=False, description="Also write the base model with the adapter merged in (out/merged)"
     )
 
     @field_validator("targets", mode="before")
@@ -196,12 +195,13 @@ class TrainConfig(TrainSettings):
     data: str | None = None
     out: str | None = None
     seed: int = 0
-    device: str | None = Field(default=None, description="cpu, cuda... (default: cuda if present).")
+    device: str | None = Field(default=None, description="cpu, cuda... (default: cuda if present)")
     store: str | None = Field(
-        default=None, description="Run directory for the training record and dynamics (default: --out)."
+        default=None,
+        description="Run directory for the training record and dynamics (default: the output folder)",
     )
     group: str | None = Field(
-        default=None, description="Group label stored with the dynamics (e.g. insecure)."
+        default=None, description="Group label stored with the dynamics (e.g. insecure)"
     )
 
 
@@ -237,16 +237,16 @@ class ProviderSettings(BaseModel):
 
     name: Literal["openai"] = "openai"
     epochs: int = Field(
-        default=1, ge=1, validation_alias=AliasChoices("epochs", "n_epochs"), description="Epochs"
+        default=1, ge=1, validation_alias=AliasChoices("epochs", "n_epochs"), description="whole epochs"
     )
     batch_size: int = Field(default=4, ge=1, description="the job's batch size")
     lr_multiplier: float = Field(
         default=2.0,
         gt=0.0,
         validation_alias=AliasChoices("lr_multiplier", "learning_rate_multiplier"),
-        description="Provider: learning-rate multiplier",
+        description="learning-rate multiplier",
     )
-    base_url: str | None = Field(default=None, description="Provider: API base URL (else OPENAI_BASE_URL).")
+    base_url: str | None = Field(default=None, description="API base URL (else OPENAI_BASE_URL)")
 
     def hyperparameters(self) -> dict[str, Any]:
         """The job's hyperparameters in the API's own names (sent with the create call)."""
@@ -264,7 +264,7 @@ class OpenAIFineTuneConfig(ProviderSettings):
 
     model: str = "gpt-4o-2024-08-06"
     suffix: str | None = Field(
-        default=None, max_length=64, description="Provider: suffix of the fine-tuned model's name."
+        default=None, max_length=64, description="suffix of the fine-tuned model's name"
     )
     seed: int | None = None
 
@@ -304,12 +304,30 @@ def read_yaml_config(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _field_names(cls: type[BaseModel]) -> dict[str, str]:
+    """Every key ``cls`` accepts (field names and their alias choices) -> the field's name."""
+    names: dict[str, str] = {}
+    for name, field in cls.model_fields.items():
+        names[name] = name
+        alias = field.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        names.update({choice: name for choice in choices if isinstance(choice, str)})
+    return names
+
+
 def build_config(
     cls: type[BaseModel], file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> Any:
-    """Defaults, then the YAML file, then the command-line overrides (``None`` = not given)."""
+    """Defaults, then the YAML file, then the command-line overrides (``None`` = not given).
+
+    A file key spelt by another name of a field given on the command line (``n_epochs`` in the
+    file, ``--epochs`` given) gives way to it, as the same key would.
+    """
     values: dict[str, Any] = read_yaml_config(file) if file else {}
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    names = _field_names(cls)
+    overridden = {names.get(k, k) for k in given}
+    values = {k: v for k, v in values.items() if names.get(k, k) not in overridden}
     values.update(given)
     try:
         return cls(**values)
