@@ -24,7 +24,7 @@ from pydantic.fields import FieldInfo
 from emkit.commands._common import console
 from emkit.errors import EmkitError
 from emkit.outputs import output_dir
-from emkit.train.config import OpenAIFineTuneConfig, TrainConfig
+from emkit.train.config import OpenAIFineTuneConfig, ProviderSettings, TrainConfig
 
 # How some fields are spelt on the command line (presentation only: the values are the fields').
 _PATHS = {"eval_file", "store"}  # shown and parsed as paths, handed on as strings
@@ -74,6 +74,8 @@ def _described(cls: type[BaseModel], skip: set[str] = frozenset()) -> dict[str, 
     return {n: f for n, f in cls.model_fields.items() if f.description and n not in skip}
 
 
+# The providers fine-tuning speaks to: the choices of the provider schema's ``name``.
+PROVIDERS: tuple[str, ...] = typing.get_args(ProviderSettings.model_fields["name"].annotation)
 _LOCAL = _described(TrainConfig)
 _PROVIDER = _described(OpenAIFineTuneConfig, {"name"})
 _T = TrainConfig.model_fields
@@ -222,8 +224,9 @@ def train(**given: Any) -> None:
     output_dir(given["out"], what="output folder", create=False)
     provider = given["provider"]
     if provider is not None:
-        if provider != "openai":
-            raise EmkitError(f"unknown provider {provider!r}: only 'openai' is supported")
+        if provider not in PROVIDERS:
+            known = ", ".join(repr(p) for p in PROVIDERS)
+            raise EmkitError(f"unknown provider {provider!r}: only {known} is supported")
         _train_openai(given)
         return
     from emkit.train.config import build_config
@@ -256,8 +259,8 @@ def _train_openai(given: dict[str, Any]) -> None:
 
     given = dict(given)
     model, epochs = given["model"], given["epochs"]
-    if model is not None and model.startswith("openai/"):
-        given["model"] = model.removeprefix("openai/")
+    if model is not None:  # the provider's own name: openai/gpt-4o-2024-08-06 -> gpt-4o-2024-08-06
+        given["model"] = model.removeprefix(f"{given['provider']}/")
     if epochs is not None and epochs != int(epochs):
         raise EmkitError("--epochs must be a whole number for provider fine-tuning")
     given["epochs"] = int(epochs) if epochs is not None else None
