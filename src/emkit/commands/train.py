@@ -26,9 +26,8 @@ from emkit.errors import EmkitError
 from emkit.outputs import output_dir
 from emkit.train.config import OpenAIFineTuneConfig, ProviderSettings, TrainConfig
 
-# How some fields are spelt on the command line (presentation only: the values are the fields').
-_PATHS = {"eval_file", "store"}  # shown and parsed as paths, handed on as strings
-_LISTS = {"targets", "layers"}  # comma-separated on the command line
+# Fields that name files: shown and parsed as paths on the command line, handed on as strings.
+_PATHS = {"eval_file", "store"}
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -51,33 +50,43 @@ def _help(field: FieldInfo) -> str:
     """The field's description, with its default when it has a plain one (None: chosen at run time)."""
     default = field.get_default(call_default_factory=True)
     if default is None or default is False:
-        return f"{field.description}"
+        return str(field.description)
     return f"{field.description} (default {_shown(default)})"
 
 
 def _cli_type(name: str, field: FieldInfo) -> Any:
-    """The option's type: the field's (None allowed: not given), a string for lists and choices (the
-    config's validation refuses a bad value, with the same message as from a config file)."""
+    """The option's type: the field's (None allowed: not given); a string for a list (comma-separated)
+    and for a choice (the config's validation refuses a bad value, with the same message as from a
+    config file)."""
     if name in _PATHS:
         return Path | None
-    if name in _LISTS:
-        return str | None
-    annotation = field.annotation
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    base = args[0] if isinstance(annotation, types.UnionType) and len(args) == 1 else annotation
-    if typing.get_origin(base) is typing.Literal:
+    base = _base(field)
+    if typing.get_origin(base) in (list, typing.Literal):
         return str | None
     return base | None
 
 
-def _described(cls: type[BaseModel], skip: set[str] = frozenset()) -> dict[str, FieldInfo]:
+def _base(field: FieldInfo) -> Any:
+    """The field's type without its ``| None``."""
+    annotation = field.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if isinstance(annotation, types.UnionType) and len(args) == 1 else annotation
+
+
+def _is_list(name: str) -> bool:
+    field = _LOCAL.get(name) or _PROVIDER.get(name)
+    return field is not None and typing.get_origin(_base(field)) is list
+
+
+def _described(cls: type[BaseModel], skip: frozenset[str] = frozenset()) -> dict[str, FieldInfo]:
+    """The fields that are options: those with a description (its help)."""
     return {n: f for n, f in cls.model_fields.items() if f.description and n not in skip}
 
 
 # The providers fine-tuning speaks to: the choices of the provider schema's ``name``.
 PROVIDERS: tuple[str, ...] = typing.get_args(ProviderSettings.model_fields["name"].annotation)
 _LOCAL = _described(TrainConfig)
-_PROVIDER = _described(OpenAIFineTuneConfig, {"name"})
+_PROVIDER = _described(OpenAIFineTuneConfig, frozenset({"name"}))
 _T = TrainConfig.model_fields
 _P = OpenAIFineTuneConfig.model_fields
 
@@ -100,7 +109,7 @@ def _generated(name: str) -> inspect.Parameter:
     assert field is not None
     if field.annotation is bool and field.default is False:  # a plain flag: --merge
         return _option(name, bool, typer.Option(False, f"--{name.replace('_', '-')}", help=text))
-    decls = ()
+    decls: tuple[str, ...] = ()
     if bool in (field.annotation, *typing.get_args(field.annotation)):
         flag = name.replace("_", "-")
         decls = (f"--{flag}/--no-{flag}",)
@@ -204,7 +213,7 @@ def _overrides(cls: type[BaseModel], given: dict[str, Any]) -> dict[str, Any]:
         value = given[name]
         if isinstance(value, Path):
             value = str(value)
-        elif name in _LISTS:
+        elif _is_list(name):
             value = _split(value)
         elif value is False and name in _LOCAL and _LOCAL[name].default is False:
             value = None  # a plain flag not given: the config file may still set it

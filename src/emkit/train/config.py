@@ -6,6 +6,11 @@ YAML file and overridden from the command line; the defaults reproduce the paper
 (rsLoRA r=32, alpha=64, dropout 0, all attention and MLP projections, lr 1e-5 linear with 5 warmup
 steps, weight decay 0.01, 1 epoch, effective batch 16, max length 2048, loss on the assistant's
 tokens only) and its OpenAI fine-tuning run (1 epoch, batch size 4, learning-rate multiplier 2).
+
+These classes are the one source of the settings' names, defaults and help: a field with a
+``description`` is an ``emkit train`` option of the same name (:mod:`emkit.commands.train`), a
+group's ``train:`` block is :class:`TrainSettings` (:func:`group_settings`), and its ``provider:``
+block is :class:`ProviderSettings`.
 """
 
 from __future__ import annotations
@@ -171,17 +176,6 @@ class TrainSettings(BaseModel):
         than the plain TRL run's two-row micro-batches with checkpointing, and saved ~25% of the time.
         """
         return self.gradient_checkpointing if self.gradient_checkpointing is not None else on_gpu
-
-    def lora_params(self) -> dict[str, Any]:
-        """The parameters that define the adapter (recorded next to it)."""
-        return {
-            "rank": self.rank,
-            "alpha": self.alpha,
-            "dropout": self.dropout,
-            "rslora": self.rslora,
-            "targets": list(self.targets),
-            "layers": self.layers,
-        }
 
 
 class TrainConfig(TrainSettings):
