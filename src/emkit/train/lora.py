@@ -87,6 +87,8 @@ def lora_config(config: TrainSettings) -> Any:
 
 
 def load_peft_model(config: TrainConfig, spec: ModelSpec, console: Any) -> tuple[Any, Any]:
+    """The base model through transformers, trainable (the trainer adds the adapter): under DDP
+    each process on its own GPU (``LOCAL_RANK``), else on ``config.device`` or the default one."""
     from emkit.engines.loading import load_causal_lm
 
     device = config.device
