@@ -40,7 +40,7 @@ def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:g}".replace("e-0", "e-")  # 1e-05 -> 1e-5, as people write it
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value)
     return str(value)
