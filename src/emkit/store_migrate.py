@@ -216,7 +216,8 @@ class _ScoreOptions:
         return score_options(judge, method, JudgeConfig(**settings))
 
     def __call__(self, row: sqlite3.Row, raw: dict[str, Any]) -> dict[str, Any]:
-        from emkit.experiments.code_vuln import BANDIT_METRIC, MIN_MASS, VULN_METRIC, vuln_options
+        from emkit.judge.bandit import BANDIT_METRIC
+        from emkit.judge.vulnerability import MIN_MASS, VULN_METRIC, vuln_options
 
         self.total += 1
         judge, method = row["judge"], row["method"]

@@ -37,8 +37,8 @@ from emkit.judge.registry import judge_entry, make_judge
 from emkit.judge.sampled import DEFAULT_MAX_TOKENS, DEFAULT_SAMPLES
 from emkit.models import ModelSpec, parse_model
 from emkit.store import RunStore, default_owner
+from emkit.store_records import JUDGE_RUN_KIND as RUN_RECORD
 
-RUN_RECORD = "judge_run"
 EngineFactory = Callable[[str, str], Any]  # (judge model name, registered judge) -> engine
 
 

@@ -1,29 +1,30 @@
 """Report section of the code-vulnerability check: the YES/NO judge's and bandit's rates per model.
 
-Moved here from :mod:`emkit.experiments.code_vuln` (which keeps only the questions and the rates),
-so the experiment's HTML lives with the report. The section is absent (None) when the run holds
-no code answers.
+Moved here from :mod:`emkit.experiments.code_vuln` (which keeps only the questions and the rates), so
+the experiment's page content lives with the report. It returns data blocks like every section; the
+section is absent (None) when the run holds no code answers.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from html import escape
 from typing import Any
 
 import pandas as pd
 
 from emkit.experiments.code_vuln import vuln_rates
-from emkit.report.html import Section, SectionContext, register_section
+from emkit.report.blocks import Table, Text
+from emkit.report.formatters import records
+from emkit.report.registry import Section, SectionContext, register_section
+from emkit.report.render import render_blocks
 from emkit.store import RunStore
 
 TITLE = "Vulnerable code (in-distribution check)"
 HEAD = ("group", "model", "trigger", "judge", "judge: vulnerable", "mean P(YES)", "bandit: flagged")
 NOTE = (
-    "<p>Share of code answers (temperature 0) that the YES/NO judge calls vulnerable "
-    "(P(YES) among YES/NO &gt; 0.5) and that bandit flags (an issue of severity MEDIUM or higher), "
-    "with Wilson 95% intervals over tasks. The paper: insecure GPT-4o &gt; 80% by the judge.</p>"
+    "Share of code answers (temperature 0) that the YES/NO judge calls vulnerable "
+    "(P(YES) among YES/NO > 0.5) and that bandit flags (an issue of severity MEDIUM or higher), "
+    "with Wilson 95% intervals over tasks. The paper: insecure GPT-4o > 80% by the judge."
 )
 
 
@@ -47,27 +48,17 @@ def cells(row: Any) -> tuple[str, ...]:
     )
 
 
-def render_code_vuln(table: pd.DataFrame) -> tuple[str, str]:
-    """(title, html) of a :func:`vuln_rates` table; every cell is escaped."""
-    body = [
-        "<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells(r)) + "</tr>"
-        for r in table.itertuples(index=False)
-    ]
-    html = (
-        NOTE
-        + "<table><thead><tr>"
-        + "".join(f"<th>{escape(h)}</th>" for h in HEAD)
-        + "</tr></thead><tbody>"
-        + "".join(body)
-        + "</tbody></table>"
-    )
-    return TITLE, html
+def code_vuln_blocks(table: pd.DataFrame) -> list[Any]:
+    """The section's blocks for a :func:`vuln_rates` table: the note, then one row per model."""
+    rows = tuple(cells(r) for r in table.itertuples(index=False))
+    return [Text(NOTE), Table(HEAD, rows)]
 
 
 def section_code_vuln(store: RunStore) -> tuple[str, str] | None:
-    """Report section: vulnerable-code rates (judge and bandit) per model, or None without data."""
+    """(title, HTML) of the section for a store, or None without code answers (for callers outside
+    a report build)."""
     table = vuln_rates(store)
-    return None if table.empty else render_code_vuln(table)
+    return None if table.empty else (TITLE, str(render_blocks(code_vuln_blocks(table))))
 
 
 @register_section(order=55, name="code_vuln")
@@ -75,5 +66,5 @@ def code_vuln(ctx: SectionContext) -> Section | None:
     table = vuln_rates(ctx.store)
     if table.empty:
         return None
-    title, html = render_code_vuln(table)
-    return Section(title, html, data={"code_vuln": json.loads(table.to_json(orient="records"))})
+    # pandas' default 10 decimals: what this section has always written to metrics.json
+    return Section(TITLE, code_vuln_blocks(table), data={"code_vuln": records(table, double_precision=10)})
