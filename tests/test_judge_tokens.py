@@ -8,6 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from emkit.engines.abilities import NextToken
+from emkit.engines.mock import MockEngine
 from emkit.judge.aggregate import aggregate_0_100, no_score_kind
 from emkit.judge.logprob import LogprobJudge, parse_top_logprobs
 
@@ -43,10 +45,20 @@ def test_a_repeated_token_keeps_the_last_probability_as_the_paper_does() -> None
 def test_the_logprob_judge_defaults_to_the_papers_rule_and_records_it() -> None:
     entries = [("10", 0.5), ("90", 0.2), ("10", 0.1)]
 
-    class Engine:
-        name = "fake"
+    class Engine(MockEngine):
+        """The mock engine with a scripted next token: ``entries`` as an API lists them (repeats kept)."""
 
-        def chat_many(self, requests, on_result):
+        def __init__(self) -> None:
+            super().__init__("mock/fake")
+
+        def _next_tokens(self, conversations, top_k, on_result):
+            assert top_k == 20
+            item = NextToken(tuple((t, math.log(p)) for t, p in entries), entries[0][0])
+            for i, _ in enumerate(conversations):
+                on_result(i, item)
+            return [item] * len(conversations)
+
+        def chat_many(self, requests, on_result):  # how the judge asked before next_token_logprobs
             assert all(r["max_tokens"] == 1 and r["top_logprobs"] == 20 for r in requests)
             for i, _ in enumerate(requests):
                 on_result(i, reply(*entries))
