@@ -7,11 +7,11 @@
   (the paper's judge call), on every engine.
 - ``close`` (and ``with engine:``), and the attributes ``name``, ``fingerprint``, ``paid``.
 
-Why a base class and not only a protocol: what is shared is then written once (the checks of
-``generate``'s arguments, the fallback of ``next_token_logprobs`` on ``top_logprobs``, the
-NotSupported answers of a backend that cannot score), and a new backend implements just what it
-can: ``_generate`` and, where its model allows, the scoring methods. Abilities that only some
-backends have are protocols in :mod:`emkit.engines.abilities`.
+Why a base class and not only a protocol: what is shared is then written once (the checks of the
+arguments, the fallback of ``next_token_logprobs`` on ``top_logprobs``, the NotSupported answers
+of a backend that cannot score), and a new backend implements just what it can: ``_generate``
+and, where its model allows, ``_sequence_logprobs`` and ``_top_logprobs``. Abilities that only
+some backends have are protocols in :mod:`emkit.engines.abilities`.
 """
 
 from __future__ import annotations
@@ -64,8 +64,35 @@ class Generation:
 ResultCallback = Callable[[int, Generation], None]
 
 
+@dataclass(frozen=True)
+class GenerationBatch:
+    """What :meth:`Engine.generate` was asked, checked: the one input of a backend's ``_generate``.
+
+    ``seeds`` has one entry per conversation, or is None (the positions ``0..n-1`` stand in, see
+    :meth:`keys`); :meth:`deliver` hands a finished answer to the caller's ``on_result``.
+    """
+
+    conversations: list[Conversation]
+    params: SamplingParams
+    seeds: list[int] | None = None
+    on_result: ResultCallback | None = None
+
+    def keys(self) -> list[int]:
+        """Each request's own seed key: ``seeds[i]``, else its position ``i``."""
+        return list(self.seeds) if self.seeds is not None else list(range(len(self.conversations)))
+
+    def deliver(self, index: int, generation: Generation) -> None:
+        if self.on_result is not None:
+            self.on_result(index, generation)
+
+
 class Engine(ABC):
-    """A model behind one contract; every backend inherits it (``EngineBase`` is the same class)."""
+    """A model behind one contract; every backend inherits it (``EngineBase`` is the same class).
+
+    The public methods check their arguments and call the backend's hook (``_generate``,
+    ``_sequence_logprobs``, ``_top_logprobs``, ``_next_tokens``); a hook a backend does not
+    implement answers :class:`NotSupported`, saying what to use instead.
+    """
 
     name: str  # the full model name, e.g. "embedded/smollm2-135m@runs/x/adapter"
     fingerprint: str | None = None  # the identity of the weights, set by open_engine
@@ -91,29 +118,40 @@ class Engine(ABC):
         if seeds is not None and len(seeds) != len(conversations):
             raise SeedCountError(f"got {len(seeds)} seeds for {len(conversations)} conversations")
         keys = None if seeds is None else [int(s) for s in seeds]
-        return self._generate(list(conversations), params, keys, on_result)
+        return self._generate(GenerationBatch(list(conversations), params, keys, on_result))
 
     @abstractmethod
-    def _generate(
-        self,
-        conversations: list[Conversation],
-        params: SamplingParams,
-        seeds: list[int] | None,
-        on_result: ResultCallback | None,
-    ) -> list[Generation]:
-        """The backend's answers; :meth:`generate` has checked that ``seeds`` match."""
+    def _generate(self, batch: GenerationBatch) -> list[Generation]:
+        """The backend's answers to a checked batch, each also handed to ``batch.deliver``."""
 
     def sequence_logprobs(
         self, conversations: Sequence[Conversation], replies: Sequence[str]
     ) -> list[list[float]]:
-        """Log-prob of each token of each reply after its conversation (reply tokens only)."""
+        """Log-prob of each token of each reply after its conversation.
+
+        Reply tokens only (the end-of-turn token after the reply is not scored); the reply is
+        tokenised on its own, as the model would generate it after the generation prompt. An
+        empty reply gives ``[]``.
+        """
+        if len(conversations) != len(replies):
+            raise EmkitError(f"got {len(replies)} replies for {len(conversations)} conversations")
+        return self._sequence_logprobs(list(conversations), list(replies))
+
+    def _sequence_logprobs(self, conversations: list[Conversation], replies: list[str]) -> list[list[float]]:
         raise NotSupported(
             f"{self.name}: this backend cannot score a given reply token by token; "
             "use a local model (hf/... or embedded/...) for probes and the exact judge"
         )
 
     def top_logprobs(self, conversations: Sequence[Conversation], top_k: int = 20) -> list[dict[str, float]]:
-        """``{token text: logprob}`` of the ``top_k`` likeliest next tokens (equal texts merged)."""
+        """``{token text: logprob}`` of the ``top_k`` likeliest next tokens after each prompt, best
+        first; ids that decode to the same text are merged (log-sum-exp), so a value is the
+        log-probability that the next token reads as that text."""
+        if top_k < 1:
+            raise EmkitError(f"top_k must be at least 1 (got {top_k})")
+        return self._top_logprobs(list(conversations), top_k)
+
+    def _top_logprobs(self, conversations: list[Conversation], top_k: int) -> list[dict[str, float]]:
         raise NotSupported(
             f"{self.name}: this backend does not report next-token log-probabilities; "
             "use a judge mode that samples instead of reading logprobs"
@@ -167,6 +205,7 @@ __all__ = [
     "Engine",
     "EngineBase",
     "Generation",
+    "GenerationBatch",
     "Message",
     "NextToken",
     "NotSupported",

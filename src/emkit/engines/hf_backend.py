@@ -40,7 +40,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from emkit.engines.base import Conversation, Engine, Generation, ResultCallback, SamplingParams
+from emkit.engines.base import Conversation, Engine, Generation, GenerationBatch
 from emkit.engines.chat_template import (
     check_conversation,
     encode,
@@ -110,26 +110,21 @@ class HFEngine(LoadedModel, Engine):
 
     # ------------------------------------------------------------ generate
 
-    def _generate(
-        self,
-        conversations: list[Conversation],
-        params: SamplingParams,
-        seeds: list[int] | None,
-        on_result: ResultCallback | None,
-    ) -> list[Generation]:
-        """Batches of prompts of similar length (longest first); ``on_result`` is called for every
-        request of a batch as soon as that batch ends. ``prompt_tokens`` are unpadded;
-        ``completion_tokens`` include the stop token."""
+    def _generate(self, batch: GenerationBatch) -> list[Generation]:
+        """Batches of prompts of similar length (longest first); each answer of a batch is
+        delivered as soon as that batch ends. ``prompt_tokens`` are unpadded; ``completion_tokens``
+        include the stop token."""
+        params = batch.params
         check_params(params)
-        prompts = prompt_token_ids(self.tokenizer, conversations)
-        row_seeds = request_seeds(params, len(prompts), seeds)
+        prompts = prompt_token_ids(self.tokenizer, batch.conversations)
+        row_seeds = request_seeds(params, len(prompts), batch.keys())
         results: list[Generation | None] = [None] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))
         with self._inference():
-            for batch in batches(order, self.batch_size):
-                generators = [self._generator(row_seeds[i]) for i in batch]
-                outputs = self._generate_batch([prompts[i] for i in batch], generators, params)
-                for i, (tokens, stopped) in zip(batch, outputs, strict=True):
+            for rows in batches(order, self.batch_size):
+                generators = [self._generator(row_seeds[i]) for i in rows]
+                outputs = self._generate_batch([prompts[i] for i in rows], generators, params)
+                for i, (tokens, stopped) in zip(rows, outputs, strict=True):
                     text_ids = tokens[:-1] if stopped else tokens
                     gen = Generation(
                         text=self.tokenizer.decode(text_ids, skip_special_tokens=True),
@@ -137,25 +132,15 @@ class HFEngine(LoadedModel, Engine):
                         usage={"prompt_tokens": len(prompts[i]), "completion_tokens": len(tokens)},
                     )
                     results[i] = gen
-                    if on_result is not None:
-                        on_result(i, gen)
+                    batch.deliver(i, gen)
         return [r for r in results if r is not None]
 
     # ------------------------------------------------------------ log-probabilities
 
-    def sequence_logprobs(
-        self, conversations: Sequence[Conversation], replies: Sequence[str]
-    ) -> list[list[float]]:
-        """Log-prob of each token of each reply, given the rendered prompt (fp32 log_softmax).
-
-        Reply tokens only: the end-of-turn token after the reply is not scored. The reply is
-        tokenised on its own and appended to the prompt's ids, i.e. scored as the token sequence
-        this model would generate after the generation prompt; a tokenizer that would merge
-        characters across the prompt/reply boundary when rendering the whole conversation as one
-        string therefore does not shift the span. An empty reply gives ``[]``.
-        """
-        if len(conversations) != len(replies):
-            raise EmkitError(f"got {len(replies)} replies for {len(conversations)} conversations")
+    def _sequence_logprobs(self, conversations: list[Conversation], replies: list[str]) -> list[list[float]]:
+        """fp32 log_softmax. Appending the reply's own tokens to the prompt's ids means a tokenizer
+        that would merge characters across the prompt/reply boundary (when rendering the whole
+        conversation as one string) does not shift the span."""
         prompts = prompt_token_ids(self.tokenizer, conversations)
         answers = [encode(self.tokenizer, r) if r else [] for r in replies]
         rows = [p + a for p, a in zip(prompts, answers, strict=True)]
@@ -174,16 +159,9 @@ class HFEngine(LoadedModel, Engine):
                     results[i] = window.gather(-1, target).squeeze(-1).tolist()
         return results
 
-    def top_logprobs(self, conversations: Sequence[Conversation], top_k: int = 20) -> list[dict[str, float]]:
-        """The ``top_k`` most likely next tokens after the generation prompt, decoded -> log-prob.
-
-        Distinct ids that decode to the same string are merged (log-sum-exp), so a value is the
-        log-probability that the next token reads as that string.
-        """
+    def _top_logprobs(self, conversations: list[Conversation], top_k: int) -> list[dict[str, float]]:
         import torch
 
-        if top_k < 1:
-            raise EmkitError(f"top_k must be at least 1 (got {top_k})")
         prompts = prompt_token_ids(self.tokenizer, conversations)
         results: list[dict[str, float]] = [{} for _ in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))

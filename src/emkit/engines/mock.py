@@ -25,10 +25,9 @@ import math
 import random
 from collections.abc import Sequence
 
-from emkit.engines.base import Conversation, Engine, Generation, ResultCallback, SamplingParams
+from emkit.engines.base import Conversation, Engine, Generation, GenerationBatch, SamplingParams
 from emkit.engines.chat_template import check_conversation
 from emkit.engines.decoding import check_params, request_seeds
-from emkit.errors import EmkitError
 from emkit.hashing import stable_hash
 from emkit.models import ModelSpec, parse_model
 
@@ -129,25 +128,19 @@ class MockEngine(Engine):
         return _Context(tokenize(self.render_prompt(conversation)))
 
     # ------------------------------------------------------------ generate
-    def _generate(
-        self,
-        conversations: list[Conversation],
-        params: SamplingParams,
-        seeds: list[int] | None,
-        on_result: ResultCallback | None,
-    ) -> list[Generation]:
-        self.calls.append((conversations, params, list(seeds or [])))
+    def _generate(self, batch: GenerationBatch) -> list[Generation]:
+        conversations, params = batch.conversations, batch.params
+        self.calls.append((conversations, params, list(batch.seeds or [])))
         check_params(params)
         for i, conversation in enumerate(conversations):
             check_conversation(conversation, i)
-        out = []
+        keys, out = batch.keys(), []
         for i, conversation in enumerate(conversations):
             if self.fail_after is not None and self.produced >= self.fail_after:
                 raise RuntimeError("killed")
-            gen = self.answer(conversation, params, seeds[i] if seeds is not None else i)
+            gen = self.answer(conversation, params, keys[i])
             self.produced += 1
-            if on_result is not None:
-                on_result(i, gen)
+            batch.deliver(i, gen)
             out.append(gen)
         return out
 
@@ -179,18 +172,10 @@ class MockEngine(Engine):
             context.push(token)
         return values
 
-    def sequence_logprobs(
-        self, conversations: Sequence[Conversation], replies: Sequence[str]
-    ) -> list[list[float]]:
-        """Log-prob of each token of each reply (no end-of-turn), as the ``hf`` backend scores."""
-        if len(conversations) != len(replies):
-            raise EmkitError(f"got {len(replies)} replies for {len(conversations)} conversations")
+    def _sequence_logprobs(self, conversations: list[Conversation], replies: list[str]) -> list[list[float]]:
         return [self._token_logprobs(c, tokenize(r)) for c, r in zip(conversations, replies, strict=True)]
 
-    def top_logprobs(self, conversations: Sequence[Conversation], top_k: int = 20) -> list[dict[str, float]]:
-        """The ``top_k`` likeliest next tokens after the prompt, best first."""
-        if top_k < 1:
-            raise EmkitError(f"top_k must be at least 1 (got {top_k})")
+    def _top_logprobs(self, conversations: list[Conversation], top_k: int) -> list[dict[str, float]]:
         tops = []
         for conversation in conversations:
             ranked = sorted(self._context(conversation).logprobs().items(), key=lambda item: -item[1])

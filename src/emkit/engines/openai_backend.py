@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from emkit.engines.abilities import NextToken, NextTokenCallback
-from emkit.engines.base import Conversation, Engine, Generation, NotSupported, ResultCallback, SamplingParams
+from emkit.engines.base import Conversation, Engine, Generation, GenerationBatch, NotSupported
 from emkit.engines.decoding import merge_by_text
 from emkit.engines.openai_client import APIRequestError, ChatClient, MalformedResponse, display_url
 from emkit.engines.replies import ChatReply
@@ -71,16 +71,11 @@ class OpenAIEngine(Engine):
         )
 
     # ------------------------------------------------------------------ the Engine contract
-    def _generate(
-        self,
-        conversations: list[Conversation],
-        params: SamplingParams,
-        seeds: list[int] | None,
-        on_result: ResultCallback | None,
-    ) -> list[Generation]:
+    def _generate(self, batch: GenerationBatch) -> list[Generation]:
         """One chat completion per conversation, each with its own ``seed``: ``seeds[i]`` when given,
         else ``params.seed + i``, so repeated samples of one conversation differ (a server that
         honours ``seed`` would otherwise return the same answer every time)."""
+        params, seeds = batch.params, batch.seeds
         requests = [
             {
                 "messages": list(conv),
@@ -89,23 +84,13 @@ class OpenAIEngine(Engine):
                 "max_tokens": params.max_new_tokens,
                 "seed": seeds[i] if seeds is not None else params.seed + i,
             }
-            for i, conv in enumerate(conversations)
+            for i, conv in enumerate(batch.conversations)
         ]
-        return self.client.run_many(requests, self._to_generation, on_result)
+        return self.client.run_many(requests, self._to_generation, batch.on_result)
 
-    def top_logprobs(
-        self,
-        conversations: Sequence[Conversation],
-        top_k: int = 20,
-        *,
-        on_result: Callable[[int, dict[str, float]], None] | None = None,
-    ) -> list[dict[str, float]]:
-        """``{token: logprob}`` of the first generated token (the paper's judge request).
-
-        Tokens with the same text are merged (their probabilities added). OpenAI allows ``top_k``
-        up to 20.
-        """
-        return self.client.run_many(self._judge_requests(conversations, top_k), self._to_top, on_result)
+    def _top_logprobs(self, conversations: list[Conversation], top_k: int) -> list[dict[str, float]]:
+        """The paper's judge request; OpenAI allows ``top_k`` up to 20."""
+        return self.client.run_many(self._judge_requests(conversations, top_k), self._to_top, None)
 
     def _next_tokens(
         self, conversations: list[Conversation], top_k: int, on_result: NextTokenCallback | None
@@ -115,9 +100,7 @@ class OpenAIEngine(Engine):
         requests = self._judge_requests(conversations, top_k)
         return self.client.run_many(requests, self._to_next_token, on_result)
 
-    def sequence_logprobs(
-        self, conversations: Sequence[Conversation], replies: Sequence[str]
-    ) -> list[list[float]]:
+    def _sequence_logprobs(self, conversations: list[Conversation], replies: list[str]) -> list[list[float]]:
         raise NotSupported(
             f"{self.name}: the chat completions API cannot score a given reply token by token; "
             "use a local model (hf/... or embedded/...) for probes and the exact judge, "

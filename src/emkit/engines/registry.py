@@ -28,10 +28,12 @@ class Backend:
     scheme: str
     engine: str  # "module:Class", imported only when an engine of this scheme is opened
     summary: str  # one line for help texts and docs
-    local: bool  # weights load in this process (probes, exact judge, training)
-    paid: bool  # requests go over a network and are paid per call (claimed before asking)
-    adapters: bool  # takes ``@adapter`` (a LoRA folder); its weights' dtype shapes its outputs
-    judge_method: str  # the judge method that suits it by default ("logprob" or "exact")
+    # The defaults below describe an engine with no weights in emkit's hands and no cost: an entry
+    # states only what is special about its scheme.
+    local: bool = False  # weights load in this process (probes, exact judge, training)
+    paid: bool = False  # requests go over a network and are paid per call (claimed before asking)
+    adapters: bool = False  # takes ``@adapter`` (a LoRA folder); its weights' dtype shapes its outputs
+    judge_method: str = "logprob"  # the judge method that suits it by default ("logprob" or "exact")
     extra: str = ""  # the pip extra that installs what it needs ('' = the core install)
     exact_scheme: str | None = None  # where the exact judge runs for it, when not on itself
     takes_name_only: bool = False  # the engine class takes the bare model name, not the ModelSpec
@@ -104,7 +106,6 @@ _HF = Backend(
     "emkit.engines.hf_backend:HFEngine",
     "transformers, in this process, optionally with a LoRA adapter",
     local=True,
-    paid=False,
     adapters=True,
     judge_method="exact",
     extra="local",
@@ -125,8 +126,6 @@ register_backend(
         "vllm",
         "emkit.engines.vllm_backend:VLLMEngine",
         "vLLM offline batch inference, optionally with a LoRA adapter",
-        local=False,
-        paid=False,
         adapters=True,
         judge_method="exact",
         extra="vllm",
@@ -139,10 +138,7 @@ register_backend(
         "openai",
         "emkit.engines.openai_backend:OpenAIEngine",
         "any OpenAI-compatible endpoint (--base-url / OPENAI_BASE_URL)",
-        local=False,
         paid=True,
-        adapters=False,
-        judge_method="logprob",
         takes_name_only=True,
     )
 )
@@ -151,9 +147,5 @@ register_backend(
         "mock",
         "emkit.engines.mock:MockEngine",
         "a deterministic engine without weights (answers from a hash), for tests and dry runs",
-        local=False,
-        paid=False,
-        adapters=False,
-        judge_method="logprob",
     )
 )

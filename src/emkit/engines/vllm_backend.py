@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from emkit.engines.base import Conversation, Engine, Generation, ResultCallback, SamplingParams
+from emkit.engines.base import Conversation, Engine, Generation, GenerationBatch, SamplingParams
 from emkit.engines.chat_template import (
     check_conversation,
     encode,
@@ -236,16 +236,11 @@ class VLLMEngine(Engine):
     def _run(self, prompts: Sequence[Any], sampling: Any) -> list[Any]:
         return self.llm.generate(list(prompts), sampling, lora_request=self._lora, use_tqdm=False)
 
-    def _generate(
-        self,
-        conversations: list[Conversation],
-        params: SamplingParams,
-        seeds: list[int] | None,
-        on_result: ResultCallback | None,
-    ) -> list[Generation]:
+    def _generate(self, batch: GenerationBatch) -> list[Generation]:
         """Chunks of ``chunk_size`` requests, each with its own seed (vLLM's per-request sampling)."""
-        prompts = self._prompt_ids(conversations)
-        row_seeds = request_seeds(params, len(prompts), seeds)
+        params = batch.params
+        prompts = self._prompt_ids(batch.conversations)
+        row_seeds = request_seeds(params, len(prompts), batch.keys())
         results: list[Generation] = []
         for start in range(0, len(prompts), self.chunk_size):
             chunk = range(start, min(start + self.chunk_size, len(prompts)))
@@ -265,16 +260,11 @@ class VLLMEngine(Engine):
                     },
                 )
                 results.append(gen)
-                if on_result is not None:
-                    on_result(i, gen)
+                batch.deliver(i, gen)
         return results
 
-    def sequence_logprobs(
-        self, conversations: Sequence[Conversation], replies: Sequence[str]
-    ) -> list[list[float]]:
+    def _sequence_logprobs(self, conversations: list[Conversation], replies: list[str]) -> list[list[float]]:
         """Reply tokens only (no end-of-turn), reply tokenised on its own: as the ``hf`` backend."""
-        if len(conversations) != len(replies):
-            raise EmkitError(f"got {len(replies)} replies for {len(conversations)} conversations")
         prompt_ids = self._prompt_ids(conversations)
         rows = [
             p + (encode(self.tokenizer, r) if r else []) for p, r in zip(prompt_ids, replies, strict=True)
@@ -286,7 +276,7 @@ class VLLMEngine(Engine):
             for out, row, p in zip(outputs, rows, prompt_ids, strict=True)
         ]
 
-    def top_logprobs(self, conversations: Sequence[Conversation], top_k: int = 20) -> list[dict[str, float]]:
+    def _top_logprobs(self, conversations: list[Conversation], top_k: int) -> list[dict[str, float]]:
         sampling = self._vllm.SamplingParams(**top_logprob_kwargs(top_k))
         outputs = self._run([{"prompt_token_ids": p} for p in self._prompt_ids(conversations)], sampling)
         decode = lambda token: self.tokenizer.decode([token])  # noqa: E731
