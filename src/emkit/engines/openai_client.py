@@ -176,6 +176,20 @@ class ChatClient:
             return results
         return self._run_many_in_thread(requests, convert, on_result, results)
 
+    async def call(self, request: dict[str, Any]) -> ChatReply:
+        """One request (retried, semaphore-bounded) from inside the caller's own event loop."""
+        return await self._call(self._loop_state(), request)
+
+    async def aclose(self) -> None:
+        """Close the client :meth:`call` made, in the loop it was made in."""
+        state, self._async_state = self._async_state, None
+        if state is not None:
+            await state.client.close()
+
+    def forget(self) -> None:
+        """Drop the client of :meth:`call` (``run_many`` closes its own clients when done)."""
+        self._async_state = None
+
     def _run_many_in_thread(
         self,
         requests: list[dict[str, Any]],
@@ -329,20 +343,6 @@ class ChatClient:
         if status == 404:
             return f"{self.name}: HTTP 404 from {where}: {detail} (check the model name and the base URL)"
         return f"{self.name}: HTTP {status} from {where}: {detail}"
-
-    async def call(self, request: dict[str, Any]) -> ChatReply:
-        """One request (retried, semaphore-bounded) from inside the caller's own event loop."""
-        return await self._call(self._loop_state(), request)
-
-    async def aclose(self) -> None:
-        """Close the client :meth:`call` made, in the loop it was made in."""
-        state, self._async_state = self._async_state, None
-        if state is not None:
-            await state.client.close()
-
-    def forget(self) -> None:
-        """Drop the client of :meth:`call` (``run_many`` closes its own clients when done)."""
-        self._async_state = None
 
 
 def _create(client: Any, request: dict[str, Any]) -> Awaitable[Any]:
