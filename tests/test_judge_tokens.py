@@ -51,7 +51,7 @@ def test_the_logprob_judge_defaults_to_the_papers_rule_and_records_it() -> None:
         def __init__(self) -> None:
             super().__init__("mock/fake")
 
-        def _next_tokens(self, conversations, top_k, on_result):
+        def _next_tokens(self, conversations, top_k, on_result, chunk):
             assert top_k == 20
             item = NextToken(tuple((t, math.log(p)) for t, p in entries), entries[0][0])
             for i, _ in enumerate(conversations):

@@ -89,6 +89,8 @@ def test_every_method_reads_one_distribution() -> None:
     assert list(top.items()) == list(full.items())[:5]
     (typed,) = engine.next_token_logprobs([BORED], top_k=5)
     assert isinstance(typed, NextToken) and typed.entries == tuple(top.items())
+    both = engine.next_token_logprobs([BORED, RIVER], top_k=5)
+    assert engine.next_token_logprobs([BORED, RIVER], top_k=5, chunk=1) == both and both[0] == typed
     for token, value in top.items():
         assert engine.sequence_logprobs([BORED], [token]) == [[value]]
     reply = "the river is calm"

@@ -163,18 +163,20 @@ class Engine(ABC):
         top_k: int = 20,
         *,
         on_result: NextTokenCallback | None = None,
+        chunk: int = 16,
     ) -> list[NextToken]:
         """One :class:`NextToken` per conversation, delivered to ``on_result`` as each is ready.
 
         This is the paper's judge call (one token at temperature 0 with its top-k alternatives).
+        ``chunk``: how many conversations a local engine scores per call of :meth:`top_logprobs`
+        (an API sends each conversation as its own request and ignores it).
         """
-        return self._next_tokens(list(conversations), top_k, on_result)
+        return self._next_tokens(list(conversations), top_k, on_result, max(1, chunk))
 
     def _next_tokens(
-        self, conversations: list[Conversation], top_k: int, on_result: NextTokenCallback | None
+        self, conversations: list[Conversation], top_k: int, on_result: NextTokenCallback | None, chunk: int
     ) -> list[NextToken]:
-        """The default: :meth:`top_logprobs` in chunks of 16, so results arrive as they are made."""
-        chunk = 16
+        """The default: :meth:`top_logprobs` a chunk at a time, so results arrive as they are made."""
         out: list[NextToken] = []
         for start in range(0, len(conversations), chunk):
             tops = self.top_logprobs(conversations[start : start + chunk], top_k)

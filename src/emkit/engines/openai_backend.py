@@ -93,7 +93,7 @@ class OpenAIEngine(Engine):
         return self.client.run_many(self._judge_requests(conversations, top_k), self._to_top, None)
 
     def _next_tokens(
-        self, conversations: list[Conversation], top_k: int, on_result: NextTokenCallback | None
+        self, conversations: list[Conversation], top_k: int, on_result: NextTokenCallback | None, chunk: int
     ) -> list[NextToken]:
         """Each reply typed as it arrives: the first position's entries in the server's order
         (repeats kept), the generated token, and the reply's usage."""
