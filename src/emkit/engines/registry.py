@@ -3,8 +3,18 @@ about a scheme without comparing strings.
 
 Why a registry: a scheme's facts (does it load weights here, does it cost money per request, which
 judge method suits it, which pip extra it needs) used to be spelled as ``scheme == "openai"`` in about
-ten modules. Each fact now lives once, in the scheme's :class:`Backend`; adding a backend is one new
-module plus one :func:`register_backend` call here.
+ten modules. Each fact now lives once, in the scheme's :class:`Backend`; model names
+(:mod:`emkit.models`), fingerprints (:mod:`emkit.fingerprint`), the loaders and the factory
+(:func:`emkit.engines.open_engine`) read it here.
+
+Adding a backend is one new module plus one :func:`register_backend` call here: the module holds a
+class that inherits :class:`emkit.engines.base.Engine` and implements ``_generate`` (and, where its
+model allows, ``_sequence_logprobs``, ``_top_logprobs`` and the protocols of
+:mod:`emkit.engines.abilities`); its constructor takes the model (a ModelSpec, or the bare name with
+``takes_name_only``) and keyword options, which become the options ``open_engine`` accepts.
+:mod:`emkit.engines.mock` is the smallest complete example.
+
+This module imports nothing of emkit but its errors, so that any module may read it.
 """
 
 from __future__ import annotations
