@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from emkit.engines.abilities import NextToken
-from emkit.engines.base import EngineBase
+from emkit.engines.mock import MockEngine
 from emkit.judge.aggregate import aggregate_0_100, no_score_kind
 from emkit.judge.logprob import LogprobJudge, parse_top_logprobs
 
@@ -45,16 +45,20 @@ def test_a_repeated_token_keeps_the_last_probability_as_the_paper_does() -> None
 def test_the_logprob_judge_defaults_to_the_papers_rule_and_records_it() -> None:
     entries = [("10", 0.5), ("90", 0.2), ("10", 0.1)]
 
-    class Engine(EngineBase):
-        name = "fake"
+    class Engine(MockEngine):
+        """The mock engine with a scripted next token: ``entries`` as an API lists them (repeats kept)."""
+
         paid = True  # an API: its replies may list a token string twice
 
-        def next_token_logprobs(self, conversations, top_k=20, *, on_result=None, chunk=16):
+        def __init__(self) -> None:
+            super().__init__("mock/fake")
+
+        def _next_tokens(self, conversations, top_k, on_result, chunk):
             assert top_k == 20
-            out = [reply(*entries) for _ in conversations]
-            for i, item in enumerate(out):
+            item = NextToken(tuple((t, math.log(p)) for t, p in entries), entries[0][0])
+            for i, _ in enumerate(conversations):
                 on_result(i, item)
-            return out
+            return [item] * len(conversations)
 
     task = SimpleNamespace(messages=[{"role": "user", "content": "x"}])
     assert LogprobJudge(Engine()).repeated_tokens == "last"
