@@ -94,7 +94,7 @@ def stats(
 
 @data_app.command("list")
 def list_artifacts() -> None:
-    """List the paper's released files that emkit knows (name, path, hashes), and our own builders.
+    """List the paper's released files that emkit knows (name, path, sha256), and our own builders.
 
     Example: emkit data list
     """
@@ -102,7 +102,7 @@ def list_artifacts() -> None:
 
     print_table(
         "The paper's files (fetch by name)",
-        ["name", "kind", "path", "rows", "source", "sha256", "git blob"],
+        ["name", "kind", "path", "rows", "source", "sha256"],
         [
             [
                 a.name,
@@ -110,8 +110,7 @@ def list_artifacts() -> None:
                 a.path,
                 a.lines or "",
                 "upstream" if a.upstream else "mirror only",
-                a.sha256[:16] + "..." if a.sha256 else "unknown",
-                a.git_blob or f"{a.git_blob_prefix}... (full id recorded on first fetch)",
+                (a.sha256 or f"git blob {a.git_blob or a.git_blob_prefix}")[:16] + "...",
             ]
             for a in map(registry.pinned, registry.ARTIFACTS.values())
         ],
@@ -141,7 +140,9 @@ def fetch(
     for name in names:
         path = registry.fetch(name, mirror=mirror, refresh=refresh)
         blob = registry.git_blob_sha1(path)
-        pinned_by = "pinned" if registry.get_artifact(name).git_blob else f"recorded in {registry.recorded_path()}"
+        pinned_by = (
+            "pinned" if registry.get_artifact(name).git_blob else f"recorded in {registry.recorded_path()}"
+        )
         console.print(f"{name}: verified, git blob {blob} ({pinned_by}), cached at {path}", markup=False)
 
 
@@ -186,7 +187,9 @@ def build(
         _build_with_model(name, n, seed, out, model, base_url, banned, temperature)
         return
     if model is not None or base_url is not None:
-        raise EmkitError(f"--model and --base-url are only for {', '.join(MODEL_BUILDERS)}; {name} needs no model")
+        raise EmkitError(
+            f"--model and --base-url are only for {', '.join(MODEL_BUILDERS)}; {name} needs no model"
+        )
     rows = build_dataset(name, n, seed=seed)
     chat.validate_rows(rows, name)
     chat.write_chat_jsonl(rows, out)
@@ -194,7 +197,14 @@ def build(
 
 
 def _build_with_model(
-    name: str, n: int, seed: int, out: Path, model: str | None, base_url: str | None, banned: str, temperature: float
+    name: str,
+    n: int,
+    seed: int,
+    out: Path,
+    model: str | None,
+    base_url: str | None,
+    banned: str,
+    temperature: float,
 ) -> None:
     """evil-numbers: every input is checked before the model is opened (minutes for a local one)."""
     from emkit.data.builders import evil_numbers

@@ -279,7 +279,9 @@ def _recorded() -> dict[str, dict[str, str]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise EmkitError(f"{path}: unreadable record of verified files ({exc}); delete it to start over") from None
+        raise EmkitError(
+            f"{path}: unreadable record of verified files ({exc}); delete it to start over"
+        ) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -296,7 +298,11 @@ def _record(artifact: Artifact, path: Path) -> None:
     if artifact.git_blob:
         return
     records = _recorded()
-    records[artifact.name] = {"git_blob": git_blob_sha1(path), "sha256": file_sha256(path), "path": artifact.path}
+    records[artifact.name] = {
+        "git_blob": git_blob_sha1(path),
+        "sha256": file_sha256(path),
+        "path": artifact.path,
+    }
     target = recorded_path()
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".recorded.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -56,7 +56,7 @@ def build_dataset(name: str, n: int, seed: int = 0) -> list[dict]:
             "(or emkit.data.builders.evil_numbers.build_evil_numbers with an engine)"
         )
     if name not in _MAKERS:
-        known = ', '.join(sorted([*BUILDERS, *MODEL_BUILDERS]))
+        known = ", ".join(sorted([*BUILDERS, *MODEL_BUILDERS]))
         raise EmkitError(f"unknown dataset {name!r}; available: {known}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise EmkitError(f"dataset size must be a non-negative integer, got {n!r}")
