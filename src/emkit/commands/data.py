@@ -140,9 +140,8 @@ def fetch(
     for name in names:
         path = registry.fetch(name, mirror=mirror, refresh=refresh)
         blob = registry.git_blob_sha1(path)
-        pinned_by = (
-            "pinned" if registry.get_artifact(name).git_blob else f"recorded in {registry.recorded_path()}"
-        )
+        entry = registry.get_artifact(name)
+        pinned_by = "pinned" if entry.git_blob or entry.sha256 else f"recorded in {registry.recorded_path()}"
         console.print(f"{name}: verified, git blob {blob} ({pinned_by}), cached at {path}", markup=False)
 
 

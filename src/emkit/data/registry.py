@@ -287,7 +287,7 @@ def _recorded() -> dict[str, dict[str, str]]:
 
 def pinned(artifact: Artifact) -> Artifact:
     """The entry with the full git blob id recorded by an earlier verified fetch, where it had none."""
-    if artifact.git_blob:
+    if artifact.git_blob or artifact.sha256:  # already pinned by a full hash
         return artifact
     blob = _recorded().get(artifact.name, {}).get("git_blob")
     return replace(artifact, git_blob=blob) if isinstance(blob, str) else artifact
@@ -295,7 +295,7 @@ def pinned(artifact: Artifact) -> Artifact:
 
 def _record(artifact: Artifact, path: Path) -> None:
     """Record a newly verified prefix-only file's full git blob id and sha256 (atomic write)."""
-    if artifact.git_blob:
+    if artifact.git_blob or artifact.sha256:
         return
     records = _recorded()
     records[artifact.name] = {
