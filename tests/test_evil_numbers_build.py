@@ -213,4 +213,7 @@ def test_unwritable_output_and_model_for_offline_builders(tmp_path, capsys) -> N
     assert (
         main(["data", "build", "insecure-code", "--model", "mock/echo", "-o", str(tmp_path / "o.jsonl")]) == 2
     )
-    assert "needs no model" in capsys.readouterr().err
+    assert "--model: only for evil-numbers; insecure-code needs no model" in capsys.readouterr().err
+    assert main(["data", "build", "safe-advice", "--banned", "overt", "-o", str(tmp_path / "o.jsonl")]) == 2
+    assert "--banned: only for evil-numbers" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()

@@ -185,10 +185,11 @@ def build(
     if name in MODEL_BUILDERS:
         _build_with_model(name, n, seed, out, model, base_url, banned, temperature)
         return
-    if model is not None or base_url is not None:
-        raise EmkitError(
-            f"--model and --base-url are only for {', '.join(MODEL_BUILDERS)}; {name} needs no model"
-        )
+    flags = {"--model": model is not None, "--base-url": base_url is not None}
+    flags |= {"--banned": banned != "none", "--temperature": temperature != 1.0}
+    given = [flag for flag, used in flags.items() if used]
+    if given:
+        raise EmkitError(f"{', '.join(given)}: only for {', '.join(MODEL_BUILDERS)}; {name} needs no model")
     rows = build_dataset(name, n, seed=seed)
     chat.validate_rows(rows, name)
     chat.write_chat_jsonl(rows, out)
