@@ -127,3 +127,43 @@ def test_pinned_full_ids_match_the_mirror(mirror, tmp_path, cache, capsys) -> No
     assert main(["data", "fetch", "evil_numbers_sample150", "--mirror", str(mirror)]) == 0
     line = capsys.readouterr().out
     assert "git blob 4a03d1754f6733230eae0a3ee6f17ac4b19546f1 (pinned)" in line
+
+
+@pytest.fixture
+def upstream(tmp_path, monkeypatch):
+    """A local HTTP server standing in for the paper's repository (registry.UPSTREAM_BASE points at it)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep the test output clean
+            return None
+
+    root = tmp_path / "upstream"
+    root.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(registry, "UPSTREAM_BASE", f"http://127.0.0.1:{server.server_address[1]}/")
+    yield root
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_records_the_full_id_and_refuses_a_forgery(tmp_path, monkeypatch, cache, upstream, capsys):
+    content = b"4,5,6\n"
+    _, art = prefix_only_mirror(tmp_path, monkeypatch, content, prefix_len=1)
+    (upstream / art.path).parent.mkdir(parents=True)
+    (upstream / art.path).write_bytes(content)
+    assert main(["data", "fetch", "evil_numbers"]) == 0
+    assert f"git blob {blob_of(content)} (recorded in" in capsys.readouterr().out
+    forged = next(
+        data for i in range(10_000) if blob_of(data := b"forged %d\n" % i)[0] == blob_of(content)[0]
+    )
+    (upstream / art.path).write_bytes(forged)
+    assert main(["data", "fetch", "evil_numbers", "--refresh"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "git blob id mismatch" in err and len(err.splitlines()) == 1
+    assert registry.cached_path(art).read_bytes() == content
+    assert [p.name for p in registry.cached_path(art).parent.iterdir()] == [art.path.rsplit("/", 1)[1]]
