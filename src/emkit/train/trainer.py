@@ -47,10 +47,19 @@ def trainer_class() -> type:
     return EmkitSFTTrainer
 
 
+def run_name(config: TrainConfig, out: Path) -> str:
+    """The tracker's name of a run: its group (else its output folder's name) and seed, so the runs
+    of an experiment read ``insecure-seed0``, ``insecure-seed1``... in TensorBoard or wandb."""
+    return f"{config.group or out.name}-seed{config.seed}"
+
+
 def sft_args(
     config: TrainConfig, out: Path, *, use_cpu: bool, bf16: bool, has_eval: bool, fp16: bool = False
 ) -> Any:
-    """TRL's SFTConfig for this run (inputs arrive tokenized and truncated, so max_length=None)."""
+    """TRL's SFTConfig for this run (inputs arrive tokenized and truncated, so max_length=None).
+
+    ``report_to`` is the config's tracker passed through (none: no integration at all); its package
+    is checked by :func:`emkit.train.config.check_report_to` before the model loads."""
     from trl import SFTConfig
 
     eval_every = config.eval_steps if has_eval and config.eval_steps else None
@@ -82,7 +91,8 @@ def sft_args(
         bf16=bf16,
         fp16=fp16,
         use_cpu=use_cpu,
-        report_to=[],
+        report_to=[] if config.report_to == "none" else [config.report_to],
+        run_name=run_name(config, out),
         disable_tqdm=True,
         dataset_num_proc=None,
     )
