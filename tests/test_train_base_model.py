@@ -148,7 +148,9 @@ def test_lora_on_a_base_model_with_the_plain_template(base_model, data, tmp_path
     with pytest.raises(EmkitError, match="prompt_template"):
         train_local(tiny(data, tmp_path / "refused", model=base_model))
     said = Lines()
-    result = train_local(tiny(data, tmp_path / "plain", model=base_model, prompt_template="plain"), console=said)
+    result = train_local(
+        tiny(data, tmp_path / "plain", model=base_model, prompt_template="plain"), console=said
+    )
     assert result.steps == 2 and result.stats["kept"] == 6
     assert any("prompt template plain" in line for line in said.lines)
     summary = json.loads((result.out / "emkit_train.json").read_text())
@@ -169,7 +171,8 @@ def test_full_fine_tuning_prints_its_memory_and_writes_a_loadable_model(data, tm
 
     said = Lines()
     out = tmp_path / "full"
-    result = train_local(tiny(data, out, model="embedded/smollm2-135m", adapter="full"), console=said)
+    config = tiny(data, out, model="embedded/smollm2-135m", adapter="full", store=str(tmp_path / "run"))
+    result = train_local(config, console=said)
     memory = [i for i, line in enumerate(said.lines) if "full fine-tuning of" in line]
     training = [i for i, line in enumerate(said.lines) if "all weights (full fine-tuning)" in line]
     assert memory and training and memory[0] < training[0]  # said before training starts
@@ -181,7 +184,12 @@ def test_full_fine_tuning_prints_its_memory_and_writes_a_loadable_model(data, tm
     changed = [k for k in base if k in tuned and not torch.equal(base[k], tuned[k])]
     assert len(changed) > len(base) // 2  # all weights trained, not a few adapter matrices
     summary = json.loads((out / "emkit_train.json").read_text())
-    assert summary["adapter"] == "full"
+    assert summary["config"]["adapter"] == "full"
+    from emkit.store import RunStore
+    from emkit.store_records import TRAIN_KIND
+
+    with RunStore(tmp_path / "run") as store:  # the run store's training record says it too
+        assert store.get_record(TRAIN_KIND, summary["run_key"])["config"]["adapter"] == "full"
     engine = open_engine(result.model, {"device": "cpu"})
     try:
         assert engine.fingerprint == f"trained:{summary['run_key']}"

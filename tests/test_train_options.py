@@ -138,9 +138,9 @@ def test_a_full_fine_tune_folder_is_identified_by_its_run_key(tmp_path):
     name = f"hf/{folder}"
     before = weights_fingerprint(name)
     assert before.startswith("name:")
-    (folder / "emkit_train.json").write_text(json.dumps({"run_key": "abc123", "adapter": "full"}))
+    (folder / "emkit_train.json").write_text(json.dumps({"run_key": "abc123", "config": {"adapter": "full"}}))
     assert weights_fingerprint(name) == "trained:abc123"
-    (folder / "emkit_train.json").write_text(json.dumps({"run_key": "def456", "adapter": "full"}))
+    (folder / "emkit_train.json").write_text(json.dumps({"run_key": "def456", "config": {"adapter": "full"}}))
     assert weights_fingerprint(name) == "trained:def456"  # retrained in place: another identity
     # A relative folder is found from the run directory, as adapters are.
     assert weights_fingerprint("hf/full", base_dir=tmp_path) == "trained:def456"

@@ -141,7 +141,9 @@ def _full_run_key(name: str, base_dir: str | os.PathLike[str] | None) -> str | N
         value = json.loads(summary.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    key = value.get("run_key") if isinstance(value, dict) and value.get("adapter") == "full" else None
+    config = value.get("config") if isinstance(value, dict) else None
+    full = isinstance(config, dict) and config.get("adapter") == "full"
+    key = value.get("run_key") if full else None
     return str(key) if key else None
 
 

@@ -340,8 +340,7 @@ def train_local(
                 "data_sha256": data_sha,
                 "eval_file_sha256": eval_sha,
                 "eval_stats": eval_stats,
-                "config": config.model_dump(),
-                "adapter": config.adapter,
+                "config": config.model_dump(),  # holds "adapter": "full" for a full fine-tune
                 "micro_batch": args.per_device_train_batch_size,
                 "grad_accum": args.gradient_accumulation_steps,
                 "gradient_checkpointing": bool(args.gradient_checkpointing),
