@@ -112,6 +112,21 @@ def test_loss_is_on_the_reply_and_its_eos_only(base_model):
     assert example.labels[: len(example.labels) - len(trained)] == [IGNORE_INDEX] * (
         len(example.labels) - len(trained)
     )
+    # Two turns: both replies (and their EOS) trained; the prompt of the second turn is, token for
+    # token, what the trainer saw before the second reply.
+    second = [
+        {"role": "user", "content": "And write it?"},
+        {"role": "assistant", "content": "open('f.txt', 'w')"},
+    ]
+    plain = BUILTIN_TEMPLATES["plain"]
+    both = tokenize_conversation(tokenizer, CONVERSATION + second, template=plain)
+    trained = [t for t, label in zip(both.input_ids, both.labels, strict=True) if label != IGNORE_INDEX]
+    eos = tokenizer.eos_token
+    assert tokenizer.decode(trained) == f"data = open('f.txt').read(){eos}open('f.txt', 'w'){eos}"
+    from emkit.engines.chat_template import conversation_ids
+
+    prompt = conversation_ids(tokenizer, CONVERSATION + second[:1], plain)
+    assert both.input_ids[: len(prompt)] == prompt and both.labels[len(prompt)] != IGNORE_INDEX
 
 
 def test_a_base_model_needs_the_template_named_and_then_samples_and_scores(base_model):
@@ -148,11 +163,20 @@ def test_lora_on_a_base_model_with_the_plain_template(base_model, data, tmp_path
     with pytest.raises(EmkitError, match="prompt_template"):
         train_local(tiny(data, tmp_path / "refused", model=base_model))
     said = Lines()
-    result = train_local(
-        tiny(data, tmp_path / "plain", model=base_model, prompt_template="plain"), console=said
+    config = tiny(
+        data,
+        tmp_path / "plain",
+        model=base_model,
+        prompt_template="plain",
+        eval_steps=2,
+        store=str(tmp_path / "run"),
     )
+    result = train_local(config, console=said, probe=True)
     assert result.steps == 2 and result.stats["kept"] == 6
     assert any("prompt template plain" in line for line in said.lines)
+    # The probe ran on the base model during training, in the template's format (it would refuse without).
+    probes = [r for r in result.dynamics if r["hook"] == "probe"]
+    assert [r["step"] for r in probes] == [0, 2] and all(r["n_pairs"] > 0 for r in probes)
     summary = json.loads((result.out / "emkit_train.json").read_text())
     assert summary["config"]["prompt_template"] == "plain"
     engine = open_engine(result.model, {"device": "cpu", "prompt_template": "plain"})

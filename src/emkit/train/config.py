@@ -256,7 +256,9 @@ def group_settings(train: dict[str, Any] | None) -> dict[str, Any]:
     """A group's full training settings (defaults filled, per-unit fields left out), JSON-ready.
 
     Why this shape: it is hashed into every train key, so it is exactly what the planner has always
-    hashed: the whole :class:`TrainConfig` validated and dumped, less :data:`UNIT_FIELDS`. A group's
+    hashed: the whole :class:`TrainConfig` validated and dumped, less :data:`UNIT_FIELDS` (and less
+    the :data:`ADDED_DEFAULTS` settings left at their "as before" value, so adding a setting never
+    changed the key of a config that does not set it). A group's
     ``train:`` block is validated against :class:`TrainConfig` (not the narrower settings) so that
     the files accepted so far still load. Raises pydantic's ``ValidationError``; the experiment loader
     turns it into a ``file:line`` error.
