@@ -20,8 +20,9 @@ from emkit.engines.completion import (
 from emkit.errors import EmkitError
 from emkit.fingerprint import model_fingerprint, weights_fingerprint
 from emkit.hashing import stable_hash
-from emkit.train.config import TrainConfig, check_report_to, group_settings
+from emkit.train.config import TrainConfig, group_settings
 from emkit.train.sft import run_key
+from emkit.train.trainer import check_report_to
 
 # Train keys computed on main before these options existed (group settings hash, run key).
 LEGACY_GROUP_KEYS = [

@@ -34,7 +34,6 @@ from emkit.errors import EmkitError, InputError
 
 PAPER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PAPER_EFFECTIVE_BATCH = 16
-REPORT_TO = ("none", "tensorboard", "wandb")
 
 # Settings added after train keys were first stored, with the value that means "as before": a dump
 # leaves a field out while it has this value, so every key of a config that does not set it stays
@@ -265,21 +264,6 @@ def group_settings(train: dict[str, Any] | None) -> dict[str, Any]:
     """
     config = TrainConfig.model_validate(train or {}).model_dump(mode="json")
     return {k: v for k, v in config.items() if k in TrainSettings.model_fields}
-
-
-def check_report_to(value: str) -> list[str]:
-    """The trainer's ``report_to`` list for one setting; a tracker whose package is missing is one
-    line naming the pip extra (checked before any model loads, not minutes into the run)."""
-    import importlib.util
-
-    if value == "none":
-        return []
-    modules = ("tensorboard", "tensorboardX") if value == "tensorboard" else (value,)
-    if all(importlib.util.find_spec(m) is None for m in modules):
-        raise EmkitError(
-            f"report_to {value}: the {value} package is not installed (pip install 'emkit[{value}]')"
-        )
-    return [value]
 
 
 class ProviderSettings(BaseModel):

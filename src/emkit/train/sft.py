@@ -37,9 +37,9 @@ from emkit.errors import EmkitError
 from emkit.hashing import file_sha256, stable_hash
 from emkit.models import ModelSpec, parse_model
 from emkit.store_records import TRAIN_KIND
-from emkit.train.config import TrainConfig, check_report_to
+from emkit.train.config import TrainConfig
 from emkit.train.lora import load_model, lora_config
-from emkit.train.trainer import sft_args, trainer_class
+from emkit.train.trainer import check_report_to, sft_args, trainer_class
 
 
 @dataclass
