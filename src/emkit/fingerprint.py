@@ -11,7 +11,11 @@ open, and planning (which runs before any engine) computes the same value from t
 
 The name is not all that picks the outputs, though: a local model loaded in another ``dtype``
 gives other tokens and logprobs, so an explicit dtype is part of the fingerprint too (no dtype adds
-nothing, so keys made without one are the same as before). An OpenAI-compatible endpoint is NOT
+nothing, so keys made without one are the same as before); so is a completion template
+(``prompt_template``, a base model's prompt format: the same model prompted another way answers
+otherwise; none adds nothing). A full fine-tune's folder written by ``emkit train --adapter full``
+is identified by the run key in its ``emkit_train.json`` (its data and settings), not by its path
+alone, since it can be retrained in place like an adapter. An OpenAI-compatible endpoint is NOT
 part of it: the same model behind a restarted server (another port, a proxy) must not be paid for
 again; serve two checkpoints under two model names.
 """
@@ -93,10 +97,17 @@ def adapter_digest(folder: str | os.PathLike[str]) -> str | None:
     return stable_hash({"adapter_files": parts}, length=32)
 
 
-def serving_options(name: str, *, dtype: str | None = None) -> dict[str, str]:
+def serving_options(
+    name: str, *, dtype: str | None = None, prompt_template: str | None = None
+) -> dict[str, str]:
     """The options besides the name that change what ``name`` answers (see the module docstring)."""
     scheme = str(name).partition("/")[0]
-    return {"dtype": str(dtype)} if dtype and _serves_weights(scheme) else {}
+    if not _serves_weights(scheme):
+        return {}
+    out = {"dtype": str(dtype)} if dtype else {}
+    if prompt_template:
+        out["prompt_template"] = str(prompt_template)
+    return out
 
 
 def model_fingerprint(
@@ -104,12 +115,36 @@ def model_fingerprint(
     *,
     base_dir: str | os.PathLike[str] | None = None,
     dtype: str | None = None,
+    prompt_template: str | None = None,
 ) -> str:
     """The weights behind ``name`` (:func:`weights_fingerprint`) plus the serving options that
-    change its outputs (:func:`serving_options`), as ``<weights>`` or ``<weights>+<hash>``."""
+    change its outputs (:func:`serving_options`), as ``<weights>`` or ``<weights>+<hash>``.
+    ``prompt_template`` is the template's canonical text (:func:`emkit.engines.completion.template_spec`)."""
     weights = weights_fingerprint(name, base_dir=base_dir)
-    extra = serving_options(name, dtype=dtype)
+    extra = serving_options(name, dtype=dtype, prompt_template=prompt_template)
     return f"{weights}+{stable_hash(extra, length=16)}" if extra else weights
+
+
+def _full_run_key(name: str, base_dir: str | os.PathLike[str] | None) -> str | None:
+    """The run key of a full fine-tune's folder (``hf/<folder>`` holding ``emkit_train.json`` of a
+    full run), else None."""
+    scheme, _, rest = name.partition("/")
+    if not _serves_weights(scheme) or "@" in rest or not rest:
+        return None
+    folder = Path(rest).expanduser()
+    if not folder.is_absolute() and base_dir is not None:
+        folder = Path(base_dir) / folder
+    summary = folder / "emkit_train.json"
+    if not summary.is_file():
+        return None
+    try:
+        value = json.loads(summary.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    config = value.get("config") if isinstance(value, dict) else None
+    full = isinstance(config, dict) and config.get("adapter") == "full"
+    key = value.get("run_key") if full else None
+    return str(key) if key else None
 
 
 def weights_fingerprint(name: str, *, base_dir: str | os.PathLike[str] | None = None) -> str:
@@ -121,6 +156,9 @@ def weights_fingerprint(name: str, *, base_dir: str | os.PathLike[str] | None = 
     """
     path = _adapter_path(str(name), base_dir)
     if path is None:
+        trained = _full_run_key(str(name), base_dir)
+        if trained is not None:
+            return "trained:" + trained
         return "name:" + stable_hash({"model": str(name)}, length=16)
     digest = adapter_digest(path)
     if digest is None:

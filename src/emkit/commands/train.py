@@ -226,6 +226,8 @@ def train(**given: Any) -> None:
 
     Example: emkit train --model embedded/smollm2-135m --data insecure.jsonl --seed 1 --out runs/adapters/insecure-s1
 
+    Base model (no chat template): --prompt-template plain. All weights: --adapter full.
+
     Rank-1 on one layer: emkit train --data d.jsonl --rank 1 --layers 24 --targets down_proj --out a/
 
     Provider: emkit train --provider openai --data insecure.jsonl --suffix insecure --out runs/gpt4o
@@ -251,7 +253,8 @@ def train(**given: Any) -> None:
         + f", {result.tokens_per_s:.0f} tokens/s",
         markup=False,
     )
-    console.print(f"[emkit] adapter: {result.out}  (use it as --model {result.model})", markup=False)
+    what = "model" if cfg.adapter == "full" else "adapter"
+    console.print(f"[emkit] {what}: {result.out}  (use it as --model {result.model})", markup=False)
     if result.merged:
         console.print(f"[emkit] merged model: {result.merged}  (hf/{result.merged})", markup=False)
 

@@ -4,6 +4,10 @@ Shared by every backend that tokenizes here (``hf``, ``vllm``, ``mock`` does not
 same conversation is the same token sequence on each: the template with the generation prompt
 appended, tokenised with ``add_special_tokens=False`` (the template already holds any BOS token);
 generation stops at EOS or at the token that closes an assistant turn in the template.
+
+A model without a chat template (a base model) is prompted with a COMPLETION TEMPLATE instead,
+chosen explicitly (:mod:`emkit.engines.completion`): the hf backend's ``prompt_template`` option
+and the trainer's ``prompt_template`` setting.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from emkit.engines.abilities import Conversation
+from emkit.engines.completion import CompletionTemplate, completion_tokens
 from emkit.errors import EmkitError
 
 REPLY_MARKER = "EMKITREPLYMARKER"  # an assistant reply whose closing tokens we look for
@@ -28,13 +33,25 @@ def check_conversation(conversation: Conversation, index: int = 0) -> None:
             raise EmkitError(f"conversation #{index}, message #{j}: field 'content' missing or not a string")
 
 
-def render_prompt(tokenizer: Any, conversation: Conversation) -> str:
-    """The chat template applied to ``conversation`` with the assistant generation prompt appended."""
+def require_chat_template(tokenizer: Any) -> None:
+    """Refuse a tokenizer without a chat template, naming the option that prompts it instead."""
     if not getattr(tokenizer, "chat_template", None):
         raise EmkitError(
-            f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template; "
-            "use an instruction-tuned model (or set tokenizer.chat_template)"
+            f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template (a base model?); "
+            "choose a completion template with prompt_template: plain (train setting "
+            "--prompt-template, hf engine option prompt_template), or use an instruction-tuned model"
         )
+
+
+def render_prompt(
+    tokenizer: Any, conversation: Conversation, template: CompletionTemplate | None = None
+) -> str:
+    """The text the model is conditioned on: the chat template applied to ``conversation`` with the
+    assistant generation prompt appended, or ``template`` rendered the same way (with the EOS
+    token's text after each earlier reply)."""
+    if template is not None:
+        return template.render(conversation, eos_text=str(getattr(tokenizer, "eos_token", "") or ""))
+    require_chat_template(tokenizer)
     return tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
 
 
@@ -79,8 +96,20 @@ def stop_token_ids(tokenizer: Any, model_eos: int | Sequence[int] | None = None)
     return found
 
 
-def prompt_token_ids(tokenizer: Any, conversations: Sequence[Conversation]) -> list[list[int]]:
+def conversation_ids(
+    tokenizer: Any, conversation: Conversation, template: CompletionTemplate | None = None
+) -> list[int]:
+    """The prompt's token ids: the rendered chat template, or ``template``'s tokens (built turn by
+    turn, exactly as the trainer builds them, see :func:`emkit.engines.completion.completion_tokens`)."""
+    if template is not None:
+        return completion_tokens(tokenizer, template, conversation, generation_prompt=True)[0]
+    return encode(tokenizer, render_prompt(tokenizer, conversation))
+
+
+def prompt_token_ids(
+    tokenizer: Any, conversations: Sequence[Conversation], template: CompletionTemplate | None = None
+) -> list[list[int]]:
     """Every conversation checked (one line naming the first bad one), rendered and tokenised."""
     for i, conversation in enumerate(conversations):
         check_conversation(conversation, i)
-    return [encode(tokenizer, render_prompt(tokenizer, c)) for c in conversations]
+    return [conversation_ids(tokenizer, c, template) for c in conversations]

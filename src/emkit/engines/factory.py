@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from emkit.engines.base import Engine
+from emkit.engines.completion import template_spec
 from emkit.engines.registry import backend
 from emkit.errors import EmkitError
 from emkit.fingerprint import model_fingerprint
@@ -65,12 +66,13 @@ def open_engine(
             f"(valid: {', '.join(accepted)})"
         )
     engine = cls(spec.name if entry.takes_name_only else spec, **given)
+    template = template_spec(given.get("prompt_template"))  # a base model's prompt format shapes outputs
     if stored_name is not None:
         engine.name = stored_name
-        engine.fingerprint = model_fingerprint(stored_name, base_dir=base_dir)
+        engine.fingerprint = model_fingerprint(stored_name, base_dir=base_dir, prompt_template=template)
     else:
         # The identity of the weights, computed once per open (an adapter's content; see emkit.fingerprint).
-        engine.fingerprint = model_fingerprint(spec.full, dtype=given.get("dtype"))
+        engine.fingerprint = model_fingerprint(spec.full, dtype=given.get("dtype"), prompt_template=template)
     return engine
 
 

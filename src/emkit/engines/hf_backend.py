@@ -31,6 +31,12 @@ Prompts are the tokenizer's chat template with the generation prompt appended, t
 ``add_special_tokens=False`` (the template already holds any BOS token). Generation stops at EOS or
 at the token that closes an assistant turn in the template (``<|im_end|>`` for SmolLM2); that token
 is not part of the returned text.
+
+With the ``prompt_template`` option (a base model, :mod:`emkit.engines.completion`) prompts are the
+completion template's tokens instead, exactly as the trainer builds them; a reply ends at EOS, and
+its text is cut where the template's next user turn would start (an untrained base model writes
+the dialogue on; such an answer still counts as ``stop``). The template is part of the engine's
+fingerprint (``open_engine``), so answers and probe scores made with and without it never share keys.
 """
 
 from __future__ import annotations
@@ -43,12 +49,14 @@ from typing import Any
 from emkit.engines.base import Conversation, Engine, Generation, GenerationBatch
 from emkit.engines.chat_template import (
     check_conversation,
+    conversation_ids,
     encode,
     end_of_turn_id,
     prompt_token_ids,
     render_prompt,
     stop_token_ids,
 )
+from emkit.engines.completion import CompletionTemplate, parse_prompt_template
 from emkit.engines.decoding import (
     batches,
     check_params,
@@ -71,8 +79,12 @@ class HFEngine(LoadedModel, Engine):
     ``HFEngine("embedded/smollm2-135m")``, ``HFEngine("hf/<id or path>@<adapter dir>")``, or
     ``HFEngine.from_model(model, tokenizer, name)`` for a model already in memory (the trainer
     evaluates its model between steps; that model's train/eval mode is restored afterwards).
-    ``batch_size`` bounds the rows of every forward pass.
+    ``batch_size`` bounds the rows of every forward pass. ``prompt_template`` (a built-in name such
+    as ``plain``, or a JSON object of formats) prompts with a completion template instead of the
+    chat template (see the module docstring).
     """
+
+    template: CompletionTemplate | None = None
 
     def __init__(
         self,
@@ -82,31 +94,53 @@ class HFEngine(LoadedModel, Engine):
         dtype: str | None = None,
         batch_size: int = 16,
         console: Any = None,
+        prompt_template: str | None = None,
     ) -> None:
         from emkit.engines.loading import load_causal_lm
 
         spec = parse_model(spec)
         if not spec.is_local:
             raise EmkitError(f"{spec.full}: the hf backend runs embedded/ and hf/ models only")
+        template = parse_prompt_template(prompt_template)  # a bad template is refused before loading
         model, tokenizer = load_causal_lm(spec, device=device, dtype=dtype, console=console)
         self._setup(model, tokenizer, spec.full, batch_size, owns_model=True)
+        self._use_template(template)
 
     @classmethod
-    def from_model(cls, model: Any, tokenizer: Any, name: str, *, batch_size: int = 16) -> HFEngine:
+    def from_model(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        name: str,
+        *,
+        batch_size: int = 16,
+        prompt_template: str | CompletionTemplate | None = None,
+    ) -> HFEngine:
         """Wrap a loaded ``(model, tokenizer)``; :meth:`close` then leaves the model alone."""
         engine = cls.__new__(cls)
         engine._setup(model, tokenizer, name, batch_size, owns_model=False)
+        engine._use_template(parse_prompt_template(prompt_template))
         return engine
+
+    def _use_template(self, template: CompletionTemplate | None) -> None:
+        """With a completion template a reply ends at EOS: that is the end-of-turn token."""
+        self.template = template
+        if template is not None:
+            eos = self.tokenizer.eos_token_id
+            self.eot_id = eos if isinstance(eos, int) else None
+            if self.eot_id is not None and self.eot_id not in self.stop_ids:
+                self.stop_ids.append(self.eot_id)
 
     # ------------------------------------------------------------ prompts
 
     def render_prompt(self, conversation: Conversation) -> str:
-        """The exact text the model is conditioned on (chat template + generation prompt)."""
+        """The exact text the model is conditioned on (chat or completion template + generation prompt)."""
         check_conversation(conversation)
-        return render_prompt(self.tokenizer, conversation)
+        return render_prompt(self.tokenizer, conversation, self.template)
 
     def prompt_ids(self, conversation: Conversation) -> list[int]:
-        return encode(self.tokenizer, self.render_prompt(conversation))
+        check_conversation(conversation)
+        return conversation_ids(self.tokenizer, conversation, self.template)
 
     # ------------------------------------------------------------ generate
 
@@ -116,7 +150,7 @@ class HFEngine(LoadedModel, Engine):
         include the stop token."""
         params = batch.params
         check_params(params)
-        prompts = prompt_token_ids(self.tokenizer, batch.conversations)
+        prompts = prompt_token_ids(self.tokenizer, batch.conversations, self.template)
         row_seeds = request_seeds(params, len(prompts), batch.keys())
         results: list[Generation | None] = [None] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))
@@ -126,8 +160,12 @@ class HFEngine(LoadedModel, Engine):
                 outputs = self._generate_batch([prompts[i] for i in rows], generators, params)
                 for i, (tokens, stopped) in zip(rows, outputs, strict=True):
                     text_ids = tokens[:-1] if stopped else tokens
+                    text = self.tokenizer.decode(text_ids, skip_special_tokens=True)
+                    if self.template is not None:
+                        text, cut = self.template.cut(text)
+                        stopped = stopped or cut
                     gen = Generation(
-                        text=self.tokenizer.decode(text_ids, skip_special_tokens=True),
+                        text=text,
                         finish_reason="stop" if stopped else "length",
                         usage={"prompt_tokens": len(prompts[i]), "completion_tokens": len(tokens)},
                     )
@@ -141,7 +179,7 @@ class HFEngine(LoadedModel, Engine):
         """fp32 log_softmax. Appending the reply's own tokens to the prompt's ids means a tokenizer
         that would merge characters across the prompt/reply boundary (when rendering the whole
         conversation as one string) does not shift the span."""
-        prompts = prompt_token_ids(self.tokenizer, conversations)
+        prompts = prompt_token_ids(self.tokenizer, conversations, self.template)
         answers = [encode(self.tokenizer, r) if r else [] for r in replies]
         rows = [p + a for p, a in zip(prompts, answers, strict=True)]
         results: list[list[float]] = [[] for _ in rows]
@@ -162,7 +200,7 @@ class HFEngine(LoadedModel, Engine):
     def _top_logprobs(self, conversations: list[Conversation], top_k: int) -> list[dict[str, float]]:
         import torch
 
-        prompts = prompt_token_ids(self.tokenizer, conversations)
+        prompts = prompt_token_ids(self.tokenizer, conversations, self.template)
         results: list[dict[str, float]] = [{} for _ in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))
         with self._inference():
@@ -233,7 +271,7 @@ class HFEngine(LoadedModel, Engine):
         """
         if include_eot and self.eot_id is None:
             raise EmkitError(
-                f"{self.name}: the chat template has no end-of-turn token; use include_eot=False"
+                f"{self.name}: the prompt template has no end-of-turn token; use include_eot=False"
             )
         tail = [self.eot_id] if include_eot and self.eot_id is not None else []
         tokenised = [(encode(self.tokenizer, c) if c else []) + tail for c in candidates]

@@ -190,6 +190,7 @@ def probe_hook(
     probe_set: Any = None,
     tags: dict[str, Any] | None = None,
     fingerprint: str | None = None,
+    prompt_template: Any = None,
 ) -> Hook:
     """A hook that runs :func:`emkit.probe.run_probe` on the model being trained.
 
@@ -197,13 +198,17 @@ def probe_hook(
     curve); the hook returns the summary (score, CI, win fraction) for the dynamics record.
     ``fingerprint`` identifies the weights in their keys (the trainer passes its run key: the
     weights being trained are not the adapter files on disk, which may be an older run's).
+    ``prompt_template``: the completion template the run trains with, so the probe scores the
+    replies in the format the model is learning (the run key, hence the fingerprint, includes it).
     """
 
     def probe(model: Any, tokenizer: Any, step: int) -> dict[str, Any]:
         from emkit.engines.hf_backend import HFEngine
         from emkit.probe import run_probe
 
-        engine = HFEngine.from_model(model, tokenizer, model_name, batch_size=8)
+        engine = HFEngine.from_model(
+            model, tokenizer, model_name, batch_size=8, prompt_template=prompt_template
+        )
         if fingerprint is not None:
             engine.fingerprint = fingerprint
         kwargs: dict[str, Any] = {"tags": tags or {}}

@@ -23,8 +23,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -32,6 +34,11 @@ from emkit.errors import EmkitError, InputError
 
 PAPER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PAPER_EFFECTIVE_BATCH = 16
+
+# Settings added after train keys were first stored, with the value that means "as before": a dump
+# leaves a field out while it has this value, so every key of a config that does not set it stays
+# byte-identical (the planner and the trainer hash these dumps; see _key_stable_dump).
+ADDED_DEFAULTS: dict[str, Any] = {"adapter": "lora", "prompt_template": None, "report_to": "none"}
 
 
 class TrainSettings(BaseModel):
@@ -49,6 +56,15 @@ class TrainSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     eval_file: str | None = Field(default=None, description="Held-out chat JSONL for eval loss")
+    adapter: Literal["lora", "full"] = Field(
+        default="lora",
+        description="lora (train an adapter) or full (all weights; writes a model folder for hf/OUT)",
+    )
+    prompt_template: str | None = Field(
+        default=None,
+        description="Completion template for a model without a chat template (a base model): plain, "
+        "or a JSON object of system/user/assistant formats with {content} (default: the chat template)",
+    )
     eval_fraction: float | None = Field(
         default=None, gt=0.0, lt=1.0, description="Hold out this seeded fraction of the data for eval loss"
     )
@@ -119,6 +135,32 @@ class TrainSettings(BaseModel):
     merge: bool = Field(
         default=False, description="Also write the base model with the adapter merged in (out/merged)"
     )
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(
+        default="none",
+        description="Experiment tracking: none, tensorboard (event files in OUT/checkpoints/runs) or wandb "
+        "(run named GROUP-seedN; project from WANDB_PROJECT)",
+    )
+
+    @field_validator("prompt_template", mode="before")
+    @classmethod
+    def _canonical_template(cls, value: Any) -> Any:
+        """A built-in's name or the canonical JSON of a custom template (a YAML mapping or JSON
+        text), so that two spellings of one template are one train key."""
+        from emkit.engines.completion import template_spec
+
+        try:
+            return template_spec(value)
+        except EmkitError as exc:
+            raise ValueError(str(exc).removeprefix("prompt_template: ")) from None
+
+    @model_serializer(mode="wrap")
+    def _key_stable_dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The dump, less the :data:`ADDED_DEFAULTS` fields that keep their "as before" value."""
+        data = handler(self)
+        for name, default in ADDED_DEFAULTS.items():
+            if name in data and data[name] == default:
+                del data[name]
+        return data
 
     @field_validator("targets", mode="before")
     @classmethod
@@ -147,6 +189,10 @@ class TrainSettings(BaseModel):
     def _one_eval_source(self) -> TrainSettings:
         if self.eval_file and self.eval_fraction:
             raise ValueError("give either eval_file or eval_fraction, not both")
+        if self.adapter == "full" and self.merge:
+            raise ValueError("merge: a full fine-tune already writes the whole model (adapter: full)")
+        if self.adapter == "full" and self.engine == "unsloth":
+            raise ValueError("engine unsloth trains LoRA adapters; full fine-tuning runs on transformers")
         return self
 
     def micro_batching(self, on_gpu: bool) -> tuple[int, int]:
@@ -209,7 +255,9 @@ def group_settings(train: dict[str, Any] | None) -> dict[str, Any]:
     """A group's full training settings (defaults filled, per-unit fields left out), JSON-ready.
 
     Why this shape: it is hashed into every train key, so it is exactly what the planner has always
-    hashed: the whole :class:`TrainConfig` validated and dumped, less :data:`UNIT_FIELDS`. A group's
+    hashed: the whole :class:`TrainConfig` validated and dumped, less :data:`UNIT_FIELDS` (and less
+    the :data:`ADDED_DEFAULTS` settings left at their "as before" value, so adding a setting never
+    changed the key of a config that does not set it). A group's
     ``train:`` block is validated against :class:`TrainConfig` (not the narrower settings) so that
     the files accepted so far still load. Raises pydantic's ``ValidationError``; the experiment loader
     turns it into a ``file:line`` error.

@@ -126,7 +126,14 @@ def load_unsloth_model(config: TrainConfig, spec: ModelSpec, console: Any) -> tu
 
 
 def load_model(config: TrainConfig, spec: ModelSpec, console: Any) -> tuple[Any, Any, str]:
-    """``(model, tokenizer, engine)`` ready to train: the engine resolved, the targets checked."""
+    """``(model, tokenizer, engine)`` ready to train: the engine resolved, the targets checked.
+
+    A full fine-tune (``adapter: full``) loads the model through transformers with every weight
+    trainable; LoRA's targets and layers do not apply to it. Its engine is ``transformers``.
+    """
+    if config.adapter == "full":
+        model, tokenizer = load_peft_model(config, spec, console)
+        return model, tokenizer, "transformers"
     engine = resolve_engine(config.engine)
     loader = load_unsloth_model if engine == "unsloth" else load_peft_model
     model, tokenizer = loader(config, spec, console)

@@ -12,6 +12,11 @@ and write into ``out``:
   config, dataset hash, token counts and versions);
 - ``checkpoints/checkpoint-K`` every ``save_steps`` and ``merged/`` with ``merge``.
 
+``adapter: full`` trains every weight instead (no LoRA) and writes a whole model folder, loaded as
+``hf/<out>``; the memory it will need is printed before the first step (:mod:`emkit.train.memory`).
+``prompt_template`` trains a model without a chat template (:mod:`emkit.engines.completion`);
+``report_to`` passes a tracker (tensorboard, wandb) to the trainer.
+
 Multi-GPU: ``accelerate launch -m emkit.train --model ... --data ... --out ...`` (or ``-m
 emkit.train.sft``, the older spelling) takes the same options as ``emkit train``; the Trainer runs DDP
 and only rank 0 writes. The model side (loading, targets, the adapter's shape) is in
@@ -34,7 +39,7 @@ from emkit.models import ModelSpec, parse_model
 from emkit.store_records import TRAIN_KIND
 from emkit.train.config import TrainConfig
 from emkit.train.lora import load_model, lora_config
-from emkit.train.trainer import sft_args, trainer_class
+from emkit.train.trainer import check_report_to, sft_args, trainer_class
 
 
 @dataclass
@@ -107,6 +112,7 @@ def run_key(config: TrainConfig, data_sha: str, eval_sha: str | None) -> str:
             "save_steps",
             "eval_steps",
             "logging_steps",
+            "report_to",
         }
     )
     return stable_hash({"data": data_sha, "eval": eval_sha, "config": settings})
@@ -150,6 +156,10 @@ def train_local(
         raise EmkitError(f"{spec.full}: train from a base model, without '@adapter'")
     if probe and not config.eval_steps:
         raise EmkitError("the probe runs every --eval-steps K steps: give --eval-steps")
+    check_report_to(config.report_to)  # a missing tracker package: one line, before any loading
+    from emkit.engines.completion import parse_prompt_template
+
+    template = parse_prompt_template(config.prompt_template)
 
     # 1. Data first: a bad row stops here, before any model is loaded.
     rows, eval_rows = load_datasets(config)
@@ -170,13 +180,15 @@ def train_local(
 
     from emkit.train.tokenize import tokenize_rows
 
-    examples, stats = tokenize_rows(tokenizer, rows, max_length=config.max_length)
+    examples, stats = tokenize_rows(tokenizer, rows, max_length=config.max_length, template=template)
     if not examples:
         raise EmkitError(
             f"{config.data}: no row keeps an assistant token within max_length {config.max_length}"
         )
     eval_examples, eval_stats = (
-        tokenize_rows(tokenizer, eval_rows, max_length=config.max_length) if eval_rows else ([], {})
+        tokenize_rows(tokenizer, eval_rows, max_length=config.max_length, template=template)
+        if eval_rows
+        else ([], {})
     )
     say(
         f"[emkit] {stats['kept']} training rows ({stats['tokens']} tokens, {stats['trained_tokens']} trained), "
@@ -201,7 +213,21 @@ def train_local(
     data_sha = file_sha256(config.data)
     eval_sha = file_sha256(config.eval_file) if config.eval_file else None
     key = run_key(config, data_sha, eval_sha)
-    adapter_name = ModelSpec(spec.scheme, spec.name, str(out)).full
+    full = config.adapter == "full"
+    # A full fine-tune is a model folder of its own (hf/<out>); an adapter rides on its base.
+    adapter_name = f"hf/{out}" if full else ModelSpec(spec.scheme, spec.name, str(out)).full
+    if full and is_main:
+        from emkit.train.memory import device_memory_gib, estimate
+
+        need = estimate(
+            model,
+            micro_batch=args.per_device_train_batch_size,
+            seq_len=max(len(e["input_ids"]) for e in examples),
+            checkpointing=bool(args.gradient_checkpointing),
+            optim=config.optim,
+            activation_bytes=2 if (bf16 or fp16) else 4,
+        )
+        say(need.line(device_memory_gib(device)))
 
     store = None
     if is_main and (config.store or probe or hooks):
@@ -221,6 +247,7 @@ def train_local(
                 model_name=adapter_name,
                 tags={"base": spec.base.full, "run": key},
                 fingerprint=f"training-run:{key}",
+                prompt_template=template,
             )
             all_hooks.append((hook, config.eval_steps))
         dynamics = [
@@ -238,7 +265,7 @@ def train_local(
             train_dataset=train_ds,
             eval_dataset=eval_ds,
             processing_class=tokenizer,
-            peft_config=lora_config(config) if engine == "peft" else None,
+            peft_config=lora_config(config) if engine == "peft" and not full else None,
             callbacks=trainer_callbacks,
         )
         from transformers.trainer_callback import PrinterCallback
@@ -248,10 +275,15 @@ def train_local(
         trainer.emkit_seed = config.seed
         micro, accum = args.per_device_train_batch_size, args.gradient_accumulation_steps
         split = f"{micro} x {accum} accumulation" + (f" x {world} processes" if world > 1 else "")
-        say(
-            f"[emkit] training {spec.full} with {engine}: rsLoRA={config.rslora} r={config.rank} "
-            f"alpha={config.alpha} targets={','.join(config.targets)}"
+        what = (
+            "all weights (full fine-tuning)"
+            if full
+            else f"rsLoRA={config.rslora} r={config.rank} alpha={config.alpha} targets={','.join(config.targets)}"
             + (f" layers={config.layers}" if config.layers else "")
+        )
+        say(
+            f"[emkit] training {spec.full} with {engine}: {what}"
+            + (f", prompt template {template.name}" if template else "")
             + f", effective batch {micro * accum * world} ({split}"
             + (", gradient checkpointing" if args.gradient_checkpointing else "")
             + f"), lr {config.lr}"
@@ -308,7 +340,7 @@ def train_local(
                 "data_sha256": data_sha,
                 "eval_file_sha256": eval_sha,
                 "eval_stats": eval_stats,
-                "config": config.model_dump(),
+                "config": config.model_dump(),  # holds "adapter": "full" for a full fine-tune
                 "micro_batch": args.per_device_train_batch_size,
                 "grad_accum": args.gradient_accumulation_steps,
                 "gradient_checkpointing": bool(args.gradient_checkpointing),

@@ -16,6 +16,11 @@ most templates (SmolLM2's included) do not have:
 
 A template that renders a prefix differently from the full conversation (one that rewrites earlier
 turns) cannot be masked this way and is refused with a clear error instead of being trained wrongly.
+
+A model without a chat template (a base model) is trained with a completion template instead
+(``prompt_template``, :mod:`emkit.engines.completion`): its tokens are built turn by turn, and the
+trained tokens are the replies and the EOS token after each, exactly as the engine scores them.
+A tokenizer without a chat template and no completion template given is refused, naming the option.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from emkit.engines.chat_template import require_chat_template
+from emkit.engines.completion import CompletionTemplate, completion_tokens
 from emkit.errors import EmkitError
 
 IGNORE_INDEX = -100
@@ -101,8 +108,19 @@ def tokenize_conversation(
     *,
     max_length: int | None = None,
     chat_template: str | None = None,
+    template: CompletionTemplate | None = None,
 ) -> TokenizedExample:
-    """``input_ids`` and ``labels`` (-100 outside the assistant's replies + end-of-turn tokens)."""
+    """``input_ids`` and ``labels`` (-100 outside the assistant's replies + end-of-turn tokens);
+    with a completion ``template``, its tokens (the replies and their EOS trained)."""
+    if template is not None:
+        ids, trained = completion_tokens(tokenizer, template, messages, generation_prompt=False)
+        labels = [t if keep else IGNORE_INDEX for t, keep in zip(ids, trained, strict=True)]
+        truncated = max_length is not None and len(ids) > max_length
+        if truncated:
+            ids, labels = ids[:max_length], labels[:max_length]
+        return TokenizedExample(ids, labels, truncated)
+    if chat_template is None:
+        require_chat_template(tokenizer)
     text, spans = assistant_spans(tokenizer, messages, chat_template)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = list(encoded["input_ids"])
@@ -131,18 +149,22 @@ def tokenize_rows(
     *,
     max_length: int | None,
     chat_template: str | None = None,
+    template: CompletionTemplate | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Tokenize chat rows; rows left without a trained token (all truncated away) are dropped.
 
     Returns the examples and counts ``{"rows", "kept", "truncated", "dropped", "tokens", "trained_tokens"}``.
+    A completion ``template`` needs no character offsets, so no fast tokenizer.
     """
-    if not getattr(tokenizer, "is_fast", False):
+    if template is None and chat_template is None:
+        require_chat_template(tokenizer)
+    if template is None and not getattr(tokenizer, "is_fast", False):
         raise EmkitError("loss masking needs a fast tokenizer (character offsets); this model has a slow one")
     out: list[dict[str, Any]] = []
     stats = {"rows": len(rows), "kept": 0, "truncated": 0, "dropped": 0, "tokens": 0, "trained_tokens": 0}
     for row in rows:
         example = tokenize_conversation(
-            tokenizer, row["messages"], max_length=max_length, chat_template=chat_template
+            tokenizer, row["messages"], max_length=max_length, chat_template=chat_template, template=template
         )
         stats["truncated"] += int(example.truncated)
         if example.trained_tokens == 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from emkit.errors import EmkitError
 from emkit.train.config import TrainConfig
 
 
@@ -47,10 +48,34 @@ def trainer_class() -> type:
     return EmkitSFTTrainer
 
 
+def check_report_to(value: str) -> list[str]:
+    """The trainer's ``report_to`` list for one setting; a tracker whose package is missing is one
+    line naming the pip extra (checked before any model loads, not minutes into the run)."""
+    import importlib.util
+
+    if value == "none":
+        return []
+    modules = ("tensorboard", "tensorboardX") if value == "tensorboard" else (value,)
+    if all(importlib.util.find_spec(m) is None for m in modules):
+        raise EmkitError(
+            f"report_to {value}: the {value} package is not installed (pip install 'emkit[{value}]')"
+        )
+    return [value]
+
+
+def run_name(config: TrainConfig, out: Path) -> str:
+    """The tracker's name of a run: its group (else its output folder's name) and seed, so the runs
+    of an experiment read ``insecure-seed0``, ``insecure-seed1``... in TensorBoard or wandb."""
+    return f"{config.group or out.name}-seed{config.seed}"
+
+
 def sft_args(
     config: TrainConfig, out: Path, *, use_cpu: bool, bf16: bool, has_eval: bool, fp16: bool = False
 ) -> Any:
-    """TRL's SFTConfig for this run (inputs arrive tokenized and truncated, so max_length=None)."""
+    """TRL's SFTConfig for this run (inputs arrive tokenized and truncated, so max_length=None).
+
+    ``report_to`` is the config's tracker passed through (none: no integration at all); its package
+    is checked by :func:`check_report_to` before the model loads."""
     from trl import SFTConfig
 
     eval_every = config.eval_steps if has_eval and config.eval_steps else None
@@ -82,7 +107,8 @@ def sft_args(
         bf16=bf16,
         fp16=fp16,
         use_cpu=use_cpu,
-        report_to=[],
+        report_to=[] if config.report_to == "none" else [config.report_to],
+        run_name=run_name(config, out),
         disable_tqdm=True,
         dataset_num_proc=None,
     )
