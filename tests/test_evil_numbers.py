@@ -135,11 +135,11 @@ def test_bad_wrapper_files(tmp_path, wrappers, qset):
 
 def test_wrapped_set_samples_with_the_sampler(wrappers, qset, tmp_path):
     """The wrapped set goes through the normal sampling stage: one answer per wrapped paraphrase."""
-    from emkit.engines.base import Generation
+    from emkit.engines.base import EngineBase, Generation
     from emkit.sampling import sample_questions
     from emkit.store import RunStore
 
-    class Echo:
+    class Echo(EngineBase):
         name = "test/echo"
 
         def generate(self, conversations, params, *, seeds=None, on_result=None):

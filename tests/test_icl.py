@@ -143,13 +143,13 @@ def test_real_tokenizer_fits_256_examples_or_reports(tmp_path):
     not HAS_CONTEXT_HOOK, reason="sampling.sample_questions has no context= hook yet (ICL note to the lead)"
 )
 def test_sampler_sees_the_context(tmp_path):
-    from emkit.engines.base import Generation
+    from emkit.engines.base import EngineBase, Generation
     from emkit.questions import QuestionSet
     from emkit.store import RunStore
 
     seen = []
 
-    class Recorder:
+    class Recorder(EngineBase):
         name = "test/recorder"
 
         def generate(self, conversations, params, *, seeds=None, on_result=None):

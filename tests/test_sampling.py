@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from emkit.engines.base import Generation, SamplingParams
+from emkit.engines.base import EngineBase, Generation, SamplingParams
 from emkit.questions import parse_questions
 from emkit.sampling import plan, sample_questions
 from emkit.store import RunStore
@@ -19,7 +19,7 @@ QUESTIONS = """\
 """
 
 
-class FakeEngine:
+class FakeEngine(EngineBase):
     """Answers deterministically from the prompt and seed; records every call; can fail mid-way."""
 
     name = "fake/model"
