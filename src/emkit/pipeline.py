@@ -66,7 +66,11 @@ def run_plan(
     store = RunStore(plan.run_dir)
     store.put_record("config", "experiment", plan.experiment.model_dump(mode="json"))
     result = RunResult(plan)
-    ctx = plan.context if plan.built and plan.context else PlanContext(plan.experiment, plan.run_dir, built=True)
+    ctx = (
+        plan.context
+        if plan.built and plan.context
+        else PlanContext(plan.experiment, plan.run_dir, built=True)
+    )
     earlier: list[PlanStep] = []
     try:
         for stage in stages():

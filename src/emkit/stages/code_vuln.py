@@ -49,7 +49,13 @@ def code_vuln_key(exp: Experiment, unit: ModelUnit, trigger: str) -> str:
     # A local tasks or prompts file is keyed by its content (registry names are pinned by sha256).
     files = {name: file_sha256(Path(name)) for name in (spec.tasks, spec.prompts) if Path(name).is_file()}
     return stable_hash(
-        {"cv": unit.name, "t": trigger, "spec": spec.model_dump(mode="json"), "seed": unit.seed, "files": files}
+        {
+            "cv": unit.name,
+            "t": trigger,
+            "spec": spec.model_dump(mode="json"),
+            "seed": unit.seed,
+            "files": files,
+        }
     )
 
 
@@ -78,7 +84,9 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
                 exp.sampler,
             )
             detail = f"{spec.limit} tasks (resumes where it stopped)"
-            steps.append(PlanStep(NAME, key, label, done, detail, job=job, order=(index, 1, number), record=True))
+            steps.append(
+                PlanStep(NAME, key, label, done, detail, job=job, order=(index, 1, number), record=True)
+            )
     return steps
 
 

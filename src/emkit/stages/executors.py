@@ -97,7 +97,8 @@ class RayExecutor(LocalExecutor):
             return []
         remote = self.ray.remote(num_gpus=self.num_gpus, max_retries=2)(run_remote)
         futures = [
-            remote.remote(stage.__name__, job, set(store.existing_answer_keys(job.known_keys()))) for job in jobs
+            remote.remote(stage.__name__, job, set(store.existing_answer_keys(job.known_keys())))
+            for job in jobs
         ]
         outputs = []
         for output, collector in self.ray.get(futures):

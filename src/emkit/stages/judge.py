@@ -36,7 +36,9 @@ def judge_config(spec: JudgeSpec) -> JudgeConfig:
     """The judging stage's config for an experiment's ``judge:`` block (for planning and running)."""
     from emkit.judge.stage import JudgeConfig
 
-    return JudgeConfig(judge=spec.model, method=spec.method, base_url=spec.base_url, concurrency=spec.concurrency)
+    return JudgeConfig(
+        judge=spec.model, method=spec.method, base_url=spec.base_url, concurrency=spec.concurrency
+    )
 
 
 def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[PlanStep]:

@@ -71,7 +71,9 @@ def run(job: ProbeJob, store: RunStore, console: Console | None) -> dict[str, An
 
     engine = open_unit_engine(job.model, job.run_dir, {"batch_size": job.batch_size})
     tags = {"base": job.base} if job.model != job.base else None
-    result = run_probe(engine, store=store, group=job.group, seed=job.seed, probe_set=job.probe_set, tags=tags)
+    result = run_probe(
+        engine, store=store, group=job.group, seed=job.seed, probe_set=job.probe_set, tags=tags
+    )
     engine.close()
     if console is not None:
         from emkit.terminal import stage_line

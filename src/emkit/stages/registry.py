@@ -18,6 +18,8 @@ STAGES: list[str] = [
     "emkit.stages.probe",
     "emkit.stages.report",
 ]
+
+
 def register_stage(module: str, *, before: str | None = None) -> None:
     """Add a stage module (at the end, or before the stage of module path ``before``)."""
     if module in STAGES:
@@ -33,6 +35,6 @@ def stages() -> list[ModuleType]:
 def stage(name: str) -> ModuleType:
     """The stage module whose ``NAME`` is ``name``."""
     for module in stages():
-        if module.NAME == name:
+        if name == module.NAME:
             return module
     raise KeyError(f"no stage named {name!r} (registered: {', '.join(m.NAME for m in stages())})")

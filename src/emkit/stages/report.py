@@ -35,5 +35,7 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
 def run(job: ReportJob, store: RunStore, console: Console | None) -> dict[str, Any]:
     from emkit.report import build_report
 
-    out = build_report(job.run_dir, aligned_threshold=job.aligned, coherent_threshold=job.coherent, console=console)
+    out = build_report(
+        job.run_dir, aligned_threshold=job.aligned, coherent_threshold=job.coherent, console=console
+    )
     return {"report_dir": str(out)}

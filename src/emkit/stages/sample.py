@@ -106,7 +106,9 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
             done = have == len(items)
             detail = f"{have}/{len(items)} answers"
             pending = len(items) - have
-            steps.append(PlanStep(NAME, key, label, done, detail, job=job, order=order, pending_answers=pending))
+            steps.append(
+                PlanStep(NAME, key, label, done, detail, job=job, order=order, pending_answers=pending)
+            )
     return steps
 
 
