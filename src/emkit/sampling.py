@@ -231,7 +231,7 @@ def sample_questions(
 
     # Through an API each answer costs money: claim pending answers before asking, so two processes
     # on one run dir never pay twice (emkit.claims). Local engines batch best over everything at once.
-    claiming = engine.paid and hasattr(store, "claim")
+    claiming = engine.paid and isinstance(store, RunStore)
     owner = default_owner()
     with stage_progress("sample", "{task.fields[rate]} answers/s", disable=not progress) as bar:
         task = bar.add_task(model, total=len(pending), rate="-")

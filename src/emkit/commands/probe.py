@@ -10,9 +10,10 @@ import typer
 
 from emkit.commands._common import console
 from emkit.outputs import output_dir, output_file, write_text
-from emkit.probe import load_probe_set, probe_shift, run_probe
+from emkit.probe import ProbeResult, load_probe_set, probe_shift
 from emkit.report.console import probe_rich_table
 from emkit.report.html import jsonable
+from emkit.stages.probe import ProbeJob, open_job_engine, probe_with
 from emkit.store import RunStore
 
 
@@ -48,19 +49,20 @@ def probe(
         try:
             base_result = None
             if base:
-                base_result = run_probe(base, store, group="base", probe_set=pairs, n_boot=n_boot, **options)
+                job = ProbeJob(base, pairs, group="base", engine_options=options, n_boot=n_boot)
+                base_result = _probe(job, store)
             tags = {"base": base} if base else {}
-            result = run_probe(
+            job = ProbeJob(
                 model,
-                store,
+                pairs,
                 group=group,
                 seed=seed,
                 step=step,
-                probe_set=pairs,
                 tags=tags,
+                engine_options=options,
                 n_boot=n_boot,
-                **options,
             )
+            result = _probe(job, store)
         finally:
             store.close()
     rows = [result.to_dict()] + ([base_result.to_dict()] if base_result else [])
@@ -74,6 +76,15 @@ def probe(
     if json_out:
         payload = {"models": rows, "shift": shift.to_dict() if shift else None, "probe_set": pairs.label}
         write_text(json_out, json.dumps(jsonable(payload), indent=2, allow_nan=False), what="--json file")
+
+
+def _probe(job: ProbeJob, store: RunStore) -> ProbeResult:
+    """The probe stage's own code, on a model as the user named it (its options checked)."""
+    engine = open_job_engine(job, only_accepted=False)
+    try:
+        return probe_with(job, store, engine)
+    finally:
+        engine.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from emkit.hashing import stable_hash
+from emkit.probe import DEFAULT_N_BOOT
 from emkit.stages.base import Job, PlanContext, PlanStep
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from emkit.probe import ProbeSet
+    from emkit.engines.base import Engine
+    from emkit.probe import ProbeResult, ProbeSet
     from emkit.store import RunStore
 
 NAME = "probe"
@@ -22,14 +24,21 @@ TABLE_RANK = 3  # the plan table lists rows by rank, then by each step's order
 
 @dataclass(frozen=True)
 class ProbeJob(Job):
-    label: str
+    """One model's probe: the experiment file's per-unit step and ``emkit probe`` build the same job.
+
+    ``run_dir`` set: ``model`` is a run's stored name (adapters relative to it); None: as typed.
+    """
+
     model: str
-    base: str
-    run_dir: str
-    group: str
-    seed: int | None
     probe_set: ProbeSet
-    batch_size: int
+    label: str = ""
+    run_dir: str | None = None
+    group: str | None = None
+    seed: int | None = None
+    step: int | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    n_boot: int = DEFAULT_N_BOOT
 
 
 def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[PlanStep]:
@@ -51,29 +60,45 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
         if unit.pending_model:
             missing = len(probe_set.pairs)  # the model does not exist yet
         job = ProbeJob(
-            unit.label,
             unit.name,
-            unit.base,
+            probe_set,
+            unit.label,
             str(ctx.run_dir),
             unit.group.name,
             unit.seed,
-            probe_set,
-            exp.batch_size,
+            tags={"base": unit.base} if unit.name != unit.base else {},
+            engine_options={"batch_size": exp.batch_size},
         )
         key = stable_hash({"probe": unit.name, "set": probe_set.label})
         steps.append(PlanStep(NAME, key, unit.label, missing == 0, f"{missing} pairs to score", job=job))
     return steps
 
 
-def run(job: ProbeJob, store: RunStore, console: Console | None) -> dict[str, Any]:
-    from emkit.probe import run_probe
+def open_job_engine(job: ProbeJob, *, only_accepted: bool = True) -> Engine:
     from emkit.stages.units import open_unit_engine
 
-    engine = open_unit_engine(job.model, job.run_dir, {"batch_size": job.batch_size})
-    tags = {"base": job.base} if job.model != job.base else None
-    result = run_probe(
-        engine, store=store, group=job.group, seed=job.seed, probe_set=job.probe_set, tags=tags
+    return open_unit_engine(job.model, job.run_dir, job.engine_options, only_accepted=only_accepted)
+
+
+def probe_with(job: ProbeJob, store: RunStore | None, engine: Engine) -> ProbeResult:
+    """Score the pairs the store lacks for this model with an open engine (the caller closes it)."""
+    from emkit.probe import run_probe
+
+    return run_probe(
+        engine,
+        store=store,
+        group=job.group,
+        seed=job.seed,
+        step=job.step,
+        probe_set=job.probe_set,
+        tags=job.tags or None,
+        n_boot=job.n_boot,
     )
+
+
+def run(job: ProbeJob, store: RunStore, console: Console | None) -> dict[str, Any]:
+    engine = open_job_engine(job)
+    result = probe_with(job, store, engine)
     engine.close()
     if console is not None:
         from emkit.terminal import stage_line
