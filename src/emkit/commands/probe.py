@@ -13,7 +13,7 @@ from emkit.outputs import output_dir, output_file, write_text
 from emkit.probe import ProbeResult, load_probe_set, probe_shift
 from emkit.report.console import probe_rich_table
 from emkit.report.html import jsonable
-from emkit.stages.probe import ProbeJob, open_job_engine, probe_with
+from emkit.stages.probe import ProbeJob, probe_with
 from emkit.store import RunStore
 
 
@@ -80,11 +80,7 @@ def probe(
 
 def _probe(job: ProbeJob, store: RunStore) -> ProbeResult:
     """The probe stage's own code, on a model as the user named it (its options checked)."""
-    engine = open_job_engine(job, only_accepted=False)
-    try:
-        return probe_with(job, store, engine)
-    finally:
-        engine.close()
+    return probe_with(job, store)
 
 
 def register(app: typer.Typer) -> None:

@@ -74,18 +74,21 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
     return steps
 
 
-def open_job_engine(job: ProbeJob, *, only_accepted: bool = True) -> Engine:
+def open_job_engine(job: ProbeJob) -> Engine:
     from emkit.stages.units import open_unit_engine
 
-    return open_unit_engine(job.model, job.run_dir, job.engine_options, only_accepted=only_accepted)
+    return open_unit_engine(job.model, job.run_dir, job.engine_options)
 
 
-def probe_with(job: ProbeJob, store: RunStore | None, engine: Engine) -> ProbeResult:
-    """Score the pairs the store lacks for this model with an open engine (the caller closes it)."""
+def probe_with(job: ProbeJob, store: RunStore | None, engine: Engine | None = None) -> ProbeResult:
+    """Score the pairs the store lacks for this model with an open engine (the caller closes it);
+    ``engine=None``: open the model as the user named it, with the job's options checked, and close
+    it when done."""
     from emkit.probe import run_probe
 
+    options = job.engine_options if engine is None else {}
     return run_probe(
-        engine,
+        engine if engine is not None else job.model,
         store=store,
         group=job.group,
         seed=job.seed,
@@ -93,6 +96,7 @@ def probe_with(job: ProbeJob, store: RunStore | None, engine: Engine) -> ProbeRe
         probe_set=job.probe_set,
         tags=job.tags or None,
         n_boot=job.n_boot,
+        **options,
     )
 
 

@@ -128,7 +128,6 @@ def open_unit_engine(
     *,
     sampler: str | None = None,
     load: str | None = None,
-    only_accepted: bool = True,
 ) -> Engine:
     """Open the engine for a model: the one way every stage (and the CLI verbs) builds one.
 
@@ -137,8 +136,7 @@ def open_unit_engine(
     so planned and sampled keys agree. ``load`` is what to load instead (a provider fine-tune's model).
     ``sampler`` is a scheme whose backend serves the models of another (vLLM for ``hf/``: its
     registry entry names ``hf`` as where its exact judging runs). Options a backend does not take are
-    left out (a study's ``batch_size`` means nothing to an API model) unless ``only_accepted`` is
-    False (a user's explicit option, refused with the ones the backend takes).
+    left out (a study's ``batch_size`` means nothing to an API model).
     """
     from emkit.engines import open_engine
     from emkit.engines.registry import backend
@@ -150,5 +148,5 @@ def open_unit_engine(
     if sampler is not None and backend(sampler).exact_scheme == spec.scheme:
         spec = ModelSpec(sampler, spec.name, spec.adapter)
     if run_dir is None:
-        return open_engine(spec, options, only_accepted=only_accepted)
-    return open_engine(spec, options, stored_name=name, base_dir=run_dir, only_accepted=only_accepted)
+        return open_engine(spec, options, only_accepted=True)
+    return open_engine(spec, options, stored_name=name, base_dir=run_dir, only_accepted=True)
