@@ -87,7 +87,7 @@ def run_plan(
                     store.put_record(STAGE_RECORD, step.key, {"status": "done", "kind": step.kind, **output})
                 if "report_dir" in output:
                     result.report_dir = Path(output["report_dir"])
-                if stage.LISTED:
+                if stage.INFO.listed:
                     result.ran.append(step.ran)
     finally:
         store.close()

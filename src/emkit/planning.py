@@ -81,13 +81,13 @@ def plan_steps(ctx: PlanContext, store: RunStore, *, build: bool) -> list[PlanSt
     planned: list[tuple[int, PlanStep]] = []
     for stage in stages():
         steps = stage.plan(ctx, store, [s for _, s in planned])
-        if not stage.LISTED:
+        if not stage.INFO.listed:
             if build:
                 for step in steps:
                     if not step.done:
                         stage.run(step.job, store, None)
             continue
-        planned.extend((stage.TABLE_RANK, s) for s in steps)
+        planned.extend((stage.INFO.rank, s) for s in steps)
     order = sorted(range(len(planned)), key=lambda i: (planned[i][0], planned[i][1].order, i))
     return [planned[i][1] for i in order]
 

@@ -49,14 +49,16 @@ def probe(
         try:
             base_result = None
             if base:
-                job = ProbeJob(base, pairs, group="base", engine_options=options, n_boot=n_boot)
+                job = ProbeJob(
+                    model=base, probe_set=pairs, group="base", engine_options=options, n_boot=n_boot
+                )
                 base_result = _probe(job, store)
             tags = {"base": base} if base else {}
             job = ProbeJob(
-                model,
-                pairs,
+                model=model,
+                probe_set=pairs,
                 group=group,
-                seed=seed,
+                model_seed=seed,
                 step=step,
                 tags=tags,
                 engine_options=options,

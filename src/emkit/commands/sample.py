@@ -134,18 +134,18 @@ def sample(
     options = {"base_url": base_url, "concurrency": concurrency, "batch_size": batch_size, "device": device}
     engine = open_unit_engine(model, None, options)
     job = SampleJob(
-        model,
-        qset,
+        model=model,
+        group=group,
+        model_seed=model_seed,
+        engine_options=options,
+        qset=qset,
         n=n,
         temperature=temperature,
         top_p=top_p,
         max_new_tokens=max_new_tokens,
         seed=seed,
-        group=group,
-        model_seed=model_seed,
         trigger=trigger,
         tags={"trigger": trigger} if trigger else {},
-        engine_options=options,
     )
     if wrapper:
         job = _wrapped(job, wrapper, wrappers_file, mirror)

@@ -8,20 +8,37 @@ and the run directory only (datasets already built are read by hash, nothing is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rich.console import Console
+
 from emkit.experiment import Experiment
+from emkit.store import RunStore
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from emkit.questions import QuestionSet
     from emkit.stages.units import ModelUnit
-    from emkit.store import RunStore
     from emkit.variants import Variant
+
+__all__ = ["Console", "Job", "ModelJob", "PlanContext", "PlanStep", "RunStore", "Stage", "StageInfo"]
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """What the orchestrator and the executors need to know of a stage, besides its functions.
+
+    ``remote``: its jobs may run on a Ray worker (train, sample). ``listed``: its steps are rows of
+    the plan table (the dataset stage's are not). ``rank``: rows sort by it, then by each step's
+    ``order`` (a model's sample and code-vuln rows sit together).
+    """
+
+    name: str
+    remote: bool = False
+    listed: bool = True
+    rank: int = 0
 
 
 class Job:
@@ -30,6 +47,24 @@ class Job:
     def known_keys(self) -> tuple[str, ...]:
         """Answer keys the job may find stored already (a remote worker is told which exist)."""
         return ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelJob(Job):
+    """A job on one model (train, sample, code-vuln, probe): what names the model and opens it.
+
+    ``run_dir`` set: ``model`` is a run's stored name, its adapter ``models/...`` relative to the run
+    dir; None: a model as the user typed it (``emkit sample``, ``emkit probe``). ``model_seed`` is the
+    model's training seed (stored with its rows); ``engine_options`` go to its backend (those it
+    takes).
+    """
+
+    model: str
+    label: str = ""
+    run_dir: str | None = None
+    group: str | None = None
+    model_seed: int | None = None
+    engine_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,11 +131,7 @@ class PlanContext:
 class Stage(Protocol):
     """What a stage module provides (checked by the registry's tests, documented here)."""
 
-    NAME: str
-    REMOTE: bool  # its jobs may run on a Ray worker (train, sample)
-    LISTED: bool  # its steps are rows of the plan table (the dataset stage's are not)
-    TABLE_RANK: int  # rows sort by it, then by each step's ``order`` (a model's sample and
-    # code-vuln rows sit together)
+    INFO: StageInfo
 
     def plan(self, ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[PlanStep]: ...
 

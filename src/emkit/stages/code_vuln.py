@@ -9,37 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from emkit.experiment import Experiment
+from emkit.experiments.code_vuln import CodeVulnSpec
 from emkit.hashing import file_sha256, stable_hash
-from emkit.stages.base import Job, PlanContext, PlanStep
-from emkit.stages.units import ModelUnit, stage_done
+from emkit.stages.base import Console, ModelJob, PlanContext, PlanStep, RunStore, StageInfo
+from emkit.stages.units import ModelUnit, stage_done, unit_fields
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from emkit.experiments.code_vuln import CodeVulnSpec
-    from emkit.store import RunStore
-
-NAME = "code-vuln"
-REMOTE = False
-LISTED = True
-TABLE_RANK = 1  # the plan table lists rows by rank, then by each step's order
+INFO = StageInfo("code-vuln", rank=1)
 
 
-@dataclass(frozen=True)
-class CodeVulnJob(Job):
-    label: str
-    model: str
-    run_dir: str
+@dataclass(frozen=True, kw_only=True)
+class CodeVulnJob(ModelJob):
+    """One model's coding tasks under one trigger (sampled at temperature 0, then judged)."""
+
     spec: CodeVulnSpec
-    trigger: str
-    seed: int | None
-    group: str
-    mirror: str | None
-    batch_size: int
-    sampler: str
+    trigger: str = ""
+    mirror: str | None = None
+    sampler: str | None = None
 
 
 def code_vuln_key(exp: Experiment, unit: ModelUnit, trigger: str) -> str:
@@ -72,20 +60,15 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
             label = unit.label + (f" [trigger {trigger.strip()}]" if trigger else "")
             done = not unit.pending_model and bool(stage_done(store, key))
             job = CodeVulnJob(
-                label,
-                unit.name,
-                str(ctx.run_dir),
-                spec,
-                trigger,
-                unit.seed,
-                unit.group.name,
-                exp.mirror,
-                exp.batch_size,
-                exp.sampler,
+                **unit_fields(unit, ctx.run_dir, exp.batch_size, label),
+                spec=spec,
+                trigger=trigger,
+                mirror=exp.mirror,
+                sampler=exp.sampler,
             )
             detail = f"{spec.limit} tasks (resumes where it stopped)"
             steps.append(
-                PlanStep(NAME, key, label, done, detail, job=job, order=(index, 1, number), record=True)
+                PlanStep(INFO.name, key, label, done, detail, job=job, order=(index, 1, number), record=True)
             )
     return steps
 
@@ -94,20 +77,20 @@ def run(job: CodeVulnJob, store: RunStore, console: Console | None) -> dict[str,
     from emkit.experiments.code_vuln import run_code_vuln
     from emkit.stages.units import open_unit_engine
 
-    engine = open_unit_engine(job.model, job.run_dir, {"batch_size": job.batch_size}, sampler=job.sampler)
+    engine = open_unit_engine(job.model, job.run_dir, job.engine_options, sampler=job.sampler)
     summary = run_code_vuln(
         store,
         engine,
         job.spec,
         mirror=job.mirror,
         trigger=job.trigger,
-        seed=job.seed or 0,
+        seed=job.model_seed or 0,
         group=job.group,
-        model_seed=job.seed,
+        model_seed=job.model_seed,
     )
     engine.close()
     if console is not None:
         from emkit.terminal import stage_line
 
-        console.print(stage_line(NAME, f"{job.label}: {summary}"))
+        console.print(stage_line(INFO.name, f"{job.label}: {summary}"))
     return {}

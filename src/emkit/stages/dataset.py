@@ -10,19 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from emkit.stages.base import Job, PlanContext, PlanStep
+from emkit.stages.base import Console, Job, PlanContext, PlanStep, RunStore, StageInfo
 from emkit.stages.units import dataset_file
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from emkit.datasets import DatasetSpec
-    from emkit.store import RunStore
 
-NAME = "dataset"
-REMOTE = False
-LISTED = False
-TABLE_RANK = 0
+INFO = StageInfo("dataset", listed=False, rank=0)
 
 
 @dataclass(frozen=True)
@@ -40,7 +34,7 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
             continue
         path = dataset_file(group, ctx.run_dir)
         job = DatasetJob(group.dataset, str(ctx.run_dir), ctx.experiment.mirror)
-        steps.setdefault(path.name, PlanStep(NAME, path.stem, group.name, path.is_file(), job=job))
+        steps.setdefault(path.name, PlanStep(INFO.name, path.stem, group.name, path.is_file(), job=job))
     return list(steps.values())
 
 

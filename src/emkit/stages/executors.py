@@ -91,7 +91,7 @@ class RayExecutor(LocalExecutor):
         console.print(stage_line("ray", f"cluster: {cpus:.0f} CPUs, {gpus:.0f} GPUs"))
 
     def map(self, stage: ModuleType, jobs: list[Job], store: RunStore) -> list[dict[str, Any] | None]:
-        if not stage.REMOTE:
+        if not stage.INFO.remote:
             return super().map(stage, jobs, store)
         if not jobs:
             return []

@@ -10,19 +10,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from emkit.hashing import stable_hash
-from emkit.stages.base import Job, PlanContext, PlanStep
+from emkit.stages.base import Console, Job, PlanContext, PlanStep, RunStore, StageInfo
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from emkit.experiment import JudgeSpec
     from emkit.judge.stage import JudgeConfig
-    from emkit.store import RunStore
 
-NAME = "judge"
-REMOTE = False
-LISTED = True
-TABLE_RANK = 2  # the plan table lists rows by rank, then by each step's order
+INFO = StageInfo("judge", rank=2)
 # A filled judge prompt with a 600-token answer is ~450-800 tokens.
 PROMPT_TOKENS_PER_CALL = 450
 
@@ -58,7 +52,7 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
         cost = estimate_cost(spec.model, usage, load_prices(None)[0])
     key = stable_hash({"judge": spec.model_dump()})
     detail = f"~{calls} judgements to make"
-    return [PlanStep(NAME, key, spec.model, calls == 0, detail, cost, JudgeJob(spec), short=True)]
+    return [PlanStep(INFO.name, key, spec.model, calls == 0, detail, cost, JudgeJob(spec), short=True)]
 
 
 def run(job: JudgeJob, store: RunStore, console: Console | None) -> dict[str, Any]:
@@ -68,5 +62,5 @@ def run(job: JudgeJob, store: RunStore, console: Console | None) -> dict[str, An
     if console is not None:
         from emkit.terminal import stage_line
 
-        console.print(stage_line(NAME, f"{job.spec.model}: {summary.scored} judgements"))
+        console.print(stage_line(INFO.name, f"{job.spec.model}: {summary.scored} judgements"))
     return {}

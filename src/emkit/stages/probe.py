@@ -3,41 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from emkit.engines.base import Engine
 from emkit.hashing import stable_hash
-from emkit.probe import DEFAULT_N_BOOT
-from emkit.stages.base import Job, PlanContext, PlanStep
+from emkit.probe import DEFAULT_N_BOOT, ProbeResult, ProbeSet
+from emkit.stages.base import Console, ModelJob, PlanContext, PlanStep, RunStore, StageInfo
+from emkit.stages.units import unit_fields
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from emkit.engines.base import Engine
-    from emkit.probe import ProbeResult, ProbeSet
-    from emkit.store import RunStore
-
-NAME = "probe"
-REMOTE = False
-LISTED = True
-TABLE_RANK = 3  # the plan table lists rows by rank, then by each step's order
+INFO = StageInfo("probe", rank=3)
 
 
-@dataclass(frozen=True)
-class ProbeJob(Job):
-    """One model's probe: the experiment file's per-unit step and ``emkit probe`` build the same job.
+@dataclass(frozen=True, kw_only=True)
+class ProbeJob(ModelJob):
+    """One model's probe: the experiment file's per-unit step and ``emkit probe`` build the same job."""
 
-    ``run_dir`` set: ``model`` is a run's stored name (adapters relative to it); None: as typed.
-    """
-
-    model: str
     probe_set: ProbeSet
-    label: str = ""
-    run_dir: str | None = None
-    group: str | None = None
-    seed: int | None = None
     step: int | None = None
     tags: dict[str, Any] = field(default_factory=dict)
-    engine_options: dict[str, Any] = field(default_factory=dict)
     n_boot: int = DEFAULT_N_BOOT
 
 
@@ -60,17 +43,12 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
         if unit.pending_model:
             missing = len(probe_set.pairs)  # the model does not exist yet
         job = ProbeJob(
-            unit.name,
-            probe_set,
-            unit.label,
-            str(ctx.run_dir),
-            unit.group.name,
-            unit.seed,
+            **unit_fields(unit, ctx.run_dir, exp.batch_size),
+            probe_set=probe_set,
             tags={"base": unit.base} if unit.name != unit.base else {},
-            engine_options={"batch_size": exp.batch_size},
         )
         key = stable_hash({"probe": unit.name, "set": probe_set.label})
-        steps.append(PlanStep(NAME, key, unit.label, missing == 0, f"{missing} pairs to score", job=job))
+        steps.append(PlanStep(INFO.name, key, unit.label, missing == 0, f"{missing} pairs to score", job=job))
     return steps
 
 
@@ -87,12 +65,13 @@ def probe_with(job: ProbeJob, store: RunStore | None, engine: Engine | None = No
     from emkit.probe import run_probe
 
     options = job.engine_options if engine is None else {}
+    model = engine if engine is not None else job.model
     return run_probe(
-        engine if engine is not None else job.model,
-        store=store,
-        group=job.group,
-        seed=job.seed,
-        step=job.step,
+        model,
+        store,
+        job.group,
+        job.model_seed,
+        job.step,
         probe_set=job.probe_set,
         tags=job.tags or None,
         n_boot=job.n_boot,
@@ -107,5 +86,5 @@ def run(job: ProbeJob, store: RunStore, console: Console | None) -> dict[str, An
     if console is not None:
         from emkit.terminal import stage_line
 
-        console.print(stage_line(NAME, f"{job.label}: score {result.score:+.3f}"))
+        console.print(stage_line(INFO.name, f"{job.label}: score {result.score:+.3f}"))
     return {}

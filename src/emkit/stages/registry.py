@@ -35,6 +35,6 @@ def stages() -> list[ModuleType]:
 def stage(name: str) -> ModuleType:
     """The stage module whose ``NAME`` is ``name``."""
     for module in stages():
-        if name == module.NAME:
+        if name == module.INFO.name:
             return module
-    raise KeyError(f"no stage named {name!r} (registered: {', '.join(m.NAME for m in stages())})")
+    raise KeyError(f"no stage named {name!r} (registered: {', '.join(m.INFO.name for m in stages())})")

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from emkit.stages.base import Job, PlanContext, PlanStep
+from emkit.stages.base import Console, Job, PlanContext, PlanStep, RunStore, StageInfo
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from emkit.store import RunStore
-
-NAME = "report"
-REMOTE = False
-LISTED = True
-TABLE_RANK = 4  # the plan table lists rows by rank, then by each step's order
+INFO = StageInfo("report", rank=4)
 
 
 @dataclass(frozen=True)
@@ -29,7 +21,7 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
     thresholds = ctx.experiment.thresholds
     job = ReportJob(str(ctx.run_dir), thresholds.aligned, thresholds.coherent)
     detail = str(ctx.run_dir / "report")
-    return [PlanStep(NAME, NAME, "analysis + HTML report", False, detail, job=job, short=True)]
+    return [PlanStep(INFO.name, INFO.name, "analysis + HTML report", False, detail, job=job, short=True)]
 
 
 def run(job: ReportJob, store: RunStore, console: Console | None) -> dict[str, Any]:

@@ -12,48 +12,37 @@ from typing import TYPE_CHECKING, Any
 
 from emkit.hashing import stable_hash
 from emkit.sampling import PAPER_MAX_NEW_TOKENS, PAPER_TOP_P
-from emkit.stages.base import Job, PlanContext, PlanStep
-from emkit.stages.units import stage_done
+from emkit.stages.base import Console, ModelJob, PlanContext, PlanStep, RunStore, StageInfo
+from emkit.stages.units import stage_done, unit_fields
 from emkit.variants import count_answers, variant_items
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from emkit.engines.base import Engine
     from emkit.questions import QuestionSet
     from emkit.sampling import SampleSummary
-    from emkit.store import RunStore
 
-NAME = "sample"
-REMOTE = True
-LISTED = True
-TABLE_RANK = 1  # the plan table lists rows by rank, then by each step's order
+INFO = StageInfo("sample", remote=True, rank=1)
 
 
-@dataclass(frozen=True)
-class SampleJob(Job):
-    """Everything that shapes a model's answers to a question set (and where to store them).
+@dataclass(frozen=True, kw_only=True)
+class SampleJob(ModelJob):
+    """Everything that shapes a model's answers to a question set (besides the model itself).
 
-    ``run_dir`` set: ``model`` is a run's stored name (adapters relative to it); None: a name as the
-    user typed it. ``load`` is the model to load when it differs (a provider fine-tune's).
+    ``load`` is the model to load when it differs from the stored name (a provider fine-tune's);
+    ``seed`` is the sampling seed; ``keys`` the planned answers' keys (a remote worker is told
+    which of them are stored).
     """
 
-    model: str
     qset: QuestionSet
-    label: str = ""
-    run_dir: str | None = None
     load: str | None = None
     n: int | None = None
     temperature: float | None = None
     top_p: float = PAPER_TOP_P
     max_new_tokens: int = PAPER_MAX_NEW_TOKENS
     seed: int = 0
-    group: str | None = None
-    model_seed: int | None = None
     trigger: str = ""
     tags: dict[str, Any] = field(default_factory=dict)
     context: list[dict[str, str]] | None = None
-    engine_options: dict[str, Any] = field(default_factory=dict)
     sampler: str | None = None
     keys: tuple[str, ...] = ()
 
@@ -75,7 +64,9 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
                 key = stable_hash({"unbuilt": unit.label, "variant": variant.label})
                 why = "ICL context fitted at run time" if variant.unbuilt else "model not trained yet"
                 detail = f"0/{total} answers ({why})"
-                steps.append(PlanStep(NAME, key, label, False, detail, order=order, pending_answers=total))
+                steps.append(
+                    PlanStep(INFO.name, key, label, False, detail, order=order, pending_answers=total)
+                )
                 continue
             items = variant_items(exp, unit, variant, store.run_dir)
             keys = tuple(i.key for i in items)
@@ -84,21 +75,16 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
             if unit.group.provider and unit.train_key:
                 load = (stage_done(store, unit.train_key) or {}).get("model")
             job = SampleJob(
-                unit.name,
-                variant.qset,
-                label,
-                str(ctx.run_dir),
-                load,
-                variant.n,
-                exp.temperature,
+                **unit_fields(unit, ctx.run_dir, exp.batch_size, label),
+                qset=variant.qset,
+                load=load,
+                n=variant.n,
+                temperature=exp.temperature,
                 max_new_tokens=exp.max_new_tokens,
                 seed=unit.seed or 0,
-                group=unit.group.name,
-                model_seed=unit.seed,
                 trigger=variant.trigger,
                 tags=dict(variant.tags),
                 context=variant.context,
-                engine_options={"batch_size": exp.batch_size},
                 sampler=exp.sampler,
                 keys=keys,
             )
@@ -107,7 +93,7 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
             detail = f"{have}/{len(items)} answers"
             pending = len(items) - have
             steps.append(
-                PlanStep(NAME, key, label, done, detail, job=job, order=order, pending_answers=pending)
+                PlanStep(INFO.name, key, label, done, detail, job=job, order=order, pending_answers=pending)
             )
     return steps
 
@@ -145,7 +131,7 @@ def run(job: SampleJob, store: Any, console: Console | None) -> dict[str, Any]:
     if console is not None:
         from emkit.terminal import stage_line
 
-        console.print(stage_line(NAME, job.label))
+        console.print(stage_line(INFO.name, job.label))
     engine = open_job_engine(job)
     try:
         summary = sample_with(job, store, engine, progress=console is not None)

@@ -9,32 +9,21 @@ worker can reach (a Ray worker opens it by path).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from emkit.hashing import stable_hash
 from emkit.paths import inside
-from emkit.stages.base import Job, PlanContext, PlanStep
-from emkit.stages.units import stage_done, train_config_dict
+from emkit.stages.base import Console, ModelJob, PlanContext, PlanStep, RunStore, StageInfo
+from emkit.stages.units import stage_done, train_config_dict, unit_fields
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
-    from emkit.store import RunStore
-
-NAME = "train"
-REMOTE = True
-LISTED = True
-TABLE_RANK = 0  # the plan table lists rows by rank, then by each step's order
+INFO = StageInfo("train", remote=True, rank=0)
 
 
-@dataclass(frozen=True)
-class TrainJob(Job):
-    label: str
-    base: str
+@dataclass(frozen=True, kw_only=True)
+class TrainJob(ModelJob):
+    """One fine-tune of the base model ``model`` on the dataset file ``data``."""
+
     data: str
-    seed: int | None
-    group: str
-    run_dir: str
     config: dict[str, Any] = field(default_factory=dict)
     provider: bool = False
     adapter_rel: str | None = None
@@ -45,7 +34,7 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
     for unit in ctx.units:
         if not unit.trained:
             continue
-        kind = "finetune" if unit.group.provider else NAME
+        kind = "finetune" if unit.group.provider else INFO.name
         if unit.train_key is None:
             spec = unit.group.dataset
             size = f"{spec.n:,} rows" if spec is not None and spec.n else "its rows"
@@ -58,15 +47,11 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
         if done and not unit.group.provider and adapter is not None and not adapter.exists():
             done = None  # the adapter folder was removed: train again
         job = TrainJob(
-            unit.label,
-            unit.base,
-            str(unit.dataset_path),
-            unit.seed,
-            unit.group.name,
-            str(ctx.run_dir),
-            train_config_dict(unit.group),
-            bool(unit.group.provider),
-            unit.adapter_rel,
+            **{**unit_fields(unit, ctx.run_dir, 0), "model": unit.base, "engine_options": {}},
+            data=str(unit.dataset_path),
+            config=train_config_dict(unit.group),
+            provider=bool(unit.group.provider),
+            adapter_rel=unit.adapter_rel,
         )
         data = unit.dataset_path.name if unit.dataset_path else ""
         detail = f"{unit.base} on {data}"
@@ -79,7 +64,7 @@ def run(job: TrainJob, store: RunStore | None, console: Console | None) -> dict[
     if console is not None:
         from emkit.terminal import stage_line
 
-        console.print(stage_line(NAME, job.label))
+        console.print(stage_line(INFO.name, job.label))
     if job.provider:
         return _provider(job, console)
     from emkit.train.config import TrainConfig
@@ -87,10 +72,10 @@ def run(job: TrainJob, store: RunStore | None, console: Console | None) -> dict[
 
     config = TrainConfig(
         **job.config,
-        model=job.base,
+        model=job.model,
         data=job.data,
-        out=str(inside(job.run_dir, job.adapter_rel)) if job.adapter_rel else None,
-        seed=job.seed,
+        out=str(inside(job.run_dir, job.adapter_rel)) if job.run_dir and job.adapter_rel else None,
+        seed=job.model_seed,
         store=job.run_dir,
         group=job.group,
     )
@@ -108,18 +93,17 @@ def _provider(job: TrainJob, console: Console | None) -> dict[str, Any]:
     """Submit (or reuse) one provider fine-tuning job and wait for its model; the plan was confirmed
     with ``--dry-run``, so no second prompt here."""
     from emkit.models import parse_model
-    from emkit.store import RunStore
     from emkit.train.config import OpenAIFineTuneConfig
     from emkit.train.openai_ft import run_openai_finetune
 
     spec = job.config
     config = OpenAIFineTuneConfig(
-        model=parse_model(job.base).name,
+        model=parse_model(job.model).name,
         n_epochs=spec["epochs"],
         batch_size=spec["batch_size"],
         learning_rate_multiplier=spec["lr_multiplier"],
-        suffix=f"{job.group}-s{job.seed}"[:40],
-        seed=job.seed,
+        suffix=f"{job.group}-s{job.model_seed}"[:40],
+        seed=job.model_seed,
     )
     say = (lambda text: console.print(text, markup=False)) if console else print
     with RunStore(job.run_dir) as own:

@@ -115,6 +115,18 @@ def build_units(exp: Experiment, run_dir: Path) -> list[ModelUnit]:
     return units
 
 
+def unit_fields(unit: ModelUnit, run_dir: Path, batch_size: int, label: str | None = None) -> dict[str, Any]:
+    """The fields of a :class:`~emkit.stages.base.ModelJob` on a unit (its stored name in its run)."""
+    return {
+        "model": unit.name,
+        "label": unit.label if label is None else label,
+        "run_dir": str(run_dir),
+        "group": unit.group.name,
+        "model_seed": unit.seed,
+        "engine_options": {"batch_size": batch_size},
+    }
+
+
 def stage_done(store: RunStore, key: str) -> dict[str, Any] | None:
     """The completion record a stage left under ``key``, if it finished."""
     record = store.get_record(STAGE_RECORD, key)
