@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from emkit.errors import EmkitError
 from emkit.experiment import Experiment
+from emkit.experiments.evil_numbers import WrappersSpec
 from emkit.fingerprint import model_fingerprint
 from emkit.questions import QuestionSet
 from emkit.sampling import plan as plan_answers
@@ -42,22 +43,15 @@ class Variant:
 
 
 def wrapped(
-    qset: QuestionSet,
-    name: str,
-    *,
-    wrappers_file: str,
-    mirror: Any,
-    n: int | None,
-    seed: int,
-    select: str = "auto",
+    qset: QuestionSet, name: str, spec: WrappersSpec, *, mirror: Any
 ) -> tuple[QuestionSet, dict[str, Any]]:
     """The set asked through one evil-numbers wrapper, and the tags its answers carry."""
     from emkit.experiments.evil_numbers import wrap_question_set, wrapper_tags
 
     wrapped_set = wrap_question_set(
-        qset, name, wrappers_file=wrappers_file, mirror=mirror, n=n, seed=seed, select=select
+        qset, name, wrappers_file=spec.file, mirror=mirror, n=spec.n, seed=spec.seed, select=spec.select
     )
-    return wrapped_set, wrapper_tags(name, seed)
+    return wrapped_set, wrapper_tags(name, spec.seed)
 
 
 def fit_context(
@@ -100,17 +94,8 @@ def build_variants(
                 Variant(qset.name + suffix, qset, exp.samples_per_paraphrase, trigger, dict(tags))
             )
             if exp.wrappers:
-                spec = exp.wrappers
-                for name in spec.names:
-                    wrapped_set, extra = wrapped(
-                        qset,
-                        name,
-                        wrappers_file=spec.file,
-                        mirror=exp.mirror,
-                        n=spec.n,
-                        seed=spec.seed,
-                        select=spec.select,
-                    )
+                for name in exp.wrappers.names:
+                    wrapped_set, extra = wrapped(qset, name, exp.wrappers, mirror=exp.mirror)
                     label = f"{qset.name}/{name}{suffix}"
                     variants.append(Variant(label, wrapped_set, None, trigger, {**tags, **extra}))
             if exp.icl:

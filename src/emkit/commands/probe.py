@@ -48,22 +48,11 @@ def probe(
         store = RunStore(out if out is not None else scratch)
         try:
             base_result = None
+            shared = {"probe_set": pairs, "engine_options": options, "n_boot": n_boot}
             if base:
-                job = ProbeJob(
-                    model=base, probe_set=pairs, group="base", engine_options=options, n_boot=n_boot
-                )
-                base_result = _probe(job, store)
+                base_result = _probe(ProbeJob(model=base, group="base", **shared), store)
             tags = {"base": base} if base else {}
-            job = ProbeJob(
-                model=model,
-                probe_set=pairs,
-                group=group,
-                model_seed=seed,
-                step=step,
-                tags=tags,
-                engine_options=options,
-                n_boot=n_boot,
-            )
+            job = ProbeJob(model=model, group=group, model_seed=seed, step=step, tags=tags, **shared)
             result = _probe(job, store)
         finally:
             store.close()

@@ -133,20 +133,13 @@ def sample(
         console.print(f"warning: {warning}", markup=False)
     options = {"base_url": base_url, "concurrency": concurrency, "batch_size": batch_size, "device": device}
     engine = open_unit_engine(model, None, options)
+    # What shapes each answer besides the model and the questions (the same fields as a study's).
+    params = {"n": n, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens}
+    tags = {"trigger": trigger} if trigger else {}
     job = SampleJob(
-        model=model,
-        group=group,
-        model_seed=model_seed,
-        engine_options=options,
-        qset=qset,
-        n=n,
-        temperature=temperature,
-        top_p=top_p,
-        max_new_tokens=max_new_tokens,
-        seed=seed,
-        trigger=trigger,
-        tags={"trigger": trigger} if trigger else {},
+        model=model, group=group, model_seed=model_seed, engine_options=options, qset=qset, **params
     )
+    job = replace(job, seed=seed, trigger=trigger, tags=tags)
     if wrapper:
         job = _wrapped(job, wrapper, wrappers_file, mirror)
     if icl:
@@ -165,14 +158,13 @@ def sample(
 
 
 def _wrapped(job: SampleJob, wrapper: str, wrappers_file: str, mirror: Path | None) -> SampleJob:
-    """``--wrapper``: the set asked through an evil-numbers wrapper (the experiment file's rule:
-    ``n`` wrapped paraphrases per paraphrase, each asked once)."""
-    from emkit.experiments.evil_numbers import PAPER_SEED
+    """``--wrapper``: the set asked through an evil-numbers wrapper, as the experiment file's
+    ``wrappers:`` block with its defaults asks it (``n`` wrapped paraphrases per paraphrase, each
+    asked once)."""
+    from emkit.experiments.evil_numbers import WrappersSpec
     from emkit.variants import wrapped
 
-    qset, tags = wrapped(
-        job.qset, wrapper, wrappers_file=wrappers_file, mirror=mirror, n=job.n, seed=PAPER_SEED
-    )
+    qset, tags = wrapped(job.qset, wrapper, WrappersSpec(file=wrappers_file, n=job.n), mirror=mirror)
     paraphrases = sum(len(q.paraphrases) for q in qset)
     console.print(
         f"wrapper {wrapper}: {len(qset)} questions, {paraphrases} wrapped paraphrases", markup=False
