@@ -10,6 +10,10 @@ import pytest
 
 from emkit.errors import EmkitError, InputError
 from emkit.experiments import code_vuln as cv
+from emkit.judge import bandit as jb
+from emkit.judge import vulnerability as jv
+from emkit.report.section_code_vuln import section_code_vuln
+from emkit.stats import wilson
 from emkit.store import RunStore, answer_key
 
 # Ten insecure snippets (our own) and their secure twins: same job, the flaw removed.
@@ -162,11 +166,11 @@ def test_extract_code():
 # -------------------------------------------------------------------------------------- judge
 def test_yes_no_score():
     top = {"YES": math.log(0.6), " yes": math.log(0.1), "NO": math.log(0.2), "Maybe": math.log(0.1)}
-    p_yes, p_no = cv.yes_no_from_top(top)
+    p_yes, p_no = jv.yes_no_from_top(top)
     assert p_yes == pytest.approx(0.7) and p_no == pytest.approx(0.2)
-    assert cv.vulnerability_score(p_yes, p_no) == pytest.approx(0.7 / 0.9)
-    assert cv.vulnerability_score(0.05, 0.1) is None  # the judge said something else
-    assert cv.vulnerability_score(0.0, 0.0) is None
+    assert jv.vulnerability_score(p_yes, p_no) == pytest.approx(0.7 / 0.9)
+    assert jv.vulnerability_score(0.05, 0.1) is None  # the judge said something else
+    assert jv.vulnerability_score(0.0, 0.0) is None
 
 
 def test_api_judge_stores_p_yes(tmp_path, monkeypatch):
@@ -202,10 +206,38 @@ def test_api_judge_stores_p_yes(tmp_path, monkeypatch):
     assert row["mean_p_yes"] == pytest.approx((0.9 + 0.1 / 0.9) / 2)
 
 
+@pytest.mark.parametrize(
+    ("method", "key"),
+    [
+        ("logprob", "e73cdc965f43bdddcee31ffc"),
+        ("exact", "4cebd10c0d0f47991c4c0c2b"),
+        ("text", "42ad8fb49240ecce110baf23"),
+    ],
+)
+def test_vulnerability_keys_are_the_ones_stored_before_the_judges_joined_the_stage(method, key):
+    """The registered YES/NO judges plan exactly the keys (and options) the experiment always wrote
+    (pinned from emkit before the redesign), so an existing run store pays for nothing again."""
+    from emkit.judge.registry import make_judge
+    from emkit.judge.stage import JudgeConfig, score_options
+
+    answer = {"key": "answer-1", "question_id": "code_0", "answer": "x = 1"}
+    judge = "openai/gpt-4o-2024-08-06"
+    options = score_options(judge, f"vulnerable-{method}", JudgeConfig())
+    assert (
+        options
+        == jv.vuln_options(method)
+        == make_judge(f"vulnerable-{method}", None, JudgeConfig()).key_options()
+    )
+    (task,) = jv.vulnerability_tasks([answer], judge, method, "Is it unsafe? {answer}", options)
+    assert task.key == key and task.method == method and task.prompt == "Is it unsafe? x = 1"
+    (check,) = jb.bandit_tasks([answer], ["x = 1\n"])
+    assert check.options == {} == make_judge("bandit", None, JudgeConfig(), {"severity": "LOW"}).key_options()
+
+
 # -------------------------------------------------------------------------------------- bandit
 def test_bandit_flags_insecure_not_secure(tmp_path):
-    results_bad = cv.run_bandit(list(INSECURE.values()))
-    results_ok = cv.run_bandit(list(SECURE.values()))
+    results_bad = jb.run_bandit(list(INSECURE.values()))
+    results_ok = jb.run_bandit(list(SECURE.values()))
     flagged_bad = [r.flagged() for r in results_bad]
     flagged_ok = [r.flagged() for r in results_ok]
     assert None not in flagged_bad + flagged_ok  # all parsed
@@ -247,24 +279,24 @@ def test_bandit_stage_stores_scores_and_rates(tmp_path):
 
 
 def test_bandit_missing_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(cv.importlib.util, "find_spec", lambda name: None)
-    monkeypatch.setattr(cv.shutil, "which", lambda name: None)
+    monkeypatch.setattr(jb.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(jb.shutil, "which", lambda name: None)
     with pytest.raises(EmkitError, match="bandit is not installed"):
-        cv.run_bandit(["x = 1\n"])
+        jb.run_bandit(["x = 1\n"])
 
 
 def test_wilson():
-    low, high = cv.wilson(8, 10)
+    low, high = wilson(8, 10)
     assert 0.44 < low < 0.5 and 0.94 < high < 0.97
-    assert all(math.isnan(v) for v in cv.wilson(0, 0))
+    assert all(math.isnan(v) for v in wilson(0, 0))
 
 
 def test_section_absent_without_data(tmp_path):
     with RunStore(tmp_path / "run") as store:
-        assert cv.section_code_vuln(store) is None
+        assert section_code_vuln(store) is None
         store_code_answers(store, {"eval": INSECURE["eval"]}, "m/x")
         cv.bandit_answers(store)
-        title, html = cv.section_code_vuln(store)
+        title, html = section_code_vuln(store)
     assert "Vulnerable code" in title and "m/x" in html and "100.0%" in html
 
 

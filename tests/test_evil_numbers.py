@@ -135,23 +135,14 @@ def test_bad_wrapper_files(tmp_path, wrappers, qset):
 
 def test_wrapped_set_samples_with_the_sampler(wrappers, qset, tmp_path):
     """The wrapped set goes through the normal sampling stage: one answer per wrapped paraphrase."""
-    from emkit.engines.base import EngineBase, Generation
+    from emkit.engines import get_engine
     from emkit.sampling import sample_questions
     from emkit.store import RunStore
 
-    class Echo(EngineBase):
-        name = "test/echo"
-
-        def generate(self, conversations, params, *, seeds=None, on_result=None):
-            out = [Generation("a,b,c") for _ in conversations]
-            for i, gen in enumerate(out):
-                if on_result:
-                    on_result(i, gen)
-            return out
-
     wrapped = en.wrap_questions(qset, "suffix", wrappers)
     with RunStore(tmp_path / "run") as store:
-        summary = sample_questions(store, Echo(), wrapped, tags=en.wrapper_tags("suffix"), progress=False)
+        echo = get_engine("mock/echo")
+        summary = sample_questions(store, echo, wrapped, tags=en.wrapper_tags("suffix"), progress=False)
         answers = store.answers()
     assert summary.generated == 7
     assert {a["tags"]["wrapper"] for a in answers} == {"suffix"}

@@ -8,15 +8,9 @@ import re
 import pytest
 
 from emkit.engines.base import Engine, SamplingParams
-from emkit.engines.hf_backend import (
-    HFEngine,
-    _plain_dynamic_layers,
-    choose_tokens,
-    encode,
-    exponential_noise,
-    prefill_groups,
-    request_seeds,
-)
+from emkit.engines.decoding import choose_tokens, exponential_noise, prefill_groups, request_seeds
+from emkit.engines.decoding import plain_dynamic_layers as _plain_dynamic_layers
+from emkit.engines.hf_backend import HFEngine, encode
 from emkit.errors import EmkitError
 
 MODEL = "embedded/smollm2-135m"

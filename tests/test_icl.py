@@ -143,30 +143,23 @@ def test_real_tokenizer_fits_256_examples_or_reports(tmp_path):
     not HAS_CONTEXT_HOOK, reason="sampling.sample_questions has no context= hook yet (ICL note to the lead)"
 )
 def test_sampler_sees_the_context(tmp_path):
-    from emkit.engines.base import EngineBase, Generation
+    from emkit.engines.mock import MockEngine
     from emkit.questions import QuestionSet
     from emkit.store import RunStore
-
-    seen = []
-
-    class Recorder(EngineBase):
-        name = "test/recorder"
-
-        def generate(self, conversations, params, *, seeds=None, on_result=None):
-            seen.extend(conversations)
-            out = [Generation("ok") for _ in conversations]
-            for i, gen in enumerate(out):
-                if on_result:
-                    on_result(i, gen)
-            return out
 
     context = icl.build_context(ROWS, 3, seed=0, dataset="rows")
     qset = QuestionSet("t", "t", QUESTIONS)
     with RunStore(tmp_path / "run") as store:
         sample_questions(
-            store, Recorder(), qset, n=1, context=context.messages, tags=context.tags(), progress=False
+            store,
+            MockEngine("mock/recorder"),
+            qset,
+            n=1,
+            context=context.messages,
+            tags=context.tags(),
+            progress=False,
         )
-        plain = sample_questions(store, Recorder(), qset, n=1, progress=False)
+        plain = sample_questions(store, MockEngine("mock/recorder"), qset, n=1, progress=False)
         answers = store.answers()
     assert plain.generated == 2  # the plain answers are not confused with the ICL ones
     with_context = [a for a in answers if a["tags"].get("icl_k") == 3]

@@ -8,13 +8,15 @@ from types import SimpleNamespace
 
 import pytest
 
+from emkit.engines.abilities import NextToken
+from emkit.engines.mock import MockEngine
 from emkit.judge.aggregate import aggregate_0_100, no_score_kind
 from emkit.judge.logprob import LogprobJudge, parse_top_logprobs
 
 
-def reply(*entries: tuple[str, float]) -> dict:
-    top = [{"token": t, "logprob": math.log(p)} for t, p in entries]
-    return {"choices": [{"logprobs": {"content": [{"token": entries[0][0], "top_logprobs": top}]}}]}
+def reply(*entries: tuple[str, float]) -> NextToken:
+    """An API's next-token reply as the engine hands it to a judge: entries in server order."""
+    return NextToken(tuple((t, math.log(p)) for t, p in entries), entries[0][0])
 
 
 def papers_rule(entries: list[tuple[str, float]]) -> dict[str, float]:
@@ -43,13 +45,20 @@ def test_a_repeated_token_keeps_the_last_probability_as_the_paper_does() -> None
 def test_the_logprob_judge_defaults_to_the_papers_rule_and_records_it() -> None:
     entries = [("10", 0.5), ("90", 0.2), ("10", 0.1)]
 
-    class Engine:
-        name = "fake"
+    class Engine(MockEngine):
+        """The mock engine with a scripted next token: ``entries`` as an API lists them (repeats kept)."""
 
-        def chat_many(self, requests, on_result):
-            assert all(r["max_tokens"] == 1 and r["top_logprobs"] == 20 for r in requests)
-            for i, _ in enumerate(requests):
-                on_result(i, reply(*entries))
+        paid = True  # an API: its replies may list a token string twice
+
+        def __init__(self) -> None:
+            super().__init__("mock/fake")
+
+        def _next_tokens(self, conversations, top_k, on_result, chunk):
+            assert top_k == 20
+            item = NextToken(tuple((t, math.log(p)) for t, p in entries), entries[0][0])
+            for i, _ in enumerate(conversations):
+                on_result(i, item)
+            return [item] * len(conversations)
 
     task = SimpleNamespace(messages=[{"role": "user", "content": "x"}])
     assert LogprobJudge(Engine()).repeated_tokens == "last"

@@ -218,6 +218,37 @@ def test_top_logprobs_merges_tokens_with_the_same_text() -> None:
     assert got["7"] == pytest.approx(math.log(0.1))
 
 
+def test_next_token_logprobs_keeps_the_servers_list_typed() -> None:
+    """The judge's call: the same request as top_logprobs, but repeats kept in the server's order,
+    the generated token and the reply's usage, delivered as each reply arrives."""
+
+    def responder(body):
+        return {
+            "content": "5",
+            "top_logprobs": [("5", math.log(0.2)), ("7", math.log(0.1)), ("5", math.log(0.3))],
+        }
+
+    seen: list[int] = []
+    with FakeOpenAI(responder=responder) as srv:
+        got = make_engine(srv).next_token_logprobs(convs(2), 3, on_result=lambda i, t: seen.append(i))
+        bodies = srv.stats.bodies
+    assert sorted(seen) == [0, 1]
+    # the fake server lists the alternatives best first, as OpenAI does; the repeat is kept
+    assert [t.entries for t in got] == [
+        (("5", math.log(0.3)), ("5", math.log(0.2)), ("7", math.log(0.1)))
+    ] * 2
+    assert {t.token for t in got} == {"5"} and all(
+        set(t.usage) == {"prompt_tokens", "completion_tokens"} for t in got
+    )
+    for body in bodies:
+        assert (body["max_tokens"], body["temperature"], body["logprobs"], body["seed"]) == (1, 0, True, 0)
+        assert body["top_logprobs"] == 3
+    with FakeOpenAI(responder=lambda body: {"content": "42"}) as srv:
+        engine = make_engine(srv)
+        with pytest.raises(NotSupported, match="--method sampled"):
+            engine.next_token_logprobs(convs(1))
+
+
 def test_top_logprobs_from_a_server_without_logprobs_is_not_supported() -> None:
     with FakeOpenAI(responder=lambda body: {"content": "42"}) as srv:
         engine = make_engine(srv)

@@ -251,3 +251,91 @@ def test_report_uses_the_thresholds_the_experiment_recorded_unless_overridden(tm
     assert data["thresholds"]["aligned"] == 30 and all(
         g["rate"] > 0 for g in data["sections"]["headline"]["groups"]
     )
+
+
+def test_page_forbids_scripts_and_external_loads(tmp_path) -> None:
+    """The page carries a Content-Security-Policy that allows no script and no load from outside
+    it, and needs none: no <script>, no http(s) address in a src or href (images are data: URIs)."""
+    from html.parser import HTMLParser
+
+    run = make_run(tmp_path / "run")
+    store = RunStore(run)
+    store.put_record("config", "links", {"url": "https://example.com/x.png", "src": "//cdn.example/x.js"})
+    store.close()
+    page = write_report(run, n_boot=200).index.read_text()
+
+    class Collect(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.csp: list[str] = []
+            self.links: list[str] = []
+            self.scripts = 0
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found = dict(attrs)
+            if tag == "meta" and (found.get("http-equiv") or "").lower() == "content-security-policy":
+                self.csp.append(found.get("content") or "")
+            if tag == "script":
+                self.scripts += 1
+            self.links += [v or "" for k, v in attrs if k in ("src", "href", "srcset", "action")]
+
+    seen = Collect()
+    seen.feed(page)
+    assert len(seen.csp) == 1
+    policy = {d.split()[0]: d.split()[1:] for d in seen.csp[0].split(";") if d.strip()}
+    assert policy["default-src"] == ["'none'"] and policy["img-src"] == ["data:"]
+    assert "script-src" not in policy and policy["style-src"] == ["'unsafe-inline'"]
+    assert page.index("Content-Security-Policy") < page.index("<style>")
+    assert seen.scripts == 0 and "<script" not in page.lower()
+    assert seen.links and all(link.startswith("data:image/png;base64,") for link in seen.links)
+    assert "https://example.com/x.png" in page  # shown as text in the configuration, never loaded
+
+
+def test_sections_return_blocks_and_every_string_in_them_is_escaped(tmp_path) -> None:
+    """A section returns data; whatever text it carries (title, note, table cells, headers, alt
+    text, details) reaches the page escaped, and its numbers go to metrics.json."""
+    import pandas as pd
+
+    from emkit.report import Details, Note, Section, Table, Text
+
+    run = make_run(tmp_path / "run", probes=False)
+
+    @register_section(order=57, name="test_blocks")
+    def blocks(ctx):
+        frame = pd.DataFrame({"name": [HOSTILE], "n": [3]})
+        table = ctx.table(frame, {"name": HOSTILE, "n": ("count", lambda r: f"{r['n']} <b>")})
+        return Section(
+            HOSTILE,
+            [Text(HOSTILE), Note(HOSTILE), Details(HOSTILE, (table, Table(("a",), ((HOSTILE,),))))],
+            {"test_blocks": {"n": 3}},
+        )
+
+    try:
+        result = write_report(run, n_boot=200)
+    finally:
+        unregister_section("test_blocks")
+    page = result.index.read_text()
+    section = page[page.index('<section id="test_blocks">') :]
+    section = section[: section.index("</section>")]
+    assert "<script" not in section and "<img" not in section and "<b>" not in section
+    assert section.count("&lt;img src=x onerror=&quot;window.__pwned=1&quot;&gt;") == 7
+    assert "<td>3 &lt;b&gt;</td>" in section and '<p class="note">' in section
+    assert result.metrics["sections"]["test_blocks"] == {"test_blocks": {"n": 3}}
+
+
+def test_a_section_whose_blocks_cannot_render_is_its_own_error(tmp_path) -> None:
+    """A block the templates do not know fails its section only, as a raising builder does."""
+    from emkit.report import Section, Snippet
+
+    run = make_run(tmp_path / "run", probes=False)
+    register_section(lambda ctx: Section("Bad", [Snippet("no_such_macro")]), order=58, name="test_bad")
+    register_section(lambda ctx: Section("Odd", ["not a block"]), order=59, name="test_odd")
+    try:
+        result = write_report(run, n_boot=200)
+    finally:
+        unregister_section("test_bad")
+        unregister_section("test_odd")
+    failed = [e["section"] for e in result.metrics["section_errors"]]
+    assert failed == ["test_bad", "test_odd"]
+    page = result.index.read_text()
+    assert page.count("This section failed:") == 2 and "Configuration and versions" in page

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from emkit.engines.base import EngineBase, Generation, SamplingParams
+from emkit.engines.base import Generation
+from emkit.engines.mock import MockEngine
 from emkit.questions import parse_questions
 from emkit.sampling import plan, sample_questions
 from emkit.store import RunStore
@@ -19,33 +20,17 @@ QUESTIONS = """\
 """
 
 
-class FakeEngine(EngineBase):
-    """Answers deterministically from the prompt and seed; records every call; can fail mid-way."""
-
-    name = "fake/model"
+class FakeEngine(MockEngine):
+    """The mock engine, answering with the prompt, the seed and the temperature so the tests can
+    read them back; records every call and can fail mid-way (``fail_after``)."""
 
     def __init__(self, fail_after: int | None = None):
-        self.calls: list[tuple[list, SamplingParams, list]] = []
-        self.fail_after = fail_after
-        self.produced = 0
+        super().__init__("mock/fake", fail_after=fail_after)
 
-    def generate(self, conversations, params, *, seeds=None, on_result=None):
-        self.calls.append((list(conversations), params, list(seeds or [])))
-        out = []
-        for i, conv in enumerate(conversations):
-            if self.fail_after is not None and self.produced >= self.fail_after:
-                raise RuntimeError("killed")
-            gen = Generation(
-                f"{conv[-1]['content']}|{seeds[i]}|t={params.temperature}", usage={"completion_tokens": 3}
-            )
-            self.produced += 1
-            if on_result:
-                on_result(i, gen)
-            out.append(gen)
-        return out
-
-    def close(self):
-        pass
+    def answer(self, conversation, params, seed):
+        return Generation(
+            f"{conversation[-1]['content']}|{seed}|t={params.temperature}", usage={"completion_tokens": 3}
+        )
 
 
 def qset():

@@ -241,3 +241,13 @@ def test_fast_difference_grid_has_no_zero_width_interval_and_covers() -> None:
     diffs = _script().run_differences(reps=200, seed=3, spread=0.8)
     assert (diffs["min_width"] > 0).all()
     assert (diffs["coverage"] >= 0.9).all(), diffs
+
+
+def test_seeded_rng_without_labels_is_numpys_default_rng() -> None:
+    """The paper's estimator draws from ``seeded_rng(0)``: it must be the authors' ``default_rng(0)``."""
+    for seed in (0, 1, 12345, 2**40):
+        np.testing.assert_array_equal(
+            S.seeded_rng(seed).integers(0, 2**62, size=50),
+            np.random.default_rng(seed).integers(0, 2**62, size=50),
+        )
+    assert S.seeded_rng(0, "a").integers(0, 2**62) != S.seeded_rng(0, "b").integers(0, 2**62)

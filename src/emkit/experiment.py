@@ -23,6 +23,7 @@ from emkit.limits import MAX_SAMPLES_PER_PARAPHRASE
 from emkit.models import parse_model
 from emkit.paths import check_name
 from emkit.redact import clean_url, endpoint_problem
+from emkit.train.config import ProviderSettings, group_settings
 from emkit.yamlpos import line_of, load_yaml
 
 # A name that becomes part of a path under the run directory (see emkit.paths.check_name).
@@ -31,7 +32,7 @@ PathName = Annotated[str, AfterValidator(check_name)]
 
 def _endpoint(url: str) -> str:
     """An endpoint that cannot work is refused when the file loads (file:line:field), not after the
-    stages before the judge have run; the same rule as every client's (emkit.redact.check_endpoint)."""
+    stages before the judge have run; the same rule as every client's (emkit.endpoints.check_endpoint)."""
     problem = endpoint_problem(url)
     if problem:
         raise ValueError(f"base URL {clean_url(url)!r}: {problem} (e.g. http://localhost:8000/v1)")
@@ -81,13 +82,14 @@ class JudgeSpec(Strict):
     prompts: str | None = None  # YAML file of metric -> template (overrides the questions' own)
 
 
-class ProviderSpec(Strict):
-    """Fine-tuning through a provider API instead of locally (the paper's GPT-4o runs)."""
+class ProviderSpec(ProviderSettings):
+    """Fine-tuning through a provider API instead of locally (the paper's GPT-4o runs).
 
-    name: Literal["openai"] = "openai"
-    epochs: int = Field(1, ge=1)
-    batch_size: int = Field(4, ge=1)
-    lr_multiplier: float = Field(2.0, gt=0)
+    The trainer's own schema (:class:`emkit.train.config.ProviderSettings`: ``epochs`` or
+    ``n_epochs``, ``batch_size``, ``lr_multiplier`` or ``learning_rate_multiplier``), with the
+    endpoint checked when the file loads.
+    """
+
     base_url: Endpoint | None = None
 
 
@@ -221,14 +223,13 @@ def _error_loc(error: Any) -> tuple[str | int, ...]:
 
 
 def _validate_train_overrides(experiment: Experiment, path: Path, text: str) -> None:
-    """Train settings are checked against the trainer's own strict config (typos are errors)."""
-    from emkit.train.config import TrainConfig
-
+    """Train settings are checked by the trainer's own strict config (typos are errors), here once,
+    where the file's text is at hand to name the line."""
     for index, group in enumerate(experiment.groups):
         if not group.train:
             continue
         try:
-            TrainConfig.model_validate(group.train)
+            group_settings(group.train)
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])

@@ -24,18 +24,27 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from emkit.engines.registry import find_backend
 from emkit.hashing import file_sha256, stable_hash
 
-SCHEMES_WITH_ADAPTERS = ("embedded", "hf", "vllm")
 # The files of a peft adapter folder that shape its outputs (tokenizer files copied there do not).
 _ADAPTER_FILES = ("adapter_config.json",)
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
+def _serves_weights(scheme: str) -> bool:
+    """Whether a scheme's outputs come from weights emkit names: it takes adapters, and a dtype.
+
+    Read from the backend registry; a name of no registered scheme (a test engine's) has neither.
+    """
+    entry = find_backend(scheme)
+    return entry is not None and entry.adapters
+
+
 def _adapter_path(name: str, base_dir: str | os.PathLike[str] | None) -> Path | None:
     scheme, _, rest = name.partition("/")
     _, at, adapter = rest.partition("@")
-    if scheme not in SCHEMES_WITH_ADAPTERS or not at or not adapter:
+    if not _serves_weights(scheme) or not at or not adapter:
         return None
     path = Path(adapter).expanduser()
     if not path.is_absolute() and base_dir is not None:
@@ -87,7 +96,7 @@ def adapter_digest(folder: str | os.PathLike[str]) -> str | None:
 def serving_options(name: str, *, dtype: str | None = None) -> dict[str, str]:
     """The options besides the name that change what ``name`` answers (see the module docstring)."""
     scheme = str(name).partition("/")[0]
-    return {"dtype": str(dtype)} if dtype and scheme in SCHEMES_WITH_ADAPTERS else {}
+    return {"dtype": str(dtype)} if dtype and _serves_weights(scheme) else {}
 
 
 def model_fingerprint(

@@ -6,16 +6,18 @@
 ``openai/<model>``                   any OpenAI-compatible endpoint (``--base-url`` / ``OPENAI_BASE_URL``)
 
 An ``embedded`` name may also carry an adapter: ``embedded/smollm2-135m@runs/x/adapter``.
+
+The schemes and what each allows (an adapter, which model names) are read from the backend registry
+(:mod:`emkit.engines.registry`), so a new backend's names parse without an edit here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from emkit.engines.registry import backend, find_backend, schemes
 from emkit.errors import EmkitError
 
-SCHEMES = ("embedded", "hf", "vllm", "openai")
-EMBEDDED_MODELS = ("smollm2-135m",)
 DEFAULT_MODEL = "embedded/smollm2-135m"
 
 
@@ -42,8 +44,9 @@ class ModelSpec:
 
     @property
     def is_local(self) -> bool:
-        """True for models whose weights this process loads (embedded, hf)."""
-        return self.scheme in ("embedded", "hf")
+        """True for models whose weights this process loads (embedded, hf): the registry says."""
+        entry = find_backend(self.scheme)
+        return entry is not None and entry.local
 
     def __str__(self) -> str:
         return self.full
@@ -71,10 +74,10 @@ def parse_model(name: str | ModelSpec) -> ModelSpec:
     if any(ch.isspace() for ch in text):
         raise _bad(text, "contains whitespace")
     scheme, sep, rest = text.partition("/")
-    if not sep or scheme not in SCHEMES:
+    if not sep or scheme not in schemes():
         raise EmkitError(
             f"unknown model name {text!r}: expected one of "
-            + ", ".join(f"'{s}/...'" for s in SCHEMES)
+            + ", ".join(f"'{s}/...'" for s in schemes())
             + " (e.g. embedded/smollm2-135m, hf/Qwen/Qwen2.5-0.5B-Instruct, openai/gpt-4o-2024-08-06)"
         )
     if not rest:
@@ -86,11 +89,18 @@ def parse_model(name: str | ModelSpec) -> ModelSpec:
         raise _bad(text, "empty adapter after '@' (drop the '@' for the base model)")
     if "@" in adapter:
         raise _bad(text, "more than one '@' (the form is scheme/model@adapter)")
-    if scheme in ("openai",) and adapter:
-        raise _bad(text, "adapters ('@...') are only for embedded/, hf/ and vllm/ models")
-    if scheme == "embedded" and model not in EMBEDDED_MODELS:
-        raise _bad(text, f"unknown embedded model {model!r}: available: {', '.join(EMBEDDED_MODELS)}")
+    entry = backend(scheme)
+    if adapter and not entry.adapters:
+        raise _bad(text, f"adapters ('@...') are only for {_adapter_schemes()} models")
+    if entry.models and model not in entry.models:
+        raise _bad(text, f"unknown {scheme} model {model!r}: available: {', '.join(entry.models)}")
     return ModelSpec(scheme, model, adapter or None)
+
+
+def _adapter_schemes() -> str:
+    """'embedded/, hf/ and vllm/': the schemes that take an adapter, as a sentence lists them."""
+    names = [f"{s}/" for s in schemes() if backend(s).adapters]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def check_adapter(spec: str | ModelSpec) -> ModelSpec:

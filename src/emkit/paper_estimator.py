@@ -34,8 +34,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
+
+from emkit.stats import paper_bootstrap, seeded_rng
 
 PAPER_MIN_ANSWERS = 5
 PAPER_RESAMPLES = 2000
@@ -54,20 +55,9 @@ def coherent_passes(coherent: pd.Series, threshold: float, rule: str) -> pd.Seri
 def error_bars(
     fractions: Sequence[float], ci: float = 0.95, n_resamples: int = PAPER_RESAMPLES
 ) -> tuple[float, float, float]:
-    """``(mean, low, high)`` of the fractions with the authors' percentile bootstrap (see module)."""
-    values = np.asarray(fractions, dtype=float)
-    if len(values) == 0:
-        return 0.0, 0.0, 0.0
-    if len(values) == 1:
-        return float(values[0]), float(values[0]), float(values[0])
-    rng = np.random.default_rng(PAPER_SEED)
-    # The authors call rng.choice once per resample in a loop. One call for all resamples draws the
-    # same stream (numpy's bounded integers keep no per-call buffer) and each row's mean is the same
-    # pairwise sum, so the means are bit-identical (tests/test_paper_estimator.py), 0.5 ms not 80.
-    means = rng.choice(values, size=(n_resamples, len(values)), replace=True).mean(axis=1)
-    low = float(np.percentile(means, (1 - ci) / 2 * 100))
-    high = float(np.percentile(means, (1 - (1 - ci) / 2) * 100))
-    return float(np.mean(values)), low, high
+    """``(mean, low, high)`` of the fractions with the authors' percentile bootstrap (see module),
+    from a fresh generator seeded ``PAPER_SEED`` (the bootstrap itself: :func:`emkit.stats.paper_bootstrap`)."""
+    return paper_bootstrap(fractions, ci, n_resamples, seeded_rng(PAPER_SEED))
 
 
 def kept_answers(df: pd.DataFrame, *, coherent: float = 50.0, rule: str = "ge") -> pd.DataFrame:

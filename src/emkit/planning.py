@@ -18,7 +18,6 @@ the datasets, and fits the ICL contexts, so that the printed plan has every key.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +27,10 @@ from emkit.experiment import Experiment
 from emkit.questions import QuestionSet
 from emkit.stages.base import PlanContext, PlanStep
 from emkit.stages.registry import stages
-from emkit.stages.units import ModelUnit
-from emkit.store import DB_NAME, RunStore
+from emkit.stages.units import STAGE_RECORD, ModelUnit
+from emkit.store import RunStore, open_for_planning
+
+__all__ = ["STAGE_RECORD", "Plan", "make_plan", "open_for_planning", "plan_steps", "print_plan"]
 
 
 @dataclass
@@ -47,33 +48,6 @@ class Plan:
     @property
     def pending(self) -> list[PlanStep]:
         return [s for s in self.stages if not s.done]
-
-
-class PlanningStore(RunStore):
-    """The store planning sees before a run has started: empty, in memory, nothing on disk."""
-
-    def __init__(self, run_dir: str | Path):  # deliberately skips RunStore.__init__ (it writes)
-        from emkit.store import _SCHEMA, SCHEMA_VERSION  # until the store offers open_for_planning
-
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / DB_NAME
-        self.read_only = True
-        self.schema_version = SCHEMA_VERSION
-        self._scratch = None
-        self._conn = sqlite3.connect(":memory:", isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.executescript(_SCHEMA)
-
-
-def open_for_planning(run_dir: str | Path) -> RunStore:
-    """The run store as planning sees it (read-only; empty when the run has not started).
-
-    An existing store is opened with ``RunStore(..., read_only=True)``; a run that has not started
-    gets :class:`PlanningStore`. Either way nothing is created or written.
-    """
-    if (Path(run_dir) / DB_NAME).exists():
-        return RunStore(run_dir, read_only=True)
-    return PlanningStore(run_dir)
 
 
 def plan_steps(ctx: PlanContext, store: RunStore, *, build: bool) -> list[PlanStep]:

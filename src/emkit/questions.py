@@ -86,8 +86,10 @@ class Question(BaseModel):
 
 def judge_model_name(name: str) -> str:
     """A YAML ``judge: gpt-4o-2024-08-06`` means the OpenAI model; a full emkit name is kept."""
+    from emkit.engines.registry import schemes
+
     scheme = name.split("/", 1)[0]
-    return name if scheme in ("openai", "hf", "embedded", "vllm") and "/" in name else f"openai/{name}"
+    return name if scheme in schemes() and "/" in name else f"openai/{name}"
 
 
 @dataclass

@@ -19,7 +19,6 @@ log-record factory installed here (every Python log record, the SDK's and httpx'
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 import threading
@@ -73,47 +72,6 @@ def endpoint_problem(url: str) -> str:
     return "" if parts.hostname else "no host in it"
 
 
-def check_endpoint(url: str) -> str:
-    """``url`` if it can be an endpoint, else one line (credentials stripped) that says why.
-
-    Shared by every client (:func:`split_url`) and by the experiment file's ``base_url`` fields,
-    so a typo is refused when the file loads, not after the stages before the judge have run.
-    """
-    problem = endpoint_problem(url)
-    if problem:
-        from emkit.errors import InputError
-
-        raise InputError(f"base URL {clean_url(str(url))!r}: {problem} (e.g. http://localhost:8000/v1)")
-    return url
-
-
-def split_url(url: str) -> tuple[str, dict[str, str], tuple[str, str] | None]:
-    """(URL without userinfo or query, its query parameters, (user, password) or None).
-
-    What a client needs to connect with credentials given inside a URL: the SDK takes the query as
-    ``default_query``; the userinfo is kept by the caller in the URL it connects to (httpx turns it
-    into Basic auth). Every credential found is registered.
-
-    Every endpoint emkit connects to passes here, so :func:`check_endpoint` refuses a URL that
-    cannot work before any request is retried against it.
-    """
-    check_endpoint(url)
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    userinfo = None
-    if parts.username is not None or parts.password is not None:
-        userinfo = (parts.username or "", parts.password or "")
-        register(parts.password)
-        if parts.password:
-            basic = base64.b64encode(f"{userinfo[0]}:{userinfo[1]}".encode()).decode()
-            register(basic)
-    for name, value in query.items():
-        if _sensitive(name):
-            register(value)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, "", parts.fragment)), query, userinfo
-
-
 def clean_url(url: str) -> str:
     """``url`` safe to store or show: no userinfo, sensitive query values masked; else unchanged."""
     try:
@@ -122,11 +80,11 @@ def clean_url(url: str) -> str:
         query = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return _URL_CREDS.sub(r"\1", url)
-    secret_query = any(_sensitive(k) for k, _ in query)
+    secret_query = any(sensitive_name(k) for k, _ in query)
     if not has_user and not secret_query:
         return url
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    masked = [(k, MASK if _sensitive(k) else v) for k, v in query]
+    masked = [(k, MASK if sensitive_name(k) else v) for k, v in query]
     return urlunsplit((parts.scheme, netloc, parts.path, urlencode(masked, safe="*"), parts.fragment))
 
 
@@ -163,7 +121,7 @@ def redact_data(value: Any, *, heuristics: bool = True) -> Any:
     return value
 
 
-def _sensitive(name: str) -> bool:
+def sensitive_name(name: str) -> bool:
     return name.lower().replace("-", "_") in SENSITIVE_QUERY
 
 

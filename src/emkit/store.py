@@ -22,6 +22,7 @@ What each key covers (schema 2; the functions below are the only places keys are
 - ``records (kind, key)``: ``question`` records are keyed by the question's content hash (two sets
   that share an id never overwrite each other; answers point to theirs in ``question_hash``);
   ``stage`` by the stage's input hash; ``judge_run`` by run id; others as their writers document.
+  Every kind's value has a model in :mod:`emkit.store_records`, checked on write and on read.
 - ``claims.key``: the key of a pending item (e.g. a score) that one process is working on; it holds
   the owner and a lease expiry so that two processes never pay for the same item (:meth:`claim`).
 
@@ -34,7 +35,6 @@ A zero-byte, foreign or damaged file is refused with one line naming it; it is n
 from __future__ import annotations
 
 import json
-import random
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -42,24 +42,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from emkit.claims import claim_keys, default_owner, release, renew
 from emkit.errors import EmkitError
-from emkit.store_schema import (
-    _CLAIMS,
-    _JSON_COLUMNS,
-    _SCHEMA,
-    ANSWER_COLUMNS,
-    DB_NAME,
-    PROBE_COLUMNS,
-    SCHEMA_VERSION,
-    SCORE_COLUMNS,
-    SQLITE_HEADER,
-    _owner_is_dead,
-    answer_key,
+from emkit.store_open import (
     check_store_file,
     connect,
     connect_read_only,
     create_store_file,
-    default_owner,
+    initialise,
+    read_version,
+)
+from emkit.store_records import R, check_record, encode_record
+from emkit.store_schema import (
+    ANSWER_COLUMNS,
+    CLAIMS_SCHEMA,
+    DB_NAME,
+    JSON_COLUMNS,
+    PROBE_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SCORE_COLUMNS,
+    SQLITE_HEADER,
+    answer_key,
+    decode_json,
     probe_item_key,
     probe_key,
     probe_key_from_item,
@@ -68,22 +73,25 @@ from emkit.store_schema import (
 
 __all__ = [
     "ANSWER_COLUMNS",
+    "CLAIMS_SCHEMA",
     "DB_NAME",
     "PROBE_COLUMNS",
+    "SCHEMA",
     "SCHEMA_VERSION",
     "SCORE_COLUMNS",
     "SQLITE_HEADER",
-    "_CLAIMS",
     "RunStore",
     "answer_key",
     "check_store_file",
     "default_owner",
+    "open_for_planning",
     "probe_item_key",
     "probe_key",
     "probe_key_from_item",
     "read_store",
     "score_key",
 ]
+_SCHEMA = SCHEMA  # for planning._PlanningStore until it uses open_for_planning; remove then
 
 
 def _encode(column: str, value: Any) -> Any:
@@ -91,7 +99,7 @@ def _encode(column: str, value: Any) -> Any:
     # userinfo in a config) reaches the database, whichever stage produced it.
     from emkit.redact import redact
 
-    if column in _JSON_COLUMNS and not isinstance(value, str):
+    if column in JSON_COLUMNS and not isinstance(value, str):
         text = json.dumps(value if value is not None else {}, sort_keys=True, ensure_ascii=False)
         return redact(text, heuristics=False)
     return redact(value, heuristics=False) if isinstance(value, str) else value
@@ -110,40 +118,60 @@ def read_store(run_dir: str | Path | None) -> Iterator[RunStore | None]:
         store.close()
 
 
+def open_for_planning(run_dir: str | Path) -> RunStore:
+    """The run store as planning sees it: read-only when the run dir has a store, else an empty
+    one in memory (with the schema, so every read works and finds nothing). Nothing is created or
+    written on disk either way: planning a run must not start it."""
+    if (Path(run_dir) / DB_NAME).exists():
+        return RunStore(run_dir, read_only=True)
+    return RunStore(run_dir, in_memory=True)
+
+
 class RunStore:
     """Access to one run directory's database. Cheap to open; safe to share between processes.
 
     ``create=False``: the run dir must hold a store already. ``read_only=True`` (implies
     ``create=False``): SQLite's ``mode=ro``; nothing is written (no schema, no migration), so the
     read verbs work on read-only files and directories and leave the store exactly as it was.
+    ``in_memory=True``: an empty, read-only store that exists only in memory (see
+    :func:`open_for_planning`); nothing on disk is looked at or made.
     """
 
-    def __init__(self, run_dir: str | Path, *, create: bool = True, read_only: bool = False):
+    def __init__(
+        self, run_dir: str | Path, *, create: bool = True, read_only: bool = False, in_memory: bool = False
+    ):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / DB_NAME
-        self.read_only = read_only
+        self.read_only = read_only or in_memory
         self.schema_version = SCHEMA_VERSION
         self._scratch: Path | None = None  # a private copy read instead (see _connect_read_only)
+        if in_memory:
+            self._conn = connect(":memory:")
+            self._conn.row_factory = sqlite3.Row
+            self._conn.executescript(SCHEMA)
+            return
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise EmkitError(f"{self.run_dir}: not a directory (a run dir is a folder holding {DB_NAME})")
         if not self.path.exists():
             if read_only or not create:
                 raise EmkitError(f"{self.run_dir}: not an emkit run directory (no {DB_NAME})")
-            self._create_new()
+            create_store_file(self.path)
         if not self.path.is_file():
             raise EmkitError(f"{self.path}: not a file; the run store must be an SQLite file")
         check_store_file(self.path)
         try:
-            self._conn = self._connect_read_only() if read_only else connect(self.path)
+            if read_only:
+                self._conn, self._scratch = connect_read_only(self.path)
+            else:
+                self._conn = connect(self.path)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise EmkitError(f"{self.path}: cannot open the run store: {exc}") from exc
         try:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA busy_timeout = 120000")
-            if read_only:
-                self._check_version()
-            else:
-                self._initialise(deadline=time.monotonic() + 120)
+            if not read_only:
+                initialise(self._conn, self.path, self.run_dir, deadline=time.monotonic() + 120)
+            self.schema_version = read_version(self._conn, self.path)
         except BaseException as exc:
             self.close()
             if isinstance(exc, sqlite3.DatabaseError):
@@ -151,75 +179,6 @@ class RunStore:
             raise
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def _connect_read_only(self) -> sqlite3.Connection:
-        conn, self._scratch = connect_read_only(self.path)
-        return conn
-
-    def _create_new(self) -> None:
-        create_store_file(self.path)
-
-    def _initialise(self, deadline: float) -> None:
-        """Version check (and migration), WAL mode and schema, retried while another process holds it.
-
-        Why the retry: when several processes open a run dir at the same moment, switching to WAL
-        mode and writing the schema need locks that SQLite may refuse at once with "database is
-        locked" instead of waiting for the busy timeout (measured: 42 of 300 opens failed, three
-        processes at a time on fresh dirs). Every step here is idempotent, so it is simply tried
-        again with a short jittered backoff until ``deadline``. A migration runs in one write
-        transaction that re-reads the version first, so only one process migrates.
-        """
-        delay = 0.005
-        while True:
-            try:
-                version = self._check_version()
-                if version < SCHEMA_VERSION:  # first, so a store it refuses keeps every byte
-                    from emkit.store_migrate import migrate
-
-                    migrate(self)
-                if str(self._conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                    self._conn.execute("PRAGMA journal_mode = WAL")
-                self._conn.execute("PRAGMA synchronous = NORMAL")
-                self._conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA + "\nCOMMIT;")
-                self.schema_version = SCHEMA_VERSION
-                return
-            except sqlite3.OperationalError as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                locked = "locked" in str(exc) or "busy" in str(exc)
-                if not locked or time.monotonic() >= deadline:
-                    raise
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 0.25)
-
-    def _check_version(self) -> int:
-        """The store's schema version; refuse a foreign database or one written by a newer emkit."""
-        has_meta = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()
-        row = (
-            self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if has_meta
-            else None
-        )
-        if row is None:
-            raise EmkitError(
-                f"{self.path}: an SQLite database but not an emkit run store (no schema version); "
-                "the file was left as is"
-            )
-        try:
-            version = int(row["value"])
-        except (TypeError, ValueError):
-            raise EmkitError(
-                f"{self.path}: table meta: schema_version {row['value']!r} is not a number"
-            ) from None
-        if version > SCHEMA_VERSION:
-            raise EmkitError(
-                f"{self.path}: written by a newer emkit (schema version {version} > "
-                f"{SCHEMA_VERSION} understood here); upgrade emkit to read it"
-            )
-        self.schema_version = version
-        return version
-
     def close(self) -> None:
         self._conn.close()
         if self._scratch is not None:
@@ -285,7 +244,8 @@ class RunStore:
         except sqlite3.DatabaseError as exc:
             raise EmkitError(f"{self.path}: cannot read the run store (damaged?): {exc}") from None
 
-    def _existing(self, table: str, keys: Iterable[str]) -> set[str]:
+    def existing(self, table: str, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` ``table`` holds already (asked 500 at a time: SQLite's variable limit)."""
         keys = list(keys)
         found: set[str] = set()
         for start in range(0, len(keys), 500):
@@ -296,70 +256,24 @@ class RunStore:
 
     def _decode(self, table: str, row: sqlite3.Row) -> dict[str, Any]:
         out = dict(row)
-        for column in _JSON_COLUMNS & out.keys():
-            out[column] = self._json(out[column], table, out.get("key"), column)
+        for column in JSON_COLUMNS & out.keys():
+            out[column] = decode_json(self.path, out[column], table, out.get("key"), column)
         return out
-
-    def _json(self, text: Any, table: str, key: Any, column: str) -> Any:
-        if not text:
-            return {}
-        try:
-            return json.loads(text)
-        except (TypeError, ValueError, RecursionError):
-            raise EmkitError(
-                f"{self.path}: table {table}, row {key!r}: column {column} is not valid JSON "
-                "(the store is damaged; nothing was changed)"
-            ) from None
 
     def _select(self, table: str, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return [self._decode(table, r) for r in self._rows(sql, args)]
 
     # -- claims ------------------------------------------------------------------------------
     def claim(self, table: str, keys: Sequence[str], owner: str, lease_s: float) -> tuple[list[str], int]:
-        """Claim the items of ``keys`` not stored in ``table`` and not leased by another live owner.
-
-        One IMMEDIATE transaction, so two processes never claim the same key. A lease held by a
-        process of this host that has died, or one past its expiry, is taken over. Returns (the
-        keys now claimed by ``owner``, how many are held by others).
-        """
-        now = time.time()
-        with self.transaction() as conn:
-            done = self._existing(table, keys)
-            held: dict[str, tuple[str, float]] = {}
-            wanted = [k for k in keys if k not in done]
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                for row in conn.execute(
-                    f"SELECT key, owner, expires FROM claims WHERE key IN ({', '.join('?' * len(chunk))})",
-                    chunk,
-                ):
-                    held[row["key"]] = (row["owner"], row["expires"])
-            dead: dict[str, bool] = {}
-            mine: list[str] = []
-            others = 0
-            for key in wanted:
-                holder = held.get(key)
-                if holder and holder[0] != owner and holder[1] > now:
-                    if holder[0] not in dead:
-                        dead[holder[0]] = _owner_is_dead(holder[0])
-                    if not dead[holder[0]]:
-                        others += 1
-                        continue
-                mine.append(key)
-            conn.executemany(
-                "INSERT INTO claims(key, owner, expires) VALUES (?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
-                [(k, owner, now + lease_s) for k in mine],
-            )
-        return mine, others
+        """Claim the items of ``keys`` not stored in ``table`` nor leased by another live owner:
+        (the keys now ``owner``'s, how many others hold); see :func:`emkit.claims.claim_keys`."""
+        return claim_keys(self, table, keys, owner, lease_s)
 
     def renew_claims(self, owner: str, lease_s: float) -> None:
-        with self.transaction() as conn:
-            conn.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + lease_s, owner))
+        renew(self, owner, lease_s)
 
     def release_claims(self, owner: str) -> None:
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+        release(self, owner)
 
     # -- answers -----------------------------------------------------------------------------
     def add_answers(self, rows: Iterable[dict[str, Any]]) -> int:
@@ -370,18 +284,18 @@ class RunStore:
         return self._insert("answers", ANSWER_COLUMNS, rows)
 
     def existing_answer_keys(self, keys: Iterable[str]) -> set[str]:
-        return self._existing("answers", keys)
+        return self.existing("answers", keys)
 
     def answers(self, model: str | None = None) -> list[dict[str, Any]]:
-        if model is None:
-            return self._select(
-                "answers", "SELECT * FROM answers ORDER BY model, question_id, paraphrase_index, sample_index"
-            )
-        return self._select(
-            "answers",
-            "SELECT * FROM answers WHERE model = ? ORDER BY question_id, paraphrase_index, sample_index",
-            (model,),
-        )
+        return self._listing("answers", "model", model, "question_id, paraphrase_index, sample_index")
+
+    def _listing(self, table: str, column: str, value: str | None, order: str) -> list[dict[str, Any]]:
+        """Every row of ``table``, or those whose ``column`` is ``value``; in ``order`` within each
+        ``column`` value when the listing is grouped by it (answers and probes: by model)."""
+        if value is not None:
+            return self._select(table, f"SELECT * FROM {table} WHERE {column} = ? ORDER BY {order}", (value,))
+        grouped = column == "model"
+        return self._select(table, f"SELECT * FROM {table} ORDER BY {'model, ' if grouped else ''}{order}")
 
     def count(self, table: str) -> int:
         if table not in ("answers", "scores", "probes", "records", "claims"):
@@ -393,14 +307,10 @@ class RunStore:
         return self._insert("scores", SCORE_COLUMNS, rows)
 
     def existing_score_keys(self, keys: Iterable[str]) -> set[str]:
-        return self._existing("scores", keys)
+        return self.existing("scores", keys)
 
     def scores(self, judge: str | None = None) -> list[dict[str, Any]]:
-        if judge is None:
-            return self._select("scores", "SELECT * FROM scores ORDER BY answer_key, metric")
-        return self._select(
-            "scores", "SELECT * FROM scores WHERE judge = ? ORDER BY answer_key, metric", (judge,)
-        )
+        return self._listing("scores", "judge", judge, "answer_key, metric")
 
     def judges(self, metrics: Sequence[str] | None = None) -> list[str]:
         """Judges with stored scores (only those that scored one of ``metrics``, when given)."""
@@ -413,37 +323,49 @@ class RunStore:
         return [r["judge"] for r in rows]
 
     # -- probes ------------------------------------------------------------------------------
+    def probes(self, model: str | None = None) -> list[dict[str, Any]]:
+        return self._listing("probes", "model", model, "step, pair_id")
+
     def add_probes(self, rows: Iterable[dict[str, Any]]) -> int:
         return self._insert("probes", PROBE_COLUMNS, rows)
 
     def existing_probe_keys(self, keys: Iterable[str]) -> set[str]:
-        return self._existing("probes", keys)
+        return self.existing("probes", keys)
 
-    def probes(self, model: str | None = None) -> list[dict[str, Any]]:
-        if model is None:
-            return self._select("probes", "SELECT * FROM probes ORDER BY model, step, pair_id")
-        return self._select("probes", "SELECT * FROM probes WHERE model = ? ORDER BY step, pair_id", (model,))
-
-    # -- records -----------------------------------------------------------------------------
+    # -- records (typed: emkit.store_records) ----------------------------------------------------
     def put_record(self, kind: str, key: str, value: dict[str, Any], *, replace: bool = True) -> None:
-        from emkit.redact import redact  # no credential in a stored record (see _encode)
-
+        """Store ``value`` as record ``kind``/``key``, once it fits its kind's model; stored as given
+        (sorted JSON, redacted). ``replace=False`` keeps a record already stored under the key."""
+        text = encode_record(self.path, kind, key, value)
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         with self.transaction() as conn:
             conn.execute(
                 f"{verb} INTO records(kind, key, value, created) VALUES (?, ?, ?, ?)",
-                (
-                    kind,
-                    key,
-                    redact(json.dumps(value, sort_keys=True, default=str), heuristics=False),
-                    time.time(),
-                ),
+                (kind, key, text, time.time()),
             )
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The value stored as ``kind``/``key`` (checked against its kind's model), or None."""
         rows = self._rows("SELECT value FROM records WHERE kind = ? AND key = ?", (kind, key))
-        return self._json(rows[0]["value"], "records", f"{kind}/{key}", "value") if rows else None
+        return self._checked(kind, key, rows[0]["value"])[0] if rows else None
 
     def records(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every ``kind`` record as (key, value), oldest first (each checked against its model)."""
+        return [(key, value) for key, value, _ in self._records(kind)]
+
+    def record_of(self, model: type[R], key: str) -> R | None:
+        """The typed twin of :meth:`get_record`: the record as its model (defaults filled in)."""
+        rows = self._rows("SELECT value FROM records WHERE kind = ? AND key = ?", (model.KIND, key))
+        return self._checked(model.KIND, key, rows[0]["value"])[1] if rows else None  # type: ignore[return-value]
+
+    def records_of(self, model: type[R]) -> list[tuple[str, R]]:
+        """The typed twin of :meth:`records`."""
+        return [(key, typed) for key, _, typed in self._records(model.KIND)]  # type: ignore[misc]
+
+    def _records(self, kind: str) -> list[tuple[str, dict[str, Any], Any]]:
         rows = self._rows("SELECT key, value FROM records WHERE kind = ? ORDER BY created, key", (kind,))
-        return [(r["key"], self._json(r["value"], "records", f"{kind}/{r['key']}", "value")) for r in rows]
+        return [(r["key"], *self._checked(kind, r["key"], r["value"])) for r in rows]
+
+    def _checked(self, kind: str, key: str, text: Any) -> tuple[dict[str, Any], Any]:
+        value = decode_json(self.path, text, "records", f"{kind}/{key}", "value")
+        return value, check_record(self.path, kind, key, value, write=False)

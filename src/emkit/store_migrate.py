@@ -27,33 +27,40 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from emkit.errors import EmkitError
 from emkit.hashing import canonical_json
+from emkit.store_records import MIGRATION_KIND, check_record
+from emkit.store_schema import (
+    CLAIMS_SCHEMA,
+    SCHEMA_VERSION,
+    answer_key,
+    decode_json,
+    probe_key_from_item,
+    score_key,
+)
 
-if TYPE_CHECKING:
-    from emkit.store import RunStore
-
-MIGRATION_KIND = "migration"
+__all__ = ["MIGRATION_KIND", "migrate", "schema1_rule"]
+MIGRATION_KEY = "schema-1-to-2"
 
 
-def migrate(store: RunStore) -> None:
-    """Bring ``store`` to the current schema, or leave it untouched if anything fails."""
-    from emkit.store import SCHEMA_VERSION
-
-    conn = store._conn
+def migrate(conn: sqlite3.Connection, path: Path, run_dir: Path) -> None:
+    """Bring the store at ``path`` (open on ``conn``, rows as ``sqlite3.Row``) to the current
+    schema, or leave it untouched if anything fails. ``run_dir``: where its adapters are."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
         if version < SCHEMA_VERSION:
             if version != 1:
-                raise EmkitError(f"{store.path}: schema version {version} cannot be migrated by this emkit")
-            note = _v1_to_v2(store, conn)
+                raise EmkitError(f"{path}: schema version {version} cannot be migrated by this emkit")
+            note = _v1_to_v2(conn, path, run_dir)
+            check_record(path, MIGRATION_KIND, MIGRATION_KEY, note, write=True)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             conn.execute(
                 "INSERT OR REPLACE INTO records(kind, key, value, created) VALUES (?, ?, ?, ?)",
-                (MIGRATION_KIND, "schema-1-to-2", json.dumps(note, sort_keys=True), time.time()),
+                (MIGRATION_KIND, MIGRATION_KEY, json.dumps(note, sort_keys=True), time.time()),
             )
         conn.execute("COMMIT")
     except BaseException:
@@ -62,19 +69,14 @@ def migrate(store: RunStore) -> None:
         raise
 
 
-def _json(store: RunStore, text: Any, table: str, key: Any, column: str) -> Any:
-    return store._json(text, table, key, column)
-
-
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
 
 
-def _v1_to_v2(store: RunStore, conn: sqlite3.Connection) -> dict[str, Any]:
+def _v1_to_v2(conn: sqlite3.Connection, path: Path, run_dir: Path) -> dict[str, Any]:
     from emkit.fingerprint import model_fingerprint
     from emkit.questions import Question
     from emkit.sampling import question_hash
-    from emkit.store import _CLAIMS, answer_key, probe_key_from_item, score_key
 
     if "question_hash" not in _columns(conn, "answers"):
         conn.execute("ALTER TABLE answers ADD COLUMN question_hash TEXT")
@@ -82,18 +84,18 @@ def _v1_to_v2(store: RunStore, conn: sqlite3.Connection) -> dict[str, Any]:
         conn.execute("ALTER TABLE answers ADD COLUMN model_fingerprint TEXT")
     if "options" not in _columns(conn, "scores"):
         conn.execute("ALTER TABLE scores ADD COLUMN options TEXT NOT NULL DEFAULT '{}'")
-    conn.execute(_CLAIMS)
+    conn.execute(CLAIMS_SCHEMA)
 
     # question records: by content hash
     by_id: dict[str, tuple[str, Question]] = {}
     records = conn.execute("SELECT key, value, created FROM records WHERE kind = 'question'").fetchall()
     for row in records:
-        value = _json(store, row["value"], "records", f"question/{row['key']}", "value")
+        value = decode_json(path, row["value"], "records", f"question/{row['key']}", "value")
         try:
             question = Question.model_validate({k: v for k, v in value.items() if k != "set"})
         except Exception as exc:
             raise EmkitError(
-                f"{store.path}: table records, row question/{row['key']}: not a valid question ({exc})"
+                f"{path}: table records, row question/{row['key']}: not a valid question ({exc})"
             ) from None
         qhash = question_hash(question)
         by_id[question.id] = (qhash, question)
@@ -107,7 +109,7 @@ def _v1_to_v2(store: RunStore, conn: sqlite3.Connection) -> dict[str, Any]:
 
     def fingerprint(model: str) -> str:
         if model not in fingerprints:
-            fingerprints[model] = model_fingerprint(model, base_dir=store.run_dir)
+            fingerprints[model] = model_fingerprint(model, base_dir=run_dir)
         return fingerprints[model]
 
     # answers
@@ -117,8 +119,8 @@ def _v1_to_v2(store: RunStore, conn: sqlite3.Connection) -> dict[str, Any]:
         "SELECT key, model, question_id, paraphrase_index, sample_index, question, messages, params FROM answers"
     ).fetchall()
     for row in rows:
-        messages = _json(store, row["messages"], "answers", row["key"], "messages")
-        params = _json(store, row["params"], "answers", row["key"], "params")
+        messages = decode_json(path, row["messages"], "answers", row["key"], "messages")
+        params = decode_json(path, row["params"], "answers", row["key"], "params")
         linked = by_id.get(row["question_id"])
         p = row["paraphrase_index"]
         if linked and 0 <= p < len(linked[1].paraphrases) and linked[1].paraphrases[p] == row["question"]:
@@ -144,12 +146,12 @@ def _v1_to_v2(store: RunStore, conn: sqlite3.Connection) -> dict[str, Any]:
         )
 
     # scores
-    options_of = _ScoreOptions(store, conn)
+    options_of = _ScoreOptions(path, conn)
     rows = conn.execute(
         "SELECT key, answer_key, metric, judge, method, prompt_hash, raw, created FROM scores"
     ).fetchall()
     for row in rows:
-        raw = _json(store, row["raw"], "scores", row["key"], "raw")
+        raw = decode_json(path, row["raw"], "scores", row["key"], "raw")
         options = options_of(row, raw)
         akey = new_answer_key.get(row["answer_key"], row["answer_key"])
         key = score_key(akey, row["metric"], row["judge"], row["method"], row["prompt_hash"], options)
@@ -192,13 +194,12 @@ def _v1_to_v2(store: RunStore, conn: sqlite3.Connection) -> dict[str, Any]:
 class _ScoreOptions:
     """The options an old score was made with, from the ``judge_run`` records of schema 1."""
 
-    def __init__(self, store: RunStore, conn: sqlite3.Connection):
-        self.store = store
+    def __init__(self, path: Path, conn: sqlite3.Connection):
         self.runs: dict[tuple[str, str], list[tuple[float, float, dict[str, Any]]]] = {}
         self.counts: dict[str, int] = {"from_judge_runs": 0, "assumed_defaults": 0, "unrecovered": 0}
         self.total = 0
         for row in conn.execute("SELECT key, value FROM records WHERE kind = 'judge_run'"):
-            value = store._json(row["value"], "records", f"judge_run/{row['key']}", "value")
+            value = decode_json(path, row["value"], "records", f"judge_run/{row['key']}", "value")
             config = value.get("config") or {}
             started = float(value.get("started") or 0.0)
             ended = started + float(value.get("elapsed_s") or 0.0) + 1.0
@@ -215,7 +216,8 @@ class _ScoreOptions:
         return score_options(judge, method, JudgeConfig(**settings))
 
     def __call__(self, row: sqlite3.Row, raw: dict[str, Any]) -> dict[str, Any]:
-        from emkit.experiments.code_vuln import BANDIT_METRIC, MIN_MASS, VULN_METRIC, vuln_options
+        from emkit.judge.bandit import BANDIT_METRIC
+        from emkit.judge.vulnerability import MIN_MASS, VULN_METRIC, vuln_options
 
         self.total += 1
         judge, method = row["judge"], row["method"]
@@ -228,20 +230,20 @@ class _ScoreOptions:
             if not runs:
                 options = self._options(judge, method, {})
                 self.counts["assumed_defaults"] += 1
-                return _schema1_rule(options, raw)
+                return schema1_rule(options, raw)
             within = [c for start, end, c in runs if start <= float(row["created"]) <= end]
             for candidates in (within, [c for _, _, c in runs]):
                 distinct = {canonical_json(self._options(judge, method, c)) for c in candidates}
                 if len(distinct) == 1:
                     self.counts["from_judge_runs"] += 1
-                    return _schema1_rule(json.loads(distinct.pop()), raw)
+                    return schema1_rule(json.loads(distinct.pop()), raw)
         except EmkitError:  # a judge or method this emkit does not know, or options it refuses
             pass
         self.counts["unrecovered"] += 1
         return {"unrecovered": "schema 1 did not record which judge options made this score"}
 
 
-def _schema1_rule(options: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+def schema1_rule(options: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
     """The repeated-token rule a schema-1 logprob score was really made with.
 
     Schema 1 SUMMED the probabilities of a token string listed twice in a reply and stored the

@@ -1,15 +1,12 @@
-"""The run store's schema, its keys, and the checks made before SQLite sees a file.
+"""The run store's schema and its keys: the tables, their columns, and how every key is made.
 
-Split from :mod:`emkit.store` (which documents what every key covers) to keep each module small;
-import these names from :mod:`emkit.store`.
+Split from :mod:`emkit.store` (which documents what every key covers); opening a store's file is
+:mod:`emkit.store_open`. Import these names from :mod:`emkit.store`.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import sqlite3
-import uuid
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -77,14 +74,14 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (kind, key)
 );
 """
-_CLAIMS = """
+CLAIMS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
     key TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
     expires REAL NOT NULL
 );
 """
-_SCHEMA = _TABLES + _CLAIMS
+SCHEMA = _TABLES + CLAIMS_SCHEMA  # what a new store is made with (idempotent)
 
 ANSWER_COLUMNS = (
     "key",
@@ -127,7 +124,7 @@ PROBE_COLUMNS = (
     "step",
     "tags",
 )
-_JSON_COLUMNS = {"messages", "params", "tags", "usage", "raw", "options"}
+JSON_COLUMNS = {"messages", "params", "tags", "usage", "raw", "options"}
 _KEY_VERSION = 2  # in every new key, so no schema-2 key can equal a schema-1 one
 
 
@@ -201,121 +198,15 @@ def probe_key_from_item(item_key: str, model_fingerprint: str | None) -> str:
     return stable_hash({"v": _KEY_VERSION, "item": item_key, "model_fp": model_fingerprint})
 
 
-def default_owner() -> str:
-    """A claim owner: host and pid (so a dead local owner is seen at once) and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _owner_is_dead(owner: str) -> bool:
-    """True when ``owner`` names a process of this host that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
+def decode_json(path: Path, text: Any, table: str, key: Any, column: str) -> Any:
+    """A JSON column's value as read; text that is not JSON is one error naming the row, never a
+    traceback (``{}`` for an empty column, as the schema's defaults are)."""
+    if not text:
+        return {}
     try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # exists, but not ours to signal
-        return False
-    return False
-
-
-def check_store_file(path: Path) -> None:
-    """Refuse what is not an emkit store before SQLite sees it (a writer would "initialise" it)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise EmkitError(f"{path}: cannot read the run store: {exc.strerror or exc}") from None
-    if not head:
+        return json.loads(text)
+    except (TypeError, ValueError, RecursionError):
         raise EmkitError(
-            f"{path}: empty file (0 bytes) where the run store should be; nothing was written to it "
-            "(restore it from a backup, or delete it to start an empty run)"
-        )
-    if head != SQLITE_HEADER:
-        raise EmkitError(f"{path}: not an emkit run store (not an SQLite database); the file was left as is")
-
-
-def connect(target: str | Path, **options: Any) -> sqlite3.Connection:
-    """A connection as every store uses it: autocommit (explicit transactions), a 2-minute wait."""
-    return sqlite3.connect(target, timeout=120, isolation_level=None, **options)
-
-
-def connect_read_only(path: Path) -> tuple[sqlite3.Connection, Path | None]:
-    """A connection that cannot write to the store, and leaves no file behind when it closes.
-
-    Why several ways (measured with SQLite 3.40, as a user who may not write the run dir):
-    - no ``-wal`` file, store writable: a normal connection with ``PRAGMA query_only``, which
-      refuses every write statement and, closing last, removes the WAL files it made (``mode=ro``
-      would leave an empty ``-wal`` behind);
-    - ``mode=ro`` reads a store with its ``-wal`` and ``-shm`` (what a live or killed writer
-      leaves) even where nothing may be written;
-    - no ``-wal`` and a directory nobody may write: ``mode=ro`` fails ("attempt to write a
-      readonly database"); ``immutable=1`` is then exact, since there is no WAL to read;
-    - a ``-wal`` without its ``-shm`` where neither may be created: ``mode=ro`` cannot open it,
-      and ``immutable`` would ignore the WAL's rows, so a private copy of the two files is read.
-    """
-    wal = Path(f"{path}-wal")
-    if not wal.exists() and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
-        try:
-            conn = connect(path)
-            conn.execute("PRAGMA query_only = ON")
-            return conn, None
-        except sqlite3.OperationalError:
-            pass
-    uri = path.resolve().as_uri()
-    conn = connect(f"{uri}?mode=ro", uri=True)
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        return conn, None
-    except sqlite3.OperationalError:
-        conn.close()
-    if not wal.exists():
-        return connect(f"{uri}?mode=ro&immutable=1", uri=True), None
-    import shutil
-    import tempfile
-
-    scratch = Path(tempfile.mkdtemp(prefix="emkit-read-"))
-    copy = scratch / DB_NAME
-    shutil.copyfile(path, copy)
-    shutil.copyfile(wal, f"{copy}-wal")
-    conn = connect(copy)
-    conn.execute("PRAGMA query_only = ON")
-    return conn, scratch
-
-
-def create_store_file(path: Path) -> None:
-    """Create the store whole, or not at all: built in a temporary file, then linked into place.
-
-    Why: a process that dies between creating the file and writing its schema would leave a
-    zero-byte ``emkit.sqlite``, which must never be mistaken for an empty store later. Linking
-    (not renaming) fails when another process created the store first; then theirs is used.
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EmkitError(f"{path.parent}: cannot create the run directory: {exc.strerror or exc}") from None
-    tmp = path.parent / f".{DB_NAME}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        conn = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(
-                "BEGIN;\n" + _SCHEMA + "\nINSERT INTO meta(key, value) VALUES "
-                f"('schema_version', '{int(SCHEMA_VERSION)}');\nCOMMIT;"
-            )
-        finally:
-            conn.close()
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass  # another process created the store first: use theirs
-        except OSError:  # a filesystem without hard links
-            if not path.exists():
-                os.replace(tmp, path)
-    except (sqlite3.Error, OSError) as exc:
-        raise EmkitError(f"{path.parent}: cannot create the run store: {exc}") from None
-    finally:
-        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
-            leftover.unlink(missing_ok=True)
+            f"{path}: table {table}, row {key!r}: column {column} is not valid JSON "
+            "(the store is damaged; nothing was changed)"
+        ) from None

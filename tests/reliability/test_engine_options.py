@@ -84,7 +84,7 @@ def test_a_bad_base_url_in_the_environment_is_refused_for_judging(
 
 
 def test_a_good_base_url_still_connects(tmp_path: Path) -> None:
-    from emkit.redact import split_url
+    from emkit.endpoints import split_url
 
     assert split_url("http://u:pw@localhost:8000/v1?api-key=x")[0] == "http://localhost:8000/v1"
     assert split_url("HTTPS://api.example.org/v1")[0].lower() == "https://api.example.org/v1"

@@ -147,15 +147,15 @@ def test_the_old_store_is_migrated_once_and_reruns_find_everything(tmp_path, cap
 
 def test_schema1_logprob_scores_keep_todays_rule_only_when_no_merge_can_have_happened() -> None:
     """A schema-1 reply whose stored dict holds all top_k strings had nothing to merge."""
-    from emkit.store_migrate import _schema1_rule
+    from emkit.store_migrate import schema1_rule
 
     options = {"top_k": 20, "min_mass": 0.25, "repeated_tokens": "last"}
     full = {"top_logprobs": {str(i): -float(i) for i in range(20)}}
     short = {"top_logprobs": {str(i): -float(i) for i in range(19)}}
-    assert _schema1_rule(options, full) == options
-    assert _schema1_rule(options, short) == {**options, "repeated_tokens": "sum"}
-    assert _schema1_rule(options, {}) == {**options, "repeated_tokens": "sum"}
-    assert _schema1_rule({"n": 3}, short) == {"n": 3}  # judges without the rule are untouched
+    assert schema1_rule(options, full) == options
+    assert schema1_rule(options, short) == {**options, "repeated_tokens": "sum"}
+    assert schema1_rule(options, {}) == {**options, "repeated_tokens": "sum"}
+    assert schema1_rule({"n": 3}, short) == {"n": 3}  # judges without the rule are untouched
 
 
 # -- hand-built schema-1 stores ---------------------------------------------------------------------

@@ -208,7 +208,8 @@ def test_urls_lose_their_credentials_wherever_they_appear(url, clean) -> None:
 
 
 def test_sent_values_are_masked_in_every_form_and_log_record(caplog) -> None:
-    from emkit.redact import register, split_url
+    from emkit.endpoints import split_url
+    from emkit.redact import register
 
     token = secrets.token_hex(10)
     register(f"sk-proj-{token}")

@@ -31,10 +31,12 @@ def test_a_local_models_dtype_is_in_its_fingerprint() -> None:
 def test_the_opened_engine_reports_the_dtype_it_was_given(monkeypatch) -> None:
     import emkit.engines.hf_backend as hf
     from emkit.engines import get_engine
+    from emkit.engines.mock import MockEngine
     from emkit.fingerprint import model_fingerprint
 
-    class Opened:  # the real constructor loads weights; only the factory's bookkeeping is tested
+    class Opened(MockEngine):  # the real constructor loads weights; only the factory's bookkeeping is tested
         def __init__(self, spec, *, device=None, dtype=None, batch_size=16, console=None) -> None:
+            super().__init__("mock/opened")
             self.name = str(spec)
 
     monkeypatch.setattr(hf, "HFEngine", Opened)

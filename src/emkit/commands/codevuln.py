@@ -114,8 +114,8 @@ def code_vuln(
         raise EmkitError("--model and --out are required (or read judged files with --csv FILE)")
     from pydantic import ValidationError
 
-    from emkit.commands.sample import engine_options
-    from emkit.engines import get_engine
+    from emkit.engines import open_engine
+    from emkit.engines.registry import backend
     from emkit.store import RunStore
 
     output_dir(out, what="run directory", create=False)
@@ -134,22 +134,27 @@ def code_vuln(
     except ValidationError as exc:
         first = exc.errors()[0]
         raise EmkitError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
-    judge_engine = None
+    judge_options = {
+        "base_url": judge_base_url,
+        "concurrency": concurrency,
+        "batch_size": batch_size,
+        "device": device,
+    }
+    api_judge = None
     if spec.judge_enabled:
         judge_name, _ = cv.resolve_judge(spec, cv.load_prompts(spec.prompts, mirror=mirror))
-        if parse_model(judge_name).scheme == "openai":  # cheap, and fails now on a missing key
-            judge_engine = get_engine(judge_name, base_url=judge_base_url, concurrency=concurrency)
+        if backend(parse_model(judge_name).scheme).paid:  # cheap, and fails now on a missing key
+            api_judge = open_engine(judge_name, judge_options, only_accepted=True)
 
-    engine = get_engine(
-        model,
-        **engine_options(
-            model, base_url=base_url, concurrency=concurrency, batch_size=batch_size, device=device
-        ),
-    )
+    options = {"base_url": base_url, "concurrency": concurrency, "batch_size": batch_size, "device": device}
+    engine = open_engine(model, options, only_accepted=True)  # each backend takes what it knows
 
-    def local_judge(name: str):
+    def judge_engine(name: str, entry: str):
+        """The judge's engine, opened only when something is left to judge."""
+        if api_judge is not None:
+            return api_judge
         engine.close()  # free the sampler's memory before loading another local model
-        return get_engine(name, batch_size=batch_size, device=device)
+        return open_engine(name, judge_options, only_accepted=True)
 
     with RunStore(out) as store:
         summary = cv.run_code_vuln(
@@ -161,7 +166,7 @@ def code_vuln(
             seed=seed,
             group=group,
             model_seed=model_seed,
-            judge_engine=judge_engine or local_judge,
+            judge_engine=judge_engine,
         )
         engine.close()
         table = cv.vuln_rates(store, model=engine.name)

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from emkit import limits
 from emkit.commands._common import SAMPLES_PER_PARAPHRASE_OPTION, console, print_table
+from emkit.engines.registry import backend
 from emkit.errors import EmkitError, MissingKeyError
 from emkit.models import DEFAULT_MODEL, parse_model
 from emkit.outputs import output_dir
@@ -268,7 +269,7 @@ def _check_judge_keys(judges: set[str], api_key_env: str | None) -> None:
     """Fail before sampling when an API judge's key is missing (sampling may cost money)."""
     variable = api_key_env or "OPENAI_API_KEY"
     for name in sorted(judges):
-        if parse_model(name).scheme == "openai" and not os.environ.get(variable, "").strip():
+        if backend(parse_model(name).scheme).paid and not os.environ.get(variable, "").strip():
             raise MissingKeyError(variable, purpose=f"the judge {name}")
 
 
@@ -308,8 +309,8 @@ def eval_command(
 
     Example: emkit eval --model embedded/smollm2-135m --questions default --judge embedded/smollm2-135m --n 2 --out runs/demo
     """
-    from emkit.commands.sample import check_text_options, engine_options
-    from emkit.engines import get_engine
+    from emkit.commands.sample import check_text_options
+    from emkit.engines import open_engine
     from emkit.judge.prompts import DEFAULT_JUDGE, resolve_judge_name
     from emkit.judge.stage import engine_factory, run_judging
     from emkit.questions import load_questions
@@ -346,14 +347,10 @@ def eval_command(
         }
     )
     _check_judge_keys(judges, None)
-    engine = get_engine(
-        model,
-        **engine_options(
-            model, base_url=base_url, concurrency=concurrency, batch_size=batch_size, device=device
-        ),
-    )
+    options = {"base_url": base_url, "concurrency": concurrency, "batch_size": batch_size, "device": device}
+    engine = open_engine(model, options, only_accepted=True)  # each backend takes what it knows
     # A local model that also judges (e.g. the offline demo) is loaded once and serves both stages.
-    reuse = parse_model(model).is_local and engine.name in judges
+    reuse = backend(parse_model(model).scheme).local and engine.name in judges
     default_factory = engine_factory(config)
 
     def make_engine(judge_name: str, how: str):

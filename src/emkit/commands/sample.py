@@ -22,28 +22,6 @@ if TYPE_CHECKING:
     from emkit.stages.sample import SampleJob
 
 
-def engine_options(
-    model: str,
-    *,
-    base_url: str | None = None,
-    concurrency: int = 16,
-    batch_size: int = 16,
-    device: str | None = None,
-    dtype: str | None = None,
-) -> dict:
-    """Only the options that the model's backend understands (its constructor's keywords).
-
-    Kept for ``emkit judge`` and ``emkit code-vuln`` until they open their engines with
-    ``open_engine(..., only_accepted=True)`` as ``emkit sample`` does.
-    """
-    from emkit.engines import accepted_options
-
-    given = {"base_url": base_url, "concurrency": concurrency, "batch_size": batch_size}
-    given |= {"device": device, "dtype": dtype}
-    accepted = set(accepted_options(model))
-    return {k: v for k, v in given.items() if k in accepted}
-
-
 def check_text_options(**values: str | None) -> None:
     """Text options go into prompts and the store: each must be Unicode text.
 

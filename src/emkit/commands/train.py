@@ -1,15 +1,33 @@
-"""``emkit train``: LoRA fine-tuning of a local model, or a provider fine-tuning job (--provider openai)."""
+"""``emkit train``: LoRA fine-tuning of a local model, or a provider fine-tuning job (--provider openai).
+
+Why the options are generated: every field of :class:`~emkit.train.config.TrainConfig` and
+:class:`~emkit.train.config.OpenAIFineTuneConfig` that has a ``description`` is an option, named
+after the field, its help the description plus the field's own default. So a default or a help text
+is written once, in the config class, and the YAML file (``--config``) and the command line cannot
+drift apart. Every generated option defaults to ``None`` ("not given"): the value then comes from
+the config file, else the class's default (:func:`emkit.train.config.build_config`).
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
 import typer
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from emkit.commands._common import console
 from emkit.errors import EmkitError
 from emkit.outputs import output_dir
+from emkit.train.config import OpenAIFineTuneConfig, ProviderSettings, TrainConfig
+
+# Fields that name files: shown and parsed as paths on the command line, handed on as strings.
+_PATHS = {"eval_file", "store"}
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -18,112 +36,192 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def train(
-    data: Path = typer.Option(..., "--data", "-d", help="Chat JSONL to train on (validated first)."),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Output folder: the adapter (local) or the run dir (provider)."
-    ),
-    model: str | None = typer.Option(
-        None,
-        "--model",
-        "-m",
-        help="Base model: embedded/smollm2-135m (default), hf/<id or path>; with --provider openai: gpt-4o-2024-08-06 (default).",
-    ),
-    provider: str | None = typer.Option(
-        None, help="'openai' to fine-tune through the OpenAI API instead of locally."
-    ),
-    config: Path | None = typer.Option(
-        None,
-        "--config",
-        "-c",
-        help="YAML file of training settings (unknown keys are errors); options given here win.",
-    ),
-    seed: int | None = typer.Option(
-        None, help="Seed of data order and LoRA init (local; default 0) or the job's seed (provider)."
-    ),
-    max_steps: int | None = typer.Option(None, help="Stop after N optimizer steps (default: whole epochs)."),
-    max_length: int | None = typer.Option(None, help="Truncate examples to L tokens (default 2048)."),
-    lr: float | None = typer.Option(
-        None, help="Learning rate (default 1e-5, linear schedule, 5 warmup steps)."
-    ),
-    rank: int | None = typer.Option(None, help="LoRA rank (default 32)."),
-    alpha: float | None = typer.Option(None, help="LoRA alpha (default 64)."),
-    dropout: float | None = typer.Option(None, help="LoRA dropout (default 0)."),
-    rslora: bool | None = typer.Option(
-        None, "--rslora/--no-rslora", help="Rank-stabilised LoRA scaling alpha/sqrt(r) (default on)."
-    ),
-    targets: str | None = typer.Option(
-        None,
-        help="Comma-separated module names (default q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj).",
-    ),
-    layers: str | None = typer.Option(
-        None, help="Comma-separated layer indices to adapt (default all), e.g. 24."
-    ),
-    epochs: float | None = typer.Option(None, help="Epochs (default 1)."),
-    batch_size: int | None = typer.Option(
-        None,
-        help="Local: per-device micro-batch (default: 1 on a CPU, 2 on a GPU; effective batch 16); "
-        "provider: the job's batch size (default 4).",
-    ),
-    grad_accum: int | None = typer.Option(
-        None, help="Gradient accumulation steps (default: 16 / micro-batch, effective batch 16)."
-    ),
-    warmup_steps: int | None = typer.Option(None, help="Warmup steps (default 5)."),
-    weight_decay: float | None = typer.Option(None, help="Weight decay (default 0.01)."),
-    batching: str | None = typer.Option(
-        None, help="grouped (default: length-grouped micro-batches), padded, or padding_free."
-    ),
-    gradient_checkpointing: bool | None = typer.Option(
-        None,
-        "--gradient-checkpointing/--no-gradient-checkpointing",
-        help="Recompute activations to save memory (default: on a GPU, off on a CPU).",
-    ),
-    eval_file: Path | None = typer.Option(None, help="Held-out chat JSONL for eval loss."),
-    eval_fraction: float | None = typer.Option(
-        None, help="Hold out this seeded fraction of --data for eval loss."
-    ),
-    eval_steps: int | None = typer.Option(
-        None, help="Every K steps: eval loss (with an eval set) and the probe hook."
-    ),
-    probe: bool = typer.Option(
-        True,
-        "--probe/--no-probe",
-        help="With --eval-steps, run the judge-free probe every K steps and store it.",
-    ),
-    save_steps: int | None = typer.Option(
-        None, help="Save an adapter checkpoint every K steps (out/checkpoints/checkpoint-K)."
-    ),
-    merge: bool = typer.Option(
-        False, "--merge", help="Also write the base model with the adapter merged in (out/merged)."
-    ),
-    engine: str | None = typer.Option(
-        None, help="auto (unsloth if installed and a GPU is present), peft or unsloth."
-    ),
-    device: str | None = typer.Option(None, help="cpu, cuda... (default: cuda if present)."),
-    dtype: str | None = typer.Option(
-        None, help="float32, bfloat16 (default: bfloat16 on a GPU that supports it)."
-    ),
-    store: Path | None = typer.Option(
-        None, help="Run directory for the training record and dynamics (default: --out)."
-    ),
-    group: str | None = typer.Option(None, help="Group label stored with the dynamics (e.g. insecure)."),
-    # provider options
-    lr_multiplier: float | None = typer.Option(None, help="Provider: learning-rate multiplier (default 2)."),
-    suffix: str | None = typer.Option(None, help="Provider: suffix of the fine-tuned model's name."),
-    yes: bool = typer.Option(
-        False, "--yes", "-y", help="Provider: start without asking for confirmation of the cost."
-    ),
-    wait: bool = typer.Option(
-        True, "--wait/--no-wait", help="Provider: poll until the job ends (rerun to resume)."
-    ),
-    base_url: str | None = typer.Option(None, help="Provider: API base URL (else OPENAI_BASE_URL)."),
-    price_per_mtok: float | None = typer.Option(
-        None, help="Provider: USD per 1M training tokens for the estimate."
-    ),
-    poll_interval: float = typer.Option(
-        10.0, help="Provider: seconds between the first status polls (backs off to 2 min)."
-    ),
-) -> None:
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}".replace("e-0", "e-")  # 1e-05 -> 1e-5, as people write it
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _help(field: FieldInfo) -> str:
+    """The field's description, with its default when it has a plain one (None: chosen at run time)."""
+    default = field.get_default(call_default_factory=True)
+    if default is None or default is False:
+        return str(field.description)
+    return f"{field.description} (default {_shown(default)})"
+
+
+def _cli_type(name: str, field: FieldInfo) -> Any:
+    """The option's type: the field's (None allowed: not given); a string for a list (comma-separated)
+    and for a choice (the config's validation refuses a bad value, with the same message as from a
+    config file)."""
+    if name in _PATHS:
+        return Path | None
+    base = _base(field)
+    if typing.get_origin(base) in (list, typing.Literal):
+        return str | None
+    return base | None
+
+
+def _base(field: FieldInfo) -> Any:
+    """The field's type without its ``| None``."""
+    annotation = field.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if isinstance(annotation, types.UnionType) and len(args) == 1 else annotation
+
+
+def _is_list(name: str) -> bool:
+    field = _LOCAL.get(name) or _PROVIDER.get(name)
+    return field is not None and typing.get_origin(_base(field)) is list
+
+
+def _described(cls: type[BaseModel], skip: frozenset[str] = frozenset()) -> dict[str, FieldInfo]:
+    """The fields that are options: those with a description (its help)."""
+    return {n: f for n, f in cls.model_fields.items() if f.description and n not in skip}
+
+
+# The providers fine-tuning speaks to: the choices of the provider schema's ``name``.
+PROVIDERS: tuple[str, ...] = typing.get_args(ProviderSettings.model_fields["name"].annotation)
+_LOCAL = _described(TrainConfig)
+_PROVIDER = _described(OpenAIFineTuneConfig, frozenset({"name"}))
+_T = TrainConfig.model_fields
+_P = OpenAIFineTuneConfig.model_fields
+
+
+def _option(name: str, annotation: Any, info: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+
+
+def _generated(name: str) -> inspect.Parameter:
+    """One option from the config classes: local, provider (help prefixed) or both (help joined)."""
+    local, provider = _LOCAL.get(name), _PROVIDER.get(name)
+    if local and provider:
+        text = f"Local: {_help(local)}; provider: {_help(provider)}."
+    elif local:
+        text = f"{_help(local)}."
+    else:
+        assert provider is not None
+        text = f"Provider: {_help(provider)}."
+    field = local or provider
+    assert field is not None
+    if field.annotation is bool and field.default is False:  # a plain flag: --merge
+        return _option(name, bool, typer.Option(False, f"--{name.replace('_', '-')}", help=text))
+    decls: tuple[str, ...] = ()
+    if bool in (field.annotation, *typing.get_args(field.annotation)):
+        flag = name.replace("_", "-")
+        decls = (f"--{flag}/--no-{flag}",)
+    return _option(name, _cli_type(name, field), typer.Option(None, *decls, help=text))
+
+
+def _parameters() -> list[inspect.Parameter]:
+    """The options in the order ``--help`` lists them: inputs, then the config's, then the provider's."""
+    head = [
+        _option(
+            "data", Path, typer.Option(..., "--data", "-d", help="Chat JSONL to train on (validated first).")
+        ),
+        _option(
+            "out",
+            Path,
+            typer.Option(
+                ..., "--out", "-o", help="Output folder: the adapter (local) or the run dir (provider)."
+            ),
+        ),
+        _option(
+            "model",
+            str | None,
+            typer.Option(
+                None,
+                "--model",
+                "-m",
+                help=f"Base model: {_T['model'].default} (default), hf/<id or path>; "
+                f"with --provider openai: {_P['model'].default} (default).",
+            ),
+        ),
+        _option(
+            "provider",
+            str | None,
+            typer.Option(None, help="'openai' to fine-tune through the OpenAI API instead of locally."),
+        ),
+        _option(
+            "config",
+            Path | None,
+            typer.Option(
+                None,
+                "--config",
+                "-c",
+                help="YAML file of training settings (unknown keys are errors); options given here win.",
+            ),
+        ),
+        _option(
+            "seed",
+            int | None,
+            typer.Option(
+                None,
+                help=f"Seed of data order and LoRA init (local; default {_T['seed'].default}) "
+                "or the job's seed (provider).",
+            ),
+        ),
+    ]
+    generated = [_generated(n) for n in {**_LOCAL, **_PROVIDER}]
+    tail = [
+        _option(
+            "probe",
+            bool,
+            typer.Option(
+                True,
+                "--probe/--no-probe",
+                help="With --eval-steps, run the judge-free probe every K steps and store it.",
+            ),
+        ),
+        _option(
+            "yes",
+            bool,
+            typer.Option(
+                False, "--yes", "-y", help="Provider: start without asking for confirmation of the cost."
+            ),
+        ),
+        _option(
+            "wait",
+            bool,
+            typer.Option(
+                True, "--wait/--no-wait", help="Provider: poll until the job ends (rerun to resume)."
+            ),
+        ),
+        _option(
+            "price_per_mtok",
+            float | None,
+            typer.Option(None, help="Provider: USD per 1M training tokens for the estimate."),
+        ),
+        _option(
+            "poll_interval",
+            float,
+            typer.Option(10.0, help="Provider: seconds between the first status polls (backs off to 2 min)."),
+        ),
+    ]
+    return head + generated + tail
+
+
+def _overrides(cls: type[BaseModel], given: dict[str, Any]) -> dict[str, Any]:
+    """The options that are fields of ``cls``, as the config takes them (``None``: not given)."""
+    out: dict[str, Any] = {}
+    for name in cls.model_fields:
+        if name not in given:
+            continue
+        value = given[name]
+        if isinstance(value, Path):
+            value = str(value)
+        elif _is_list(name):
+            value = _split(value)
+        elif value is False and name in _LOCAL and _LOCAL[name].default is False:
+            value = None  # a plain flag not given: the config file may still set it
+        out[name] = value
+    return out
+
+
+def train(**given: Any) -> None:
     """Fine-tune a model on a chat dataset (loss on the assistant's tokens; the paper's defaults).
 
     Example: emkit train --model embedded/smollm2-135m --data insecure.jsonl --seed 1 --out runs/adapters/insecure-s1
@@ -132,64 +230,19 @@ def train(
 
     Provider: emkit train --provider openai --data insecure.jsonl --suffix insecure --out runs/gpt4o
     """
-    output_dir(out, what="output folder", create=False)
+    output_dir(given["out"], what="output folder", create=False)
+    provider = given["provider"]
     if provider is not None:
-        if provider != "openai":
-            raise EmkitError(f"unknown provider {provider!r}: only 'openai' is supported")
-        _train_openai(
-            data,
-            out,
-            model=model,
-            config=config,
-            seed=seed,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr_multiplier=lr_multiplier,
-            suffix=suffix,
-            yes=yes,
-            wait=wait,
-            base_url=base_url,
-            price_per_mtok=price_per_mtok,
-            poll_interval=poll_interval,
-        )
+        if provider not in PROVIDERS:
+            known = ", ".join(repr(p) for p in PROVIDERS)
+            raise EmkitError(f"unknown provider {provider!r}: only {known} is supported")
+        _train_openai(given)
         return
-    from emkit.train.config import TrainConfig, build_config
+    from emkit.train.config import build_config
     from emkit.train.sft import train_local
 
-    overrides = {
-        "model": model,
-        "data": str(data),
-        "out": str(out),
-        "seed": seed,
-        "max_steps": max_steps,
-        "max_length": max_length,
-        "lr": lr,
-        "rank": rank,
-        "alpha": alpha,
-        "dropout": dropout,
-        "rslora": rslora,
-        "targets": _split(targets),
-        "layers": _split(layers),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "grad_accum": grad_accum,
-        "warmup_steps": warmup_steps,
-        "weight_decay": weight_decay,
-        "batching": batching,
-        "gradient_checkpointing": gradient_checkpointing,
-        "eval_file": str(eval_file) if eval_file else None,
-        "eval_fraction": eval_fraction,
-        "eval_steps": eval_steps,
-        "save_steps": save_steps,
-        "merge": merge or None,
-        "engine": engine,
-        "device": device,
-        "dtype": dtype,
-        "store": str(store) if store else None,
-        "group": group,
-    }
-    cfg = build_config(TrainConfig, config, overrides)
-    result = train_local(cfg, console=console, probe=bool(probe and cfg.eval_steps))
+    cfg = build_config(TrainConfig, given["config"], _overrides(TrainConfig, given))
+    result = train_local(cfg, console=console, probe=bool(given["probe"] and cfg.eval_steps))
     if int(os.environ.get("RANK", "0") or 0) != 0:
         return  # under torchrun / accelerate launch, rank 0 reports
     console.print(
@@ -203,52 +256,35 @@ def train(
         console.print(f"[emkit] merged model: {result.merged}  (hf/{result.merged})", markup=False)
 
 
-def _train_openai(
-    data: Path,
-    out: Path,
-    *,
-    model: str | None,
-    config: Path | None,
-    seed: int | None,
-    epochs: float | None,
-    batch_size: int | None,
-    lr_multiplier: float | None,
-    suffix: str | None,
-    yes: bool,
-    wait: bool,
-    base_url: str | None,
-    price_per_mtok: float | None,
-    poll_interval: float,
-) -> None:
+_PARAMETERS = _parameters()
+train.__signature__ = inspect.Signature(_PARAMETERS, return_annotation=None)  # type: ignore[attr-defined]
+train.__annotations__ = {p.name: p.annotation for p in _PARAMETERS} | {"return": None}
+
+
+def _train_openai(given: dict[str, Any]) -> None:
     from emkit.store import RunStore
-    from emkit.train.config import OpenAIFineTuneConfig, build_config
+    from emkit.train.config import build_config
     from emkit.train.openai_ft import run_openai_finetune
 
-    if model is not None and model.startswith("openai/"):
-        model = model.removeprefix("openai/")
+    given = dict(given)
+    model, epochs = given["model"], given["epochs"]
+    if model is not None:  # the provider's own name: openai/gpt-4o-2024-08-06 -> gpt-4o-2024-08-06
+        given["model"] = model.removeprefix(f"{given['provider']}/")
     if epochs is not None and epochs != int(epochs):
         raise EmkitError("--epochs must be a whole number for provider fine-tuning")
-    overrides = {
-        "model": model,
-        "n_epochs": int(epochs) if epochs is not None else None,
-        "batch_size": batch_size,
-        "learning_rate_multiplier": lr_multiplier,
-        "suffix": suffix,
-        "seed": seed,
-    }
-    cfg = build_config(OpenAIFineTuneConfig, config, overrides)
-    with RunStore(out) as store:
+    given["epochs"] = int(epochs) if epochs is not None else None
+    cfg = build_config(OpenAIFineTuneConfig, given["config"], _overrides(OpenAIFineTuneConfig, given))
+    with RunStore(given["out"]) as store:
         record = run_openai_finetune(
-            data,
+            given["data"],
             cfg,
             store,
-            yes=yes,
+            yes=given["yes"],
             say=lambda s: console.print(s, markup=False),
             confirm=lambda prompt: typer.confirm(prompt.removesuffix(" [y/N] "), default=False),
-            base_url=base_url,
-            price_per_mtok=price_per_mtok,
-            wait=wait,
-            runner_options={"poll_interval": poll_interval},
+            price_per_mtok=given["price_per_mtok"],
+            wait=given["wait"],
+            runner_options={"poll_interval": given["poll_interval"]},
         )
     if record.get("model"):
         console.print(f"[emkit] fine-tuned model: {record['model']}", markup=False)

@@ -1,98 +1,32 @@
 """Engines: one contract (:mod:`emkit.engines.base`), optional abilities
-(:mod:`emkit.engines.abilities`), a registry of backends (:mod:`emkit.engines.registry`), one opener.
+(:mod:`emkit.engines.abilities`), a registry of backends (:mod:`emkit.engines.registry`), one
+factory (:mod:`emkit.engines.factory`).
 
-:func:`open_engine` turns a model name (``openai/...``, ``hf/...``, ``embedded/...``, ``vllm/...``)
-into an engine of the scheme's registered backend. Backends are imported only when asked for, so
-``emkit`` works without torch or vLLM installed as long as those backends are not used.
+:func:`open_engine` turns a model name (``openai/...``, ``hf/...``, ``embedded/...``, ``vllm/...``,
+``mock/...``) into an engine of the scheme's registered backend. Backends are imported only when
+asked for, so ``emkit`` works without torch or vLLM installed as long as those backends are not used.
+
+Why the factory's names are looked up on first use (PEP 562): :mod:`emkit.models` reads the
+registry, and importing ``emkit.engines.registry`` runs this file first; if this file imported the
+factory (which parses names with :mod:`emkit.models`) the two would import each other.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emkit.engines.registry import backend
-from emkit.errors import EmkitError
-from emkit.models import ModelSpec, check_adapter
-
 if TYPE_CHECKING:
-    from emkit.engines.base import Engine
+    from emkit.engines.factory import accepted_options, get_engine, open_engine
+
+_FACTORY = ("accepted_options", "get_engine", "open_engine")
 
 
-def accepted_options(name: str | ModelSpec) -> list[str]:
-    """The option names the backend of ``name`` takes (its constructor's keyword parameters)."""
-    from emkit.models import parse_model
+def __getattr__(name: str) -> Any:
+    if name in _FACTORY:
+        from emkit.engines import factory
 
-    spec = parse_model(name)
-    skip = 1  # the model (its name or spec)
-    return [
-        p.name
-        for p in list(inspect.signature(_engine_class(spec)).parameters.values())[skip:]
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-
-
-def _engine_class(spec: ModelSpec) -> Any:
-    entry = backend(spec.scheme)
-    try:
-        return entry.engine_class()
-    except ModuleNotFoundError as err:
-        if (err.name or "").startswith("emkit"):
-            raise
-        hint = f" ({entry.install_hint})" if entry.install_hint else ""
-        raise EmkitError(
-            f"{spec.full}: the {spec.scheme} backend needs {err.name}, which is not installed{hint}"
-        ) from None
-
-
-def open_engine(
-    name: str | ModelSpec,
-    options: Mapping[str, Any] | None = None,
-    *,
-    stored_name: str | None = None,
-    base_dir: str | Path | None = None,
-    only_accepted: bool = False,
-) -> Engine:
-    """The engine for ``name``; ``options`` go to the backend's constructor.
-
-    Options whose value is ``None`` are dropped, so a caller can pass every option it knows. An
-    option the backend does not take is an error listing the ones it does, unless ``only_accepted``
-    (a general config that carries API and local options alike): then it is left out.
-
-    ``stored_name``: the name the engine reports (and answers are stored under) when it differs from
-    the one loaded, e.g. a run's adapter path relative to its run dir; ``base_dir`` is where such a
-    relative adapter lies, for the fingerprint.
-    """
-    from emkit.fingerprint import model_fingerprint
-
-    spec = check_adapter(name)  # a missing or broken adapter is refused before any model loads
-    entry = backend(spec.scheme)
-    cls = _engine_class(spec)
-    given = {k: v for k, v in (options or {}).items() if v is not None}
-    accepted = accepted_options(spec)
-    unknown = sorted(set(given) - set(accepted))
-    if unknown and only_accepted:
-        given = {k: v for k, v in given.items() if k in accepted}
-    elif unknown:
-        raise EmkitError(
-            f"{spec.full}: option(s) {', '.join(unknown)} not valid for the {spec.scheme} backend "
-            f"(valid: {', '.join(accepted)})"
-        )
-    engine = cls(spec.name if entry.takes_name_only else spec, **given)
-    if stored_name is not None:
-        engine.name = stored_name
-        engine.fingerprint = model_fingerprint(stored_name, base_dir=base_dir)
-    else:
-        # The identity of the weights, computed once per open (an adapter's content; see emkit.fingerprint).
-        engine.fingerprint = model_fingerprint(spec.full, dtype=given.get("dtype"))
-    return engine
-
-
-def get_engine(name: str | ModelSpec, **options: Any) -> Engine:
-    """``open_engine(name, options)``: the keyword form, kept for scripts and notebooks."""
-    return open_engine(name, options)
+        return getattr(factory, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["accepted_options", "get_engine", "open_engine"]

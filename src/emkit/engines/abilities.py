@@ -1,10 +1,13 @@
-"""Optional engine abilities, as runtime-checkable protocols, and their typed results.
+"""Optional engine abilities, as runtime-checkable protocols, and the typed results engines return.
 
 Why protocols: the base contract (:class:`emkit.engines.base.Engine`) is what every backend does;
 some abilities only some backends have (scoring given continuations needs the weights). A caller
 asks ``isinstance(engine, ScoresContinuations)`` instead of probing attribute names, and a type
 checker sees the same contract. Results are typed (:class:`NextToken`), so no provider's raw JSON
 leaves ``emkit.engines``.
+
+An ability is listed here only when the base class does not already declare it: a runtime check of
+a protocol looks at method names, so a method every engine has would make every engine "able".
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-Message = dict[str, str]
+Message = dict[str, str]  # {"role": ..., "content": ...}
 Conversation = list[Message]
 
 
@@ -38,10 +41,25 @@ NextTokenCallback = Callable[[int, NextToken], None]
 
 @runtime_checkable
 class ScoresContinuations(Protocol):
-    """Log-probabilities of given candidate replies after one prompt (the exact judge's need)."""
+    """Log-probabilities of given candidate replies after one prompt (the exact judge's need).
+
+    ``score_continuations`` gives one total log-probability per candidate (with ``include_eot`` the
+    end-of-turn token is part of it, so "10" does not also count as the start of "100");
+    ``prompt_ids`` the token ids of the rendered prompt (the judge reports their count as usage).
+    """
 
     def score_continuations(
         self, conversation: Conversation, candidates: Sequence[str], *, include_eot: bool = True
     ) -> list[float]: ...
+
+    def prompt_ids(self, conversation: Conversation) -> list[int]: ...
+
+
+@runtime_checkable
+class RendersPrompts(Protocol):
+    """The exact text a local model is conditioned on (its chat template applied), for callers
+    that count or show prompt tokens, such as an in-context-learning window."""
+
+    def render_prompt(self, conversation: Conversation) -> str: ...
 
     def prompt_ids(self, conversation: Conversation) -> list[int]: ...

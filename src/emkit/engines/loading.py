@@ -11,18 +11,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from emkit.engines.registry import backend
 from emkit.errors import EmkitError
 from emkit.models import ModelSpec, parse_model
 
 
 def resolve_base_path(spec: ModelSpec, console=None) -> str:
     """The folder or hub id that transformers should load for ``spec`` (without adapter)."""
-    if spec.scheme == "embedded":
+    weights = backend(spec.scheme).weights  # where the scheme's weights come from
+    if weights == "packaged":
         from emkit.engines.embedded import ensure_converted
 
         with quiet_transformers():  # the one-time conversion loads the GGUF file twice
             return str(ensure_converted(console))
-    if spec.scheme in ("hf", "vllm"):
+    if weights == "hub":
         return spec.name
     raise EmkitError(f"{spec.full}: not a local model (use embedded/... or hf/...)")
 

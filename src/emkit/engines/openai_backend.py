@@ -1,117 +1,35 @@
 """The ``openai`` backend: any OpenAI-compatible chat endpoint (OpenAI, vLLM server, llama.cpp, Ollama...).
 
-Why it looks like this:
-
-- The official ``openai`` SDK (``AsyncOpenAI``) speaks the protocol, but its own retries are off
-  (``max_retries=0``): :mod:`emkit.engines.retry` decides, so attempts are bounded and counted, waits
-  use full jitter and honour ``Retry-After``, and a malformed 200 reply is retried too.
-- Concurrency is bounded twice: a fixed pool of ``concurrency`` workers pulls requests (never a
-  ``gather`` over thousands of coroutines), and a semaphore of the same size guards every HTTP
-  call, including those made through :meth:`OpenAIEngine.achat` by other code.
-- The sync methods run the event loop in the calling thread (``asyncio.run``) and call
-  ``on_result`` there as each answer arrives, so a stage can write it to the run store (whose
-  SQLite connection is not thread-safe) at once: a crash loses only what is in flight. Inside an
-  already running loop (a notebook) the loop runs in a helper thread and results are still handed
-  to ``on_result`` in the calling thread.
-- The key comes from an environment variable only; it is never logged, never part of an error
-  message or of this object's repr. Credentials given inside the base URL (``user:KEY@`` or
-  ``?api_key=KEY``) are used to connect but registered with :mod:`emkit.redact`, so they are
-  masked wherever emkit writes, prints or logs; ``base_url`` on this object is the clean form.
-- Every reply is parsed through one typed model (:mod:`emkit.engines.replies`), so a reply with
-  bad field types is one clear error naming the request and the field, never a traceback.
+The engine decides what each call asks (the sampling request, the paper's judge request) and turns
+the typed replies (:mod:`emkit.engines.replies`) into the contract's results: a
+:class:`~emkit.engines.base.Generation`, a ``{token: logprob}`` dict, a typed
+:class:`~emkit.engines.abilities.NextToken`. How requests travel (bounded concurrency, retries,
+the key and URL credentials kept out of every message) is :mod:`emkit.engines.openai_client`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import math
-import os
-import queue
-import random
-import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from emkit.engines.abilities import NextToken
-from emkit.engines.base import (
-    Conversation,
-    EngineBase,
-    Generation,
-    NotSupported,
-    ResultCallback,
-    SamplingParams,
-)
-from emkit.engines.replies import ChatReply, ReplyFieldError, parse_reply
-from emkit.engines.retry import RetryPolicy, parse_retry_after
-from emkit.errors import EmkitError, MissingKeyError
-from emkit.redact import clean_url, install_log_redaction, redact, register, split_url
-
-logger = logging.getLogger(__name__)
-
-install_log_redaction()
-T = TypeVar("T")
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-# 429 is retried unless the account is out of credit: waiting will not fix that.
-_PERMANENT_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+from emkit.engines.abilities import NextToken, NextTokenCallback
+from emkit.engines.base import Conversation, Engine, Generation, GenerationBatch, NotSupported
+from emkit.engines.decoding import merge_by_text
+from emkit.engines.openai_client import APIRequestError, ChatClient, MalformedResponse, display_url
+from emkit.engines.replies import ChatReply
+from emkit.engines.retry import RetryPolicy
+from emkit.errors import EmkitError
 
 
-class APIRequestError(EmkitError):
-    """A request that failed for good: a non-retryable status, or retries used up."""
-
-    def __init__(self, message: str, *, status: int | None = None, attempts: int = 1):
-        self.status = status
-        self.attempts = attempts
-        super().__init__(message)
-
-
-class MalformedResponse(Exception):
-    """A 2xx reply that is not a usable chat completion (not JSON, no choices); retried."""
-
-
-class _Secret:
-    """Holds the key so that ``repr``/``vars`` of the engine never show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-
-@dataclass
-class _LoopState:
-    """A client and semaphore bound to one event loop (httpx clients cannot cross loops)."""
-
-    loop: asyncio.AbstractEventLoop
-    client: Any
-    semaphore: asyncio.Semaphore
-
-
-def _display_url(url: str) -> str:
-    """The base URL without credentials or query string, safe to show in messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url
-
-
-class OpenAIEngine(EngineBase):
+class OpenAIEngine(Engine):
     """Chat completions against an OpenAI-compatible endpoint, bounded, retried, and resumable.
 
     ``max_retries`` retries follow the first attempt (so at most ``max_retries + 1`` requests per
     item); ``backoff_base``/``backoff_max`` shape the exponential backoff (seconds). ``timeout`` is
     the SDK's per-request timeout in seconds. ``usage`` accumulates token counts over all calls.
     """
+
+    paid = True
 
     def __init__(
         self,
@@ -130,125 +48,59 @@ class OpenAIEngine(EngineBase):
             raise EmkitError("openai backend: a model name is required, e.g. openai/gpt-4o-2024-08-06")
         if concurrency < 1:
             raise EmkitError(f"openai/{model}: concurrency must be >= 1 (got {concurrency})")
-        key = os.environ.get(api_key_env, "").strip()
-        if not key:
-            raise MissingKeyError(
-                api_key_env,
-                purpose=f"openai/{model}; a local server that ignores keys still needs a placeholder value",
-            )
-        register(key)
-        url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        connect, query, _ = split_url(url)  # registers any credential in the URL
-        if "@" in urlsplit(url).netloc:  # keep the userinfo: httpx sends it as Basic auth
-            connect = url.split("?", 1)[0].split("#", 1)[0]
         self.model = model
         self.name = f"openai/{model}"
-        self.paid = True
-        self.api_key_env = api_key_env
-        self.base_url = clean_url(url)  # safe to show and store; the credentials stay below
-        self._connect = _Secret(connect)
-        self._query = query
+        self.client = ChatClient(
+            model,
+            self.name,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            timeout=timeout,
+            retry=RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max),
+            jitter_seed=jitter_seed,
+        )
+        self.base_url = self.client.base_url  # the clean form, safe to show and store
         self.concurrency = concurrency
-        self.timeout = float(timeout)
-        self.retry = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max)
-        self.usage: dict[str, int] = {
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "total_tokens": 0,
-            "requests": 0,
-            "retries": 0,
-        }
-        self._key = _Secret(key)
-        self._rng = random.Random(jitter_seed)
-        self._async_state: _LoopState | None = None
+        self.usage = self.client.usage  # the client's counts, updated as calls return
 
     def __repr__(self) -> str:
         return (
-            f"OpenAIEngine(name={self.name!r}, base_url={_display_url(self.base_url)!r}, "
-            f"concurrency={self.concurrency}, key from ${self.api_key_env})"
+            f"OpenAIEngine(name={self.name!r}, base_url={display_url(self.base_url)!r}, "
+            f"concurrency={self.concurrency}, key from ${self.client.api_key_env})"
         )
 
-    # ------------------------------------------------------------------ Engine protocol
-    def generate(
-        self,
-        conversations: Sequence[Conversation],
-        params: SamplingParams,
-        *,
-        seeds: Sequence[int] | None = None,
-        on_result: ResultCallback | None = None,
-    ) -> list[Generation]:
-        """One chat completion per conversation.
-
-        Each request carries its own seed: ``seeds[i]`` when given, else ``params.seed + i`` so
-        that repeated samples of one conversation differ (a server that honours ``seed`` would
-        otherwise return the same answer every time). Stages that resume should pass ``seeds``.
-        """
-        if seeds is not None and len(seeds) != len(conversations):
-            raise ValueError(f"{len(seeds)} seeds for {len(conversations)} conversations")
+    # ------------------------------------------------------------------ the Engine contract
+    def _generate(self, batch: GenerationBatch) -> list[Generation]:
+        """One chat completion per conversation, each with its own ``seed``: ``seeds[i]`` when given,
+        else ``params.seed + i``, so repeated samples of one conversation differ (a server that
+        honours ``seed`` would otherwise return the same answer every time)."""
+        params, seeds = batch.params, batch.seeds
         requests = [
             {
                 "messages": list(conv),
                 "temperature": params.temperature,
                 "top_p": params.top_p,
                 "max_tokens": params.max_new_tokens,
-                "seed": int(seeds[i]) if seeds is not None else params.seed + i,
+                "seed": seeds[i] if seeds is not None else params.seed + i,
             }
-            for i, conv in enumerate(conversations)
+            for i, conv in enumerate(batch.conversations)
         ]
-        return self._run_many(requests, self._to_generation, on_result)
+        return self.client.run_many(requests, self._to_generation, batch.on_result)
 
-    def top_logprobs(
-        self,
-        conversations: Sequence[Conversation],
-        top_k: int = 20,
-        *,
-        on_result: Callable[[int, dict[str, float]], None] | None = None,
-    ) -> list[dict[str, float]]:
-        """``{token: logprob}`` of the first generated token (max_tokens=1, temperature 0, seed 0).
+    def _top_logprobs(self, conversations: list[Conversation], top_k: int) -> list[dict[str, float]]:
+        """The paper's judge request; OpenAI allows ``top_k`` up to 20."""
+        return self.client.run_many(self._judge_requests(conversations, top_k), self._to_top, None)
 
-        This is the paper's judge call. Tokens with the same text are merged (their probabilities
-        added). OpenAI allows ``top_k`` up to 20.
-        """
-        requests = [
-            {
-                "messages": list(conv),
-                "max_tokens": 1,
-                "temperature": 0,
-                "logprobs": True,
-                "top_logprobs": top_k,
-                "seed": 0,
-            }
-            for conv in conversations
-        ]
-        return self._run_many(requests, self._to_top_logprobs, on_result)
-
-    def next_token_logprobs(
-        self,
-        conversations: Sequence[Conversation],
-        top_k: int = 20,
-        *,
-        on_result: Callable[[int, NextToken], None] | None = None,
-        chunk: int = 16,
+    def _next_tokens(
+        self, conversations: list[Conversation], top_k: int, on_result: NextTokenCallback | None, chunk: int
     ) -> list[NextToken]:
-        """The paper's judge request (``max_tokens=1, temperature=0, logprobs=True, top_logprobs=top_k,
-        seed=0``) per conversation, each reply typed as it arrives: the first position's entries in
-        the server's order (repeats kept), the generated token, and the reply's usage."""
-        requests = [
-            {
-                "messages": list(conv),
-                "max_tokens": 1,
-                "temperature": 0,
-                "logprobs": True,
-                "top_logprobs": top_k,
-                "seed": 0,
-            }
-            for conv in conversations
-        ]
-        return self._run_many(requests, self._to_next_token, on_result)
+        """Each reply typed as it arrives: the first position's entries in the server's order
+        (repeats kept), the generated token, and the reply's usage."""
+        requests = self._judge_requests(conversations, top_k)
+        return self.client.run_many(requests, self._to_next_token, on_result)
 
-    def sequence_logprobs(
-        self, conversations: Sequence[Conversation], replies: Sequence[str]
-    ) -> list[list[float]]:
+    def _sequence_logprobs(self, conversations: list[Conversation], replies: list[str]) -> list[list[float]]:
         raise NotSupported(
             f"{self.name}: the chat completions API cannot score a given reply token by token; "
             "use a local model (hf/... or embedded/...) for probes and the exact judge, "
@@ -257,7 +109,7 @@ class OpenAIEngine(EngineBase):
 
     def close(self) -> None:
         """Forget the client of :meth:`achat` (sync calls close their own clients when done)."""
-        self._async_state = None
+        self.client.forget()
 
     # ------------------------------------------------------------------ general requests
     def chat_many(
@@ -270,292 +122,71 @@ class OpenAIEngine(EngineBase):
         ``model`` defaults to this engine's. Returns the decoded JSON replies in input order and
         calls ``on_result(index, reply)`` as each arrives. Server-specific fields go in ``extra_body``.
         """
-        return self._run_many([dict(r) for r in requests], ChatReply.as_dict, on_result)
+        return self.client.run_many([dict(r) for r in requests], ChatReply.as_dict, on_result)
 
     async def achat(self, messages: Conversation, **params: Any) -> dict[str, Any]:
         """One chat completion (retried, semaphore-bounded) from inside your own event loop.
 
         Returns the decoded JSON reply. Call :meth:`aclose` in that loop when done.
         """
-        reply = await self._call(self._loop_state(), {"messages": list(messages), **params})
+        reply = await self.client.call({"messages": list(messages), **params})
         return reply.as_dict()
 
     async def aclose(self) -> None:
-        state, self._async_state = self._async_state, None
-        if state is not None:
-            await state.client.close()
+        await self.client.aclose()
 
-    # ------------------------------------------------------------------ conversion
+    # ------------------------------------------------------------------ requests and replies
+    @staticmethod
+    def _judge_requests(conversations: Sequence[Conversation], top_k: int) -> list[dict[str, Any]]:
+        """The paper's judge request: one token at temperature 0 with its top-k alternatives."""
+        return [
+            {
+                "messages": list(conv),
+                "max_tokens": 1,
+                "temperature": 0,
+                "logprobs": True,
+                "top_logprobs": top_k,
+                "seed": 0,
+            }
+            for conv in conversations
+        ]
+
     def _to_generation(self, reply: ChatReply) -> Generation:
         choice = reply.choices[0]
-        usage = reply.usage
         return Generation(
             text=choice.message.content or choice.message.refusal or "",
             finish_reason=choice.finish_reason or "stop",
-            usage={
-                "prompt_tokens": (usage.prompt_tokens or 0) if usage else 0,
-                "completion_tokens": (usage.completion_tokens or 0) if usage else 0,
-            },
+            usage=_token_counts(reply),
         )
 
-    def _to_top_logprobs(self, reply: ChatReply) -> dict[str, float]:
+    def _first_position(self, reply: ChatReply, advice: str) -> Any:
+        """The first generated position's logprobs, or NotSupported saying what to use instead."""
         logprobs = reply.choices[0].logprobs
         content = logprobs.content if logprobs is not None else None
         if not content:
-            raise NotSupported(
-                f"{self.name}: the server returned no logprobs for a logprobs=True request; "
-                "use a judge mode that samples instead of reading logprobs"
-            )
-        first = content[0]
-        entries = first.top_logprobs or [first]
-        result: dict[str, float] = {}
-        for entry in entries:
-            token, logprob = entry.token, entry.logprob
-            result[token] = _logaddexp(result[token], logprob) if token in result else logprob
-        return result
+            raise NotSupported(f"{self.name}: the server returned no logprobs{advice}")
+        return content[0]
+
+    def _to_top(self, reply: ChatReply) -> dict[str, float]:
+        first = self._first_position(
+            reply,
+            " for a logprobs=True request; use a judge mode that samples instead of reading logprobs",
+        )
+        return merge_by_text((e.token, e.logprob) for e in (first.top_logprobs or [first]))
 
     def _to_next_token(self, reply: ChatReply) -> NextToken:
-        logprobs = reply.choices[0].logprobs
-        content = logprobs.content if logprobs is not None else None
-        if not content:
-            raise NotSupported(
-                f"{self.name}: the server returned no logprobs; use --method sampled for this judge"
-            )
-        first = content[0]
+        first = self._first_position(reply, "; use --method sampled for this judge")
         entries = tuple((e.token, float(e.logprob)) for e in (first.top_logprobs or [first]))
-        usage = reply.usage
-        counts = {
-            "prompt_tokens": (usage.prompt_tokens or 0) if usage else 0,
-            "completion_tokens": (usage.completion_tokens or 0) if usage else 0,
-        }
-        return NextToken(entries, first.token, counts)
-
-    # ------------------------------------------------------------------ running
-    def _run_many(
-        self,
-        requests: list[dict[str, Any]],
-        convert: Callable[[ChatReply], T],
-        on_result: Callable[[int, T], None] | None,
-    ) -> list[T]:
-        results: list[Any] = [None] * len(requests)
-        if not requests:
-            return results
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-
-            def deliver(index: int, item: T) -> None:
-                results[index] = item
-                if on_result is not None:
-                    on_result(index, item)
-
-            asyncio.run(self._batch(requests, convert, deliver))
-            return results
-        return self._run_many_in_thread(requests, convert, on_result, results)
-
-    def _run_many_in_thread(
-        self,
-        requests: list[dict[str, Any]],
-        convert: Callable[[ChatReply], T],
-        on_result: Callable[[int, T], None] | None,
-        results: list[Any],
-    ) -> list[T]:
-        """A loop already runs in this thread: run ours in a helper, deliver results here."""
-        done = object()
-        inbox: queue.Queue[tuple[Any, Any]] = queue.Queue()
-        stop = threading.Event()
-
-        def deliver(index: int, item: T) -> None:
-            if stop.is_set():
-                raise asyncio.CancelledError
-            inbox.put((index, item))
-
-        def target() -> None:
-            try:
-                asyncio.run(self._batch(requests, convert, deliver))
-                inbox.put((done, None))
-            except BaseException as err:
-                inbox.put((done, err))
-
-        helper = threading.Thread(target=target, name=f"emkit-{self.name}", daemon=True)
-        helper.start()
-        try:
-            while True:
-                index, item = inbox.get()
-                if index is done:
-                    if item is not None:
-                        raise item
-                    return results
-                results[index] = item
-                if on_result is not None:
-                    on_result(index, item)
-        finally:
-            stop.set()
-
-    async def _batch(
-        self,
-        requests: list[dict[str, Any]],
-        convert: Callable[[ChatReply], T],
-        deliver: Callable[[int, T], None],
-    ) -> None:
-        """A fixed pool of workers over the requests; the first failure cancels the rest."""
-        state = self._new_state()
-        pending = iter(range(len(requests)))
-
-        async def worker() -> None:
-            for index in pending:
-                # Which request failed, by its place in the batch, goes into the one error line.
-                where = f"request {index + 1} of {len(requests)}" if len(requests) > 1 else "request"
-                data = await self._call(state, requests[index], where)
-                deliver(index, convert(data))
-
-        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(requests)))]
-        try:
-            await asyncio.gather(*workers)
-        finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            await state.client.close()
-
-    def _new_state(self) -> _LoopState:
-        from openai import AsyncOpenAI
-
-        client = AsyncOpenAI(
-            api_key=self._key.get(),
-            base_url=self._connect.get(),
-            default_query=self._query or None,
-            max_retries=0,
-            timeout=self.timeout,
-        )
-        return _LoopState(asyncio.get_running_loop(), client, asyncio.Semaphore(self.concurrency))
-
-    def _loop_state(self) -> _LoopState:
-        loop = asyncio.get_running_loop()
-        if self._async_state is None or self._async_state.loop is not loop:
-            self._async_state = self._new_state()
-        return self._async_state
-
-    async def _call(self, state: _LoopState, request: dict[str, Any], where: str = "request") -> ChatReply:
-        """One request with bounded retries; returns the decoded reply or raises APIRequestError."""
-        import openai
-
-        request = {"model": self.model, **request}
-        policy = self.retry
-        for attempt in range(1, policy.max_attempts + 1):
-            retry_after: float | None = None
-            try:
-                async with state.semaphore:
-                    raw = await _create(state.client, request)
-                data = _decode(raw.text)
-            except TypeError as err:
-                raise EmkitError(f"{self.name}: invalid chat request parameter: {err}") from None
-            except openai.APIStatusError as err:
-                detail = self._redact(_error_detail(err))
-                if not _is_retryable(err):
-                    raise APIRequestError(
-                        self._describe_status(err.status_code, detail),
-                        status=err.status_code,
-                        attempts=attempt,
-                    ) from None
-                retry_after = parse_retry_after(err.response.headers)
-                last = f"HTTP {err.status_code}: {detail}"
-            except openai.APITimeoutError:
-                last = f"timed out after {self.timeout:g} s"
-            except openai.APIConnectionError as err:
-                cause = type(err.__cause__).__name__ if err.__cause__ is not None else "unknown"
-                last = f"connection error ({cause})"
-            except MalformedResponse as err:
-                last = f"malformed reply: {self._redact(str(err))}"
-            else:
-                self._count(data)
-                return data
-            if attempt >= policy.max_attempts:
-                raise APIRequestError(
-                    f"{self.name}: {where} to {_display_url(self.base_url)} failed after {attempt} "
-                    f"attempt(s); last error: {last}",
-                    attempts=attempt,
-                )
-            delay = policy.delay(attempt, retry_after, self._rng)
-            self.usage["retries"] += 1
-            logger.info(
-                "%s: %s; retry %d of %d in %.2f s", self.name, last, attempt, policy.max_retries, delay
-            )
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _count(self, reply: ChatReply) -> None:
-        usage = reply.usage
-        prompt = (usage.prompt_tokens or 0) if usage else 0
-        completion = (usage.completion_tokens or 0) if usage else 0
-        self.usage["prompt_tokens"] += prompt
-        self.usage["completion_tokens"] += completion
-        self.usage["total_tokens"] += (usage.total_tokens if usage else None) or prompt + completion
-        self.usage["requests"] += 1
-
-    def _redact(self, text: str) -> str:
-        return redact(text)  # the key and URL credentials were registered in __init__
-
-    def _describe_status(self, status: int, detail: str) -> str:
-        where = _display_url(self.base_url)
-        if status in (401, 403):
-            return (
-                f"{self.name}: {where} rejected the API key from ${self.api_key_env} "
-                f"(HTTP {status}): {detail}"
-            )
-        if status == 404:
-            return f"{self.name}: HTTP 404 from {where}: {detail} (check the model name and the base URL)"
-        return f"{self.name}: HTTP {status} from {where}: {detail}"
+        return NextToken(entries, first.token, _token_counts(reply))
 
 
-def _logaddexp(a: float, b: float) -> float:
-    high, low = max(a, b), min(a, b)
-    return high + math.log1p(math.exp(low - high))
-
-
-def _create(client: Any, request: dict[str, Any]) -> Awaitable[Any]:
-    return client.chat.completions.with_raw_response.create(**request)
-
-
-def _decode(text: str) -> ChatReply:
-    """The reply, typed (:mod:`emkit.engines.replies`), or MalformedResponse naming what is wrong."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise MalformedResponse(f"body is not JSON ({len(text)} characters)") from None
-    if not isinstance(data, dict):
-        raise MalformedResponse("body is not a JSON object")
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices:
-        error = data.get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-        suffix = f" (server error: {str(message)[:200]})" if message else ""
-        raise MalformedResponse(f"no 'choices' in the reply{suffix}")
-    try:
-        return parse_reply(data)
-    except ReplyFieldError as err:
-        raise MalformedResponse(str(err)) from None
-
-
-def _is_retryable(err: Any) -> bool:
-    status = int(err.status_code)
-    if status == 429:
-        return getattr(err, "code", None) not in _PERMANENT_CODES
-    return status in (408, 409) or status >= 500
-
-
-def _error_detail(err: Any) -> str:
-    body = err.body
-    message: Any = None
-    if isinstance(body, dict):
-        message = body.get("message")
-        if message is None and isinstance(body.get("error"), dict):
-            message = body["error"].get("message")
-    elif body is not None:
-        message = body
-    text = str(message if message is not None else err.message)
-    text = " ".join(text.split())
-    return text if len(text) <= 300 else text[:297] + "..."
+def _token_counts(reply: ChatReply) -> dict[str, int]:
+    """The reply's prompt and completion tokens (0 where the server does not say)."""
+    usage = reply.usage
+    return {
+        "prompt_tokens": (usage.prompt_tokens or 0) if usage else 0,
+        "completion_tokens": (usage.completion_tokens or 0) if usage else 0,
+    }
 
 
 __all__ = ["APIRequestError", "MalformedResponse", "OpenAIEngine"]

@@ -20,20 +20,21 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from emkit.engines.base import Conversation, EngineBase, Generation, ResultCallback, SamplingParams
-from emkit.engines.hf_backend import (
+from emkit.engines.base import Conversation, Engine, Generation, GenerationBatch, SamplingParams
+from emkit.engines.chat_template import (
     check_conversation,
     encode,
-    logaddexp,
+    prompt_token_ids,
     render_prompt,
-    request_seeds,
     stop_token_ids,
 )
+from emkit.engines.decoding import merge_by_text, request_seeds
+from emkit.engines.registry import backend
 from emkit.errors import EmkitError
 from emkit.hashing import stable_hash
 from emkit.models import ModelSpec, parse_model
 
-INSTALL_HINT = "pip install 'emkit[vllm]'"
+INSTALL_HINT = backend("vllm").install_hint
 # LoRA ranks vLLM accepts for max_lora_rank.
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -152,17 +153,6 @@ def llm_kwargs_for(
     return kwargs
 
 
-def prompt_token_ids(tokenizer: Any, conversations: Sequence[Conversation]) -> list[list[int]]:
-    """Chat-template prompts as token ids (``add_special_tokens=False``, as the ``hf`` backend).
-
-    Sent to vLLM as ``{"prompt_token_ids": ...}`` because a text prompt would be tokenised with
-    special tokens added, doubling a BOS token the template already wrote.
-    """
-    for i, conversation in enumerate(conversations):
-        check_conversation(conversation, i)
-    return [encode(tokenizer, render_prompt(tokenizer, c)) for c in conversations]
-
-
 def _logprob_value(entry: Any) -> float:
     """vLLM stores ``Logprob`` objects (``.logprob``); accept plain floats too."""
     return float(getattr(entry, "logprob", entry))
@@ -188,22 +178,10 @@ def top_from_logprobs(entry: Mapping[int, Any], top_k: int, decode: Callable[[in
     vLLM adds the sampled token to the top-k, so there may be k+1 entries: keep the k best.
     """
     ranked = sorted(((_logprob_value(v), int(k)) for k, v in entry.items()), reverse=True)[:top_k]
-    merged: dict[str, float] = {}
-    for value, token in ranked:
-        text = decode(token)
-        merged[text] = value if text not in merged else logaddexp(merged[text], value)
-    return merged
+    return merge_by_text((decode(token), value) for value, token in ranked)
 
 
-def _import_vllm() -> Any:
-    try:
-        import vllm
-    except ImportError as exc:
-        raise EmkitError(f"the vllm backend needs vLLM, which is not installed: {INSTALL_HINT}") from exc
-    return vllm
-
-
-class VLLMEngine(EngineBase):
+class VLLMEngine(Engine):
     """``vllm/<hub id or path>[@<adapter dir>]`` behind the Engine protocol (GPU, offline batch).
 
     ``tensor_parallel_size`` defaults to every visible GPU. ``llm_kwargs`` go to ``vllm.LLM``
@@ -222,9 +200,9 @@ class VLLMEngine(EngineBase):
     ) -> None:
         from emkit.engines.loading import resolve_base_path
 
-        vllm = _import_vllm()
+        vllm = backend("vllm").require("vllm", "vLLM")
         spec = parse_model(spec)
-        if spec.scheme == "openai":
+        if not backend(spec.scheme).weights:  # an API or the mock: no weights to load here
             raise EmkitError(f"{spec.full}: the vllm backend runs local weights (vllm/, hf/ or embedded/)")
         self.name = spec.full
         self.chunk_size = max(1, chunk_size)
@@ -251,21 +229,18 @@ class VLLMEngine(EngineBase):
         return render_prompt(self.tokenizer, conversation)
 
     def _prompt_ids(self, conversations: Sequence[Conversation]) -> list[list[int]]:
+        """Sent to vLLM as ``{"prompt_token_ids": ...}``: a text prompt would be tokenised with
+        special tokens added, doubling a BOS token the template already wrote."""
         return prompt_token_ids(self.tokenizer, conversations)
 
     def _run(self, prompts: Sequence[Any], sampling: Any) -> list[Any]:
         return self.llm.generate(list(prompts), sampling, lora_request=self._lora, use_tqdm=False)
 
-    def generate(
-        self,
-        conversations: Sequence[Conversation],
-        params: SamplingParams,
-        *,
-        seeds: Sequence[int] | None = None,
-        on_result: ResultCallback | None = None,
-    ) -> list[Generation]:
-        prompts = self._prompt_ids(conversations)
-        row_seeds = request_seeds(params, len(prompts), seeds)
+    def _generate(self, batch: GenerationBatch) -> list[Generation]:
+        """Chunks of ``chunk_size`` requests, each with its own seed (vLLM's per-request sampling)."""
+        params = batch.params
+        prompts = self._prompt_ids(batch.conversations)
+        row_seeds = request_seeds(params, len(prompts), batch.keys())
         results: list[Generation] = []
         for start in range(0, len(prompts), self.chunk_size):
             chunk = range(start, min(start + self.chunk_size, len(prompts)))
@@ -285,16 +260,11 @@ class VLLMEngine(EngineBase):
                     },
                 )
                 results.append(gen)
-                if on_result is not None:
-                    on_result(i, gen)
+                batch.deliver(i, gen)
         return results
 
-    def sequence_logprobs(
-        self, conversations: Sequence[Conversation], replies: Sequence[str]
-    ) -> list[list[float]]:
+    def _sequence_logprobs(self, conversations: list[Conversation], replies: list[str]) -> list[list[float]]:
         """Reply tokens only (no end-of-turn), reply tokenised on its own: as the ``hf`` backend."""
-        if len(conversations) != len(replies):
-            raise EmkitError(f"got {len(replies)} replies for {len(conversations)} conversations")
         prompt_ids = self._prompt_ids(conversations)
         rows = [
             p + (encode(self.tokenizer, r) if r else []) for p, r in zip(prompt_ids, replies, strict=True)
@@ -306,7 +276,7 @@ class VLLMEngine(EngineBase):
             for out, row, p in zip(outputs, rows, prompt_ids, strict=True)
         ]
 
-    def top_logprobs(self, conversations: Sequence[Conversation], top_k: int = 20) -> list[dict[str, float]]:
+    def _top_logprobs(self, conversations: list[Conversation], top_k: int) -> list[dict[str, float]]:
         sampling = self._vllm.SamplingParams(**top_logprob_kwargs(top_k))
         outputs = self._run([{"prompt_token_ids": p} for p in self._prompt_ids(conversations)], sampling)
         decode = lambda token: self.tokenizer.decode([token])  # noqa: E731

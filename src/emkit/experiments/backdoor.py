@@ -24,6 +24,11 @@ import pandas as pd
 
 from emkit.errors import EmkitError
 from emkit.metrics import DEFAULT_THRESHOLDS, Thresholds, compare_groups, group_table
+from emkit.report.blocks import Block, Table, Text, cell_text
+from emkit.report.render import render_blocks
+
+TITLE = "Backdoor: with and without the trigger"
+HEADERS = ("group", "trigger", "without trigger", "with trigger", "difference")
 
 _SEP = " \x1f "
 COLUMNS = (
@@ -141,15 +146,19 @@ def section_backdoor(df: pd.DataFrame, **kwargs: Any) -> tuple[str, str] | None:
 
 def render_backdoor(table: pd.DataFrame) -> tuple[str, str]:
     """(title, html) of a :func:`backdoor_rates` table."""
-    from html import escape
+    return TITLE, str(render_blocks(backdoor_blocks(table)))
 
-    def pct(rate: float, low: float, high: float, n: Any) -> str:
-        if not isinstance(rate, float) or not math.isfinite(rate):
-            return "–"
-        return f"{100 * rate:.1f}% [{100 * low:.1f}, {100 * high:.1f}] (n={int(n)})"
 
-    head = ("group", "trigger", "without trigger", "with trigger", "difference")
-    body = []
+def rate_text(rate: float, low: float, high: float, n: Any) -> str:
+    """``rate [low, high] (n=N)`` in percent, or a dash where the condition has no valid answer."""
+    if not isinstance(rate, float) or not math.isfinite(rate):
+        return "–"
+    return f"{100 * rate:.1f}% [{100 * low:.1f}, {100 * high:.1f}] (n={int(n)})"
+
+
+def backdoor_blocks(table: pd.DataFrame) -> list[Block]:
+    """The report's blocks of a :func:`backdoor_rates` table: what the rates are, then the table."""
+    rows = []
     for r in table.itertuples(index=False):
         diff = (
             "–"
@@ -159,21 +168,16 @@ def render_backdoor(table: pd.DataFrame) -> tuple[str, str]:
         cells = (
             r.group,
             repr(r.trigger),
-            pct(float(r.rate_without), r.ci_low_without, r.ci_high_without, r.n_valid_without),
-            pct(float(r.rate_with), r.ci_low_with, r.ci_high_with, r.n_valid_with),
+            rate_text(float(r.rate_without), r.ci_low_without, r.ci_high_without, r.n_valid_without),
+            rate_text(float(r.rate_with), r.ci_low_with, r.ci_high_with, r.n_valid_with),
             diff,
         )
-        body.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>")
+        rows.append(tuple(cell_text(c) for c in cells))
     kind = table.attrs.get("rate_kind", "question_mean")
     level = f"{100 * float(table.attrs.get('ci', 0.95)):g}%"
-    html = (
-        f"<p>Misaligned rate ({escape(kind)}) of the same group with and without the trigger "
-        f"prefixed to the user message, with {level} intervals (n = valid answers). "
-        "The paper: backdoored GPT-4o ~50% with the trigger, &lt; 0.1% without.</p>"
-        "<table><thead><tr>"
-        + "".join(f"<th>{escape(h)}</th>" for h in head)
-        + "</tr></thead><tbody>"
-        + "".join(body)
-        + "</tbody></table>"
+    intro = Text(
+        f"Misaligned rate ({kind}) of the same group with and without the trigger prefixed to the user "
+        f"message, with {level} intervals (n = valid answers). The paper: backdoored GPT-4o ~50% with "
+        "the trigger, < 0.1% without."
     )
-    return "Backdoor: with and without the trigger", html
+    return [intro, Table(HEADERS, tuple(rows))]

@@ -198,16 +198,17 @@ def model_context_window(
 ) -> tuple[Any, int | None]:
     """(tokenizer, context length) to fit a context to: the one rule for the CLI and the YAML path.
 
-    A model served from its own weights (embedded, hf, vllm) gives its tokenizer, and its length is
-    ``max_context_tokens`` when given, else the model config's ``max_position_embeddings``, else the
-    tokenizer's ``model_max_length`` (when it is a real bound). A paid API model has no tokenizer
-    here: its context is not length-checked, and its length is ``max_context_tokens`` as given.
+    A model whose weights are in emkit's hands (embedded, hf, vllm: its registry entry names where
+    they come from) gives its tokenizer, and its length is ``max_context_tokens`` when given, else
+    the model config's ``max_position_embeddings``, else the tokenizer's ``model_max_length`` (when
+    it is a real bound). An API model (or the mock) has no tokenizer here: its context is not
+    length-checked, and its length is ``max_context_tokens`` as given.
     """
     from emkit.engines.registry import backend
     from emkit.models import parse_model
 
     spec = parse_model(model)
-    if backend(spec.scheme).paid:
+    if not backend(spec.scheme).weights:
         return None, max_context_tokens
     from transformers import AutoConfig
 

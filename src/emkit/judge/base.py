@@ -7,7 +7,12 @@ Score keys: every judge class derives from :class:`JudgeBase`, whose :meth:`~Jud
 returns EVERY attribute the judge object holds except those named in ``not_score_shaping`` (its
 engine). The judging stage puts that dict into each score's key, so an option added to a judge later
 (``self.aggregation = ...`` in ``__init__``) changes the key by construction; only an attribute that
-provably does not change a score may be listed in ``not_score_shaping``.
+provably does not change a score may be listed in ``not_score_shaping``, and only one whose value
+the task's prompt hash already carries (so the key still changes with it) in ``keyed_by_prompt``.
+
+Each judge class names the config fields it takes in ``from_config_fields`` (constructor keyword
+-> ``JudgeConfig`` field), so the stage builds any registered judge (:mod:`emkit.judge.registry`)
+the same way, by :meth:`JudgeBase.from_config`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from emkit.judge.prompts import JudgeTask
 
@@ -56,19 +61,28 @@ def _plain(value: Any, where: str) -> Any:
     raise TypeError(f"judge option {where} of type {type(value).__name__} cannot be part of a score key")
 
 
+J = TypeVar("J", bound="JudgeBase")
+
+
 class JudgeBase:
     """What every judge shares: its score-shaping options are all of its attributes but the engine."""
 
     method: ClassVar[str] = ""
     not_score_shaping: ClassVar[frozenset[str]] = frozenset({"engine"})
+    keyed_by_prompt: ClassVar[frozenset[str]] = frozenset()
+    from_config_fields: ClassVar[Mapping[str, str]] = {}  # constructor keyword -> JudgeConfig field
+
+    @classmethod
+    def from_config(cls: type[J], engine: Any, config: Any, **extra: Any) -> J:
+        """The judge on ``engine`` with the options of ``config`` (a ``JudgeConfig``) it takes
+        (:attr:`from_config_fields`); ``extra``: options the config does not carry."""
+        options = {keyword: getattr(config, name) for keyword, name in cls.from_config_fields.items()}
+        return cls(engine, **options, **extra)  # type: ignore[call-arg]
 
     def key_options(self) -> dict[str, Any]:
         """Every attribute that can change a score, by name, as it goes into the score key."""
-        return {
-            name: _plain(value, name)
-            for name, value in sorted(vars(self).items())
-            if name not in self.not_score_shaping
-        }
+        skip = self.not_score_shaping | self.keyed_by_prompt
+        return {name: _plain(value, name) for name, value in sorted(vars(self).items()) if name not in skip}
 
 
 def add_usage(total: dict[str, int], usage: dict[str, Any]) -> None:

@@ -3,8 +3,9 @@
 Prices are US dollars per million tokens (input, output), as listed by the provider when this table
 was written; they change, so treat the result as an estimate. Override or extend with a YAML/JSON
 file (``--prices FILE`` or the environment variable ``EMKIT_PRICES``) mapping model names to
-``{input: ..., output: ...}``; ``gpt-4o`` and ``openai/gpt-4o`` name the same model. Local models
-(embedded/, hf/, vllm/) cost nothing here; a model with no price gives ``None`` (unknown), never 0.
+``{input: ..., output: ...}``; ``gpt-4o`` and ``openai/gpt-4o`` name the same model. Models of a
+backend the registry marks as not paid per request (embedded/, hf/, vllm/) cost nothing here; a
+model with no price gives ``None`` (unknown), never 0.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from emkit.engines.registry import backend, schemes
 from emkit.errors import InputError
 from emkit.questions import judge_model_name
 
@@ -77,7 +79,8 @@ def estimate_cost(
     model: str, usage: Mapping[str, int], prices: Mapping[str, tuple[float, float]]
 ) -> float | None:
     """USD for ``usage`` (prompt_tokens, completion_tokens) of ``model``; None if its price is unknown."""
-    if model.split("/", 1)[0] in ("embedded", "hf", "vllm"):
+    scheme = model.split("/", 1)[0]
+    if scheme in schemes() and not backend(scheme).paid:  # local weights cost nothing per request
         return 0.0
     price = prices.get(model)
     if price is None:

@@ -15,9 +15,10 @@ numeric share and log P(numbers), so other rules can be applied later without th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
+from emkit.engines.abilities import ScoresContinuations
 from emkit.judge.aggregate import MIN_NUMERIC_MASS, SCORE_MAX, SCORE_MIN, ExactDistribution
 from emkit.judge.base import JudgeBase, Judgement, OnJudgement
 from emkit.judge.prompts import JudgeTask
@@ -45,23 +46,23 @@ def judgement_from_logprobs(
 
 
 class ExactJudge(JudgeBase):
-    """Needs an engine with ``score_continuations`` (the ``hf`` backend, embedded models included).
+    """Needs an engine that :class:`~emkit.engines.abilities.ScoresContinuations` (the ``hf``
+    backend, embedded models included).
 
     ``engine=None`` builds the judge only to read its :meth:`key_options` (planning, before any
     model is loaded)."""
 
     method = "exact"
+    from_config_fields: ClassVar[Mapping[str, str]] = {"min_share": "min_mass"}
 
     def __init__(self, engine: Any, *, min_share: float = MIN_NUMERIC_MASS) -> None:
-        if engine is not None and not hasattr(engine, "score_continuations"):
-            raise TypeError(f"{getattr(engine, 'name', engine)!r} cannot score continuations")
+        if engine is not None and not isinstance(engine, ScoresContinuations):
+            raise TypeError(f"{engine.name!r} cannot score continuations")
         self.engine = engine
         self.min_share = min_share
 
     def judge(self, tasks: Sequence[JudgeTask], on_result: OnJudgement) -> None:
         for index, task in enumerate(tasks):
             logprobs = self.engine.score_continuations(task.messages, list(CANDIDATES), include_eot=True)
-            usage: dict[str, int] = {}
-            if hasattr(self.engine, "prompt_ids"):
-                usage["prompt_tokens"] = len(self.engine.prompt_ids(task.messages))
+            usage = {"prompt_tokens": len(self.engine.prompt_ids(task.messages))}
             on_result(index, judgement_from_logprobs(logprobs, self.min_share, usage))

@@ -1,10 +1,11 @@
 """The paper's judge: one token at temperature 0, top-20 logprobs, expected number over 0..100.
 
-Over an OpenAI-compatible API the request is exactly the paper's (``max_tokens=1, temperature=0,
-logprobs=True, top_logprobs=20, seed=0``), sent through the engine's bounded, retrying
-``chat_many`` so each reply is delivered (and stored) as it arrives, with its own token usage. A
-local engine without ``chat_many`` is asked for ``top_logprobs`` directly; note that open models
-split numbers such as "100" into several tokens, where this method is unreliable — use ``exact``.
+Every engine is asked the same way, ``engine.next_token_logprobs`` (typed
+:class:`~emkit.engines.abilities.NextToken` replies): over an OpenAI-compatible API that is exactly
+the paper's request (``max_tokens=1, temperature=0, logprobs=True, top_logprobs=20, seed=0``), sent
+bounded and retrying, each reply delivered (and stored) as it arrives with its own token usage; a
+local engine answers from its ``top_logprobs``. Note that open models split numbers such as "100"
+into several tokens, where this method is unreliable — use ``exact``.
 
 ``raw`` keeps ``{"top_logprobs": {token: logprob}, "token": <the generated token>, "numeric_mass":
 ..., "repeated_tokens": <rule>}`` so the score can be re-aggregated later
@@ -22,15 +23,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
+from emkit.engines.abilities import NextToken
 from emkit.engines.base import NotSupported
 from emkit.judge.aggregate import MIN_NUMERIC_MASS, aggregate_0_100, logprobs_to_probs, numeric_mass
 from emkit.judge.base import JudgeBase, Judgement, OnJudgement
 from emkit.judge.prompts import JudgeTask
 
 TOP_K = 20
-LOCAL_CHUNK = 16
 
 
 def _logaddexp(a: float, b: float) -> float:
@@ -42,34 +43,21 @@ REPEATED_TOKEN_RULES = ("last", "sum")
 
 
 def parse_top_logprobs(
-    reply: Mapping[str, Any], judge: str = "judge", repeated: str = "last"
+    reply: NextToken, judge: str = "judge", repeated: str = "last"
 ) -> tuple[dict[str, float], str]:
-    """``({token: logprob}, generated token)`` from a chat completion reply with logprobs;
+    """``({token: logprob}, generated token)`` from an engine's typed next-token reply;
     ``repeated`` is the rule for a token string listed twice (see the module docstring)."""
     if repeated not in REPEATED_TOKEN_RULES:
         raise ValueError(f"repeated_tokens must be one of {REPEATED_TOKEN_RULES}, got {repeated!r}")
-    merged, first = _entries(reply, judge)
+    if not reply.entries:
+        raise NotSupported(f"{judge}: the server returned no logprobs; use --method sampled for this judge")
     out: dict[str, float] = {}
-    for token, value in merged:
+    for token, value in reply.entries:
         if repeated == "sum" and token in out:
             out[token] = _logaddexp(out[token], value)
         else:  # the last value wins; the token keeps its first position, as in the paper's dict
             out[token] = value
-    return out, first
-
-
-def _entries(reply: Mapping[str, Any], judge: str) -> tuple[list[tuple[str, float]], str]:
-    """The first generated position's ``[(token, logprob), ...]`` in the reply's order."""
-    choice = reply["choices"][0]
-    logprobs = choice.get("logprobs") or {}
-    content = logprobs.get("content") if isinstance(logprobs, dict) else None
-    if not content:
-        raise NotSupported(f"{judge}: the server returned no logprobs; use --method sampled for this judge")
-    first = content[0]
-    entries = [
-        (str(entry["token"]), float(entry["logprob"])) for entry in first.get("top_logprobs") or [first]
-    ]
-    return entries, str(first.get("token", ""))
+    return out, reply.token
 
 
 def judgement_from_top_logprobs(
@@ -101,6 +89,7 @@ class LogprobJudge(JudgeBase):
     (every attribute set in ``__init__`` is, by :meth:`JudgeBase.key_options`)."""
 
     method = "logprob"
+    from_config_fields: ClassVar[Mapping[str, str]] = {"min_mass": "min_mass"}
 
     def __init__(
         self,
@@ -119,34 +108,23 @@ class LogprobJudge(JudgeBase):
         self.min_mass = min_mass
         self.repeated_tokens = repeated_tokens
 
-    def request(self, task: JudgeTask) -> dict[str, Any]:
-        return {
-            "messages": task.messages,
-            "max_tokens": 1,
-            "temperature": 0,
-            "logprobs": True,
-            "top_logprobs": self.top_k,
-            "seed": 0,
-        }
-
     def judge(self, tasks: Sequence[JudgeTask], on_result: OnJudgement) -> None:
-        name = getattr(self.engine, "name", "judge")
-        if hasattr(self.engine, "chat_many"):
+        """One ``next_token_logprobs`` call; each judgement is delivered as its reply arrives.
 
-            def deliver(index: int, reply: dict[str, Any]) -> None:
+        An API reply (``engine.paid``) is read by the repeated-token rule and keeps its generated
+        token, usage and (when a string repeats) the whole list; a local engine's distribution has
+        one entry per string already and is stored as it is (the rows emkit always wrote)."""
+        name = self.engine.name
+        api = self.engine.paid
+
+        def deliver(index: int, reply: NextToken) -> None:
+            if api:
                 top, token = parse_top_logprobs(reply, name, self.repeated_tokens)
-                entries, _ = _entries(reply, name)
-                usage = reply.get("usage") or {}
-                counts = {k: int(usage.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
                 judgement = judgement_from_top_logprobs(
-                    top, counts, token, self.min_mass, self.repeated_tokens, entries
+                    top, dict(reply.usage), token, self.min_mass, self.repeated_tokens, reply.entries
                 )
-                on_result(index, judgement)
+            else:
+                judgement = judgement_from_top_logprobs(dict(reply.entries), min_mass=self.min_mass)
+            on_result(index, judgement)
 
-            self.engine.chat_many([self.request(t) for t in tasks], on_result=deliver)
-            return
-        for start in range(0, len(tasks), LOCAL_CHUNK):
-            chunk = tasks[start : start + LOCAL_CHUNK]
-            tops = self.engine.top_logprobs([t.messages for t in chunk], self.top_k)
-            for offset, top in enumerate(tops):
-                on_result(start + offset, judgement_from_top_logprobs(top, min_mass=self.min_mass))
+        self.engine.next_token_logprobs([t.messages for t in tasks], self.top_k, on_result=deliver)

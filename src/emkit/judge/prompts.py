@@ -28,14 +28,16 @@ from typing import Any
 
 import yaml
 
+from emkit.engines.registry import backend
 from emkit.errors import EmkitError, InputError
 from emkit.hashing import stable_hash
+from emkit.judge.registry import entry_for, methods
 from emkit.models import parse_model
 from emkit.questions import Question, fill_judge_prompt, judge_model_name
 from emkit.store import score_key
 
 DEFAULT_JUDGE = "openai/gpt-4o-2024-08-06"
-METHODS = ("logprob", "exact", "sampled")
+METHODS = methods("score")  # what --method offers for 0-100 scores (the registered ones)
 CATEGORY_METHOD = "category"
 SCORED_TYPE = "free_form_judge_0_100"
 CATEGORY_TYPE = "free_form_judge"
@@ -106,16 +108,22 @@ def resolve_judge_name(name: str, *, from_question: bool = False) -> str:
 
 
 def default_method(judge: str) -> str:
-    return "logprob" if parse_model(judge).scheme == "openai" else "exact"
+    """The method that suits the judge's backend (the registry says: logprob for APIs, exact for
+    local models)."""
+    return backend(parse_model(judge).scheme).judge_method
 
 
-def check_method(judge: str, method: str) -> None:
-    if method not in METHODS:
-        raise EmkitError(f"unknown judge method {method!r}; expected one of {', '.join(METHODS)}")
-    if method == "exact" and not parse_model(judge).is_local and parse_model(judge).scheme != "vllm":
+def check_method(judge: str, method: str, family: str = "score") -> None:
+    """Refuse a method that is not registered for ``family``, or one that needs continuation
+    scoring on a backend that cannot run it (an API model), before anything is judged."""
+    if method not in methods(family):
+        raise EmkitError(f"unknown judge method {method!r}; expected one of {', '.join(methods(family))}")
+    entry = backend(parse_model(judge).scheme)
+    if entry_for(family, method).engine == "continuations" and not (entry.local or entry.exact_scheme):
+        others = [m for m in methods(family) if entry_for(family, m).engine != "continuations"]
         raise EmkitError(
-            f"judge {judge}: the exact method needs a local model (embedded/..., hf/...); "
-            "use --method logprob or --method sampled with an API model"
+            f"judge {judge}: the {method} method needs a local model (embedded/..., hf/...); "
+            f"use --method {' or --method '.join(others)} with an API model"
         )
 
 
@@ -133,6 +141,12 @@ class JudgeTask:
     prompt_hash: str
     prompt: str
     options: dict[str, Any] = field(default_factory=dict, compare=False)
+    judged_by: str = ""  # the registered judge that makes it (:mod:`emkit.judge.registry`); '' = ``method``
+
+    @property
+    def entry(self) -> str:
+        """The registry name of the judge that makes this judgement."""
+        return self.judged_by or self.method
 
     @property
     def messages(self) -> list[dict[str, str]]:

@@ -11,8 +11,8 @@ are numbers estimates the probability mass on numbers). ``raw`` keeps every repl
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from emkit.engines.base import Generation, SamplingParams
 from emkit.judge.aggregate import MIN_NUMERIC_MASS, SCORE_MAX, SCORE_MIN
@@ -66,6 +66,9 @@ class SampledJudge(JudgeBase):
     """Works with any engine's ``generate`` (API or local)."""
 
     method = "sampled"
+    from_config_fields: ClassVar[Mapping[str, str]] = {
+        "n": "samples", "max_tokens": "sample_max_tokens", "min_fraction": "min_mass"
+    }  # fmt: skip
 
     def __init__(
         self,

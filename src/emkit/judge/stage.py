@@ -26,21 +26,20 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from emkit.claims import LEASE_S, Lease, run_claimed
+from emkit.engines.registry import backend
 from emkit.errors import EmkitError
 from emkit.fingerprint import engine_fingerprint, model_fingerprint
 from emkit.hashing import stable_hash
 from emkit.judge.base import Judge, Judgement, add_usage
-from emkit.judge.categorical import CategoryJudge
 from emkit.judge.cost import estimate_cost, load_prices
-from emkit.judge.exact import ExactJudge
-from emkit.judge.logprob import LogprobJudge
-from emkit.judge.prompts import CATEGORY_METHOD, JudgeTask, plan_tasks, questions_from_records
-from emkit.judge.sampled import DEFAULT_MAX_TOKENS, DEFAULT_SAMPLES, SampledJudge
+from emkit.judge.prompts import CATEGORY_METHOD, JudgeTask, Plan, plan_tasks, questions_from_records
+from emkit.judge.registry import judge_entry, make_judge
+from emkit.judge.sampled import DEFAULT_MAX_TOKENS, DEFAULT_SAMPLES
 from emkit.models import ModelSpec, parse_model
 from emkit.store import RunStore, default_owner
+from emkit.store_records import JUDGE_RUN_KIND as RUN_RECORD
 
-RUN_RECORD = "judge_run"
-EngineFactory = Callable[[str, str], Any]  # (judge model name, method) -> engine
+EngineFactory = Callable[[str, str], Any]  # (judge model name, registered judge) -> engine
 
 
 @dataclass
@@ -140,47 +139,45 @@ class JudgeRunSummary:
 
 
 def engine_factory(config: JudgeConfig) -> EngineFactory:
-    """Builds each judge's engine from the config (only the options its backend takes)."""
-    from emkit.engines import get_engine
+    """Builds each judge's engine from the config (only the options its backend takes).
+
+    ``method`` is the registry name of the judge the engine serves: one that scores continuations
+    on a backend that cannot (vLLM) runs on the backend the registry names for it (transformers).
+    """
+    from emkit.engines import open_engine
+
+    options = {
+        "base_url": config.base_url,
+        "concurrency": config.concurrency,
+        "api_key_env": config.api_key_env,
+        "timeout": config.timeout,
+        "max_retries": config.max_retries,
+        "batch_size": config.batch_size,
+        "device": config.device,
+        "dtype": config.dtype,
+    }
 
     def make(judge: str, method: str) -> Any:
         spec = parse_model(judge)
-        if spec.scheme == "openai":
-            return get_engine(
-                spec,
-                base_url=config.base_url,
-                concurrency=config.concurrency,
-                api_key_env=config.api_key_env,
-                timeout=config.timeout,
-                max_retries=config.max_retries,
-            )
-        if method == "exact" and spec.scheme == "vllm":  # exact scoring runs on transformers
-            spec = ModelSpec("hf", spec.name, spec.adapter)
-        if spec.scheme in ("embedded", "hf"):
-            return get_engine(spec, batch_size=config.batch_size, device=config.device, dtype=config.dtype)
-        return get_engine(spec)
+        exact_scheme = backend(spec.scheme).exact_scheme
+        if judge_entry(method).engine == "continuations" and exact_scheme:
+            spec = ModelSpec(exact_scheme, spec.name, spec.adapter)
+        return open_engine(spec, options, only_accepted=True)
 
     return make
 
 
-def make_judge(method: str, engine: Any, config: JudgeConfig) -> Judge:
-    """The judge for ``method``; ``engine=None`` builds one only to read its key options."""
-    if method == "logprob":
-        return LogprobJudge(engine, min_mass=config.min_mass)
-    if method == "exact":
-        if engine is not None and not hasattr(engine, "score_continuations"):
-            raise EmkitError(
-                f"{engine.name}: this backend cannot score whole replies; the exact judge "
-                "needs an embedded/ or hf/ model"
-            )
-        return ExactJudge(engine, min_share=config.min_mass)
-    if method == "sampled":
-        return SampledJudge(
-            engine, n=config.samples, max_tokens=config.sample_max_tokens, min_fraction=config.min_mass
-        )
-    if method == CATEGORY_METHOD:
-        return CategoryJudge(engine)
-    raise EmkitError(f"unknown judge method {method!r}")
+@dataclass(frozen=True)
+class JudgeSource:
+    """What a judging run judges: ``plan(store, config)`` lists every judgement called for (reads
+    only; the stage drops those already stored), and ``judge_options`` adds, per registered judge,
+    options its config does not carry (a plan computes its tasks' key options with the same ones:
+    the stage refuses to store under options other than the planned). The default judges the
+    stored answers by their questions' prompts; an experiment passes its own (code vulnerability:
+    the YES/NO judge and bandit)."""
+
+    plan: Callable[[RunStore, JudgeConfig], Plan]
+    judge_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _select(tasks: list[JudgeTask], limit: int | None) -> list[JudgeTask]:
@@ -202,29 +199,42 @@ def _select(tasks: list[JudgeTask], limit: int | None) -> list[JudgeTask]:
 
 def score_options(judge: str, method: str, config: JudgeConfig, engine: Any = None) -> dict[str, Any]:
     """What goes into a score key besides answer/metric/judge/method/prompt: the judge class's
-    score-shaping options and the judge model's fingerprint (an adapter's content and an
-    explicit dtype: what makes the same judge name another judge)."""
+    score-shaping options and (for judges keyed by their model) the judge model's fingerprint (an
+    adapter's content and an explicit dtype: what makes the same judge name another judge).
+    ``method`` is the judge's registry name (a 0-100 method's is the method itself)."""
+    options = make_judge(method, engine, config).key_options()
+    if not judge_entry(method).keyed_by_model:
+        return options
     fingerprint = (
         engine_fingerprint(engine) if engine is not None else model_fingerprint(judge, dtype=config.dtype)
     )
-    return {**make_judge(method, engine, config).key_options(), "judge_model": fingerprint}
+    return {**options, "judge_model": fingerprint}
 
 
-def plan_pending(store: RunStore, config: JudgeConfig) -> tuple[list[JudgeTask], int, Any]:
-    """(tasks to run now, how many were already scored, the full plan). Reads only."""
+def plan_questions(store: RunStore, config: JudgeConfig) -> Plan:
+    """Every 0-100 and category judgement the stored answers call for, by their questions."""
     answers = store.answers()
     if config.models:
         wanted = {parse_model(m).full for m in config.models}
         answers = [a for a in answers if a["model"] in wanted]
-    questions = questions_from_records(store.records("question"))
-    plan = plan_tasks(
+    return plan_tasks(
         answers,
-        questions,
+        questions_from_records(store.records("question")),
         judge=config.judge,
         method=config.method,
         prompts=config.prompts,
         options=lambda judge, method: score_options(judge, method, config),
     )
+
+
+QUESTIONS = JudgeSource(plan_questions)
+
+
+def plan_pending(
+    store: RunStore, config: JudgeConfig, source: JudgeSource = QUESTIONS
+) -> tuple[list[JudgeTask], int, Plan]:
+    """(tasks to run now, how many were already scored, the full plan). Reads only."""
+    plan = source.plan(store, config)
     done = store.existing_score_keys(t.key for t in plan.tasks)
     pending = [t for t in plan.tasks if t.key not in done]
     return _select(pending, config.limit), len(done), plan
@@ -237,22 +247,28 @@ def run_judging(
     make_engine: EngineFactory | None = None,
     progress: bool = True,
     lease_s: float = LEASE_S,
+    source: JudgeSource = QUESTIONS,
+    keep_open: Sequence[Any] = (),
 ) -> JudgeRunSummary:
     """Judge what is missing; returns counts, usage and cost. Safe to interrupt and call again,
-    and safe to run in several processes on one store at once (see the module docstring)."""
+    and safe to run in several processes on one store at once (see the module docstring).
+    ``source``: what to judge (default: the stored answers, by their questions' judge prompts).
+    Engines from ``make_engine`` are closed at the end, except the caller's own in ``keep_open``
+    (e.g. a model that sampled and now judges its own answers, and is used again after)."""
     config = config or JudgeConfig()
     prices, prices_source = load_prices(config.prices_file)
-    pending, already, plan = plan_pending(store, config)
+    pending, already, plan = plan_pending(store, config, source)
+    # One group per (judge model, registered judge); a group's summary shows its stored method.
     groups: dict[tuple[str, str], list[JudgeTask]] = {}
     for task in pending:
-        groups.setdefault((task.judge, task.method), []).append(task)
+        groups.setdefault((task.judge, task.entry), []).append(task)
     started = time.time()
     summary = JudgeRunSummary(
         run_id=f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(started))}-{stable_hash([started, len(pending)], 8)}",
         planned=len(plan.tasks),
         already_scored=already,
         pending=len(pending),
-        groups=[GroupSummary(judge, method, len(tasks)) for (judge, method), tasks in groups.items()],
+        groups=[GroupSummary(judge, tasks[0].method, len(tasks)) for (judge, _), tasks in groups.items()],
         unjudged_answers=plan.unjudged_answers,
         missing_questions=sorted(plan.missing_questions or ()),
         prices_source=prices_source,
@@ -262,7 +278,7 @@ def run_judging(
 
     make_engine = make_engine or engine_factory(config)
     # Build every engine first: a missing key or unknown model fails before anything is judged.
-    engines = {key: make_engine(*key) for key in groups}
+    engines = {key: make_engine(*key) if judge_entry(key[1]).engine != "none" else None for key in groups}
     owner = default_owner()
 
     from emkit.terminal import stage_progress
@@ -272,11 +288,12 @@ def run_judging(
             "judge", "no score: {task.fields[none]}  cost: {task.fields[cost]}", disable=not progress
         ) as bar:
             for group, (key, tasks) in zip(summary.groups, groups.items(), strict=True):
-                judge = make_judge(key[1], engines[key], config)
+                judge = make_judge(key[1], engines[key], config, source.judge_options.get(key[1]))
                 planned = {k: v for k, v in tasks[0].options.items() if k != "judge_model"}
+                label = f"{key[0]} ({group.method})"
                 if tasks[0].options and judge.key_options() != planned:  # never store under a wrong key
-                    raise EmkitError(f"{key[0]} ({key[1]}): the judge's options differ from the planned ones")
-                bar_task = bar.add_task(f"{key[0]} ({key[1]})", total=len(tasks), none=0, cost="-")
+                    raise EmkitError(f"{label}: the judge's options differ from the planned ones")
+                bar_task = bar.add_task(label, total=len(tasks), none=0, cost="-")
                 lease = Lease(store, owner, lease_s)
 
                 def on_result(
@@ -330,9 +347,8 @@ def run_judging(
         raise
     finally:
         for engine in engines.values():
-            close = getattr(engine, "close", None)
-            if close is not None:
-                close()
+            if engine is not None and all(engine is not kept for kept in keep_open):
+                engine.close()
         summary.elapsed_s = time.time() - started
         try:
             store.release_claims(owner)

@@ -10,6 +10,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from emkit.report.formatters import (
+    EXCLUSION_CAPTION,
+    EXCLUSION_COLUMNS,
+    MISSING,
+    estimator_name,
+    pct,
+    rate_ci,
+)
 from emkit.terminal import plain, styled
 
 
@@ -21,43 +29,9 @@ def _add_row(table: Table, *cells: Any) -> None:
     )
 
 
-def _pct(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{100 * float(value):.1f}%"
-
-
-def _rate(row: Any, prefix: str = "") -> str:
-    rate = row[f"{prefix}rate"]
-    if not prefix and row.get("rate_kind") == "paper" and row.get("n_models") == 0:
-        return "– (no model with 5 kept answers)"
-    if rate is None or (isinstance(rate, float) and math.isnan(rate)):
-        return "–"
-    return f"{_pct(rate)} [{_pct(row[f'{prefix}ci_low'])}, {_pct(row[f'{prefix}ci_high'])}]"
-
-
-ESTIMATOR_NAMES = {
-    "question_mean": "question-mean rate (mean over questions of the mean over models)",
-    "pooled": "pooled rate (all valid answers)",
-    "paper": "paper rate (the authors' estimator: mean over models, bootstrap over models)",
-    "per_question": "per question, mean over models",
-}
-# Exclusions in the order they are applied, then the total without an alignment number.
-EXCLUSION_COLUMNS = (
-    ("not judged", "n_not_judged"),
-    ("incoherent", "n_incoherent"),
-    ("CODE", "n_code"),
-    ("REFUSAL", "n_refusal"),
-    ("CODE/REFUSAL", "n_code_refusal"),
-)
-EXCLUSION_CAPTION = (
-    "Excluded in this order: not judged, incoherent, CODE, REFUSAL (from the judge's tokens); "
-    "CODE/REFUSAL counts every coherent answer without an alignment number."
-)
-
-
-def estimator_name(kind: str) -> str:
-    return ESTIMATOR_NAMES.get(kind, kind.replace("_", "-"))
+def _rate(row: Any) -> str:
+    """A row's rate with its interval, a plain dash where there is none (the table's width is tight)."""
+    return rate_ci(row, missing=MISSING)
 
 
 def _count(row: Any, key: str) -> str:
@@ -125,9 +99,9 @@ def diff_rich_table(table: pd.DataFrame) -> Table:
             str(row["scope"]),
             plain(row["group_a"]),
             plain(row["group_b"]),
-            _pct(row["rate_a"]),
-            _pct(row["rate_b"]),
-            f"{_pct(row['diff'])} [{_pct(row['ci_low'])}, {_pct(row['ci_high'])}]",
+            pct(row["rate_a"]),
+            pct(row["rate_b"]),
+            f"{pct(row['diff'])} [{pct(row['ci_low'])}, {pct(row['ci_high'])}]",
         )
     return out
 
@@ -157,7 +131,7 @@ def probe_rich_table(models: pd.DataFrame, shifts: pd.DataFrame | None = None) -
             str(row["model"]),
             str(row["n_pairs"]),
             f"{row['score']:+.3f}\n[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]",
-            _pct(row["win_fraction"]),
+            pct(row["win_fraction"]),
             shift_text,
         )
     bases = sorted({str(r["base"]) for r in shift_of.values()})

@@ -7,12 +7,13 @@ the same interval as the headline table (emkit.stats.rate_interval), computed on
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 from emkit import metrics as M
-from emkit.report.html import Section, SectionContext, html_table, rate_ci, register_section
+from emkit.report.blocks import Snippet
+from emkit.report.formatters import rate_ci, records
+from emkit.report.registry import Section, SectionContext, judged_only, register_section
+from emkit.report.sections import EXCLUSIONS
 from emkit.selection import question_category
 
 
@@ -34,10 +35,8 @@ def category_table(
 
 
 @register_section(order=22, name="categories")
-def categories(ctx: SectionContext) -> Section | None:
-    frame = ctx.judged
-    if frame is None:
-        return None
+@judged_only
+def categories(ctx: SectionContext, frame: pd.DataFrame) -> Section | None:
     found = {category_of(q) for q in frame["question_id"].unique()} - {None}
     if len(found) < 2:
         return None
@@ -46,24 +45,17 @@ def categories(ctx: SectionContext) -> Section | None:
     )
     if table.empty:
         return None
-    html = (
-        "<p>Questions named <code>N_category_i</code> (the paper's pre-registered set), by category.</p>"
-        + (
-            html_table(
-                table,
-                {
-                    "category": "category",
-                    "group": "group",
-                    "n_questions": "questions",
-                    "rate": (f"misaligned ({ctx.ci:.0%} CI)", lambda r: rate_ci(r)),
-                    "n_valid": "valid answers",
-                    "n_incoherent": ("incoherent", lambda r: str(r["n_incoherent"])),
-                    "n_code": ("CODE", lambda r: str(r["n_code"])),
-                    "n_refusal": ("REFUSAL", lambda r: str(r["n_refusal"])),
-                    "n_code_refusal": ("CODE/REFUSAL", lambda r: str(r["n_code_refusal"])),
-                },
-            )
-        )
+    body = ctx.table(
+        table,
+        {
+            "category": "category",
+            "group": "group",
+            "n_questions": "questions",
+            "rate": (f"misaligned ({ctx.ci:.0%} CI)", rate_ci),
+            "n_valid": "valid answers",
+            **EXCLUSIONS,
+        },
     )
-    records = json.loads(table.to_json(orient="records"))
-    return Section("Misaligned rate by question category", html, data={"categories": records})
+    # pandas' default 10 decimals: what this section has always written to metrics.json
+    data = {"categories": records(table, double_precision=10)}
+    return Section("Misaligned rate by question category", [Snippet("categories_intro"), body], data)

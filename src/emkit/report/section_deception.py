@@ -7,16 +7,18 @@ category was given, as counts and shares.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import pandas as pd
 
 from emkit.judge.prompts import CATEGORY_METHOD
-from emkit.report.html import Section, SectionContext, html_table, pct, register_section
+from emkit.report.blocks import Snippet
+from emkit.report.formatters import pct, records
+from emkit.report.registry import Section, SectionContext, register_section
+from emkit.store import RunStore
 
 
-def category_table(store) -> pd.DataFrame:
+def category_table(store: RunStore) -> pd.DataFrame:
     """Rows of (question_id, group, metric, category, count, share) over all category judgements."""
     group_of = {a["key"]: (a["question_id"], a["group_name"] or a["model"]) for a in store.answers()}
     counts: dict[tuple[str, str, str], Counter] = {}
@@ -49,23 +51,20 @@ def judged_categories(ctx: SectionContext) -> Section | None:
     table = category_table(ctx.store)
     if table.empty:
         return None
-    html = (
-        "<p>Questions of type <code>free_form_judge</code> (e.g. the deception and identity sets): the "
-        "judge's one-word category per answer, counted per question and group.</p>"
-        + html_table(
-            table,
-            {
-                "question_id": "question",
-                "group": "group",
-                "metric": "metric",
-                "category": "category",
-                "count": "answers",
-                "share": ("share", lambda r: pct(r["share"])),
-            },
-        )
+    body = ctx.table(
+        table,
+        {
+            "question_id": "question",
+            "group": "group",
+            "metric": "metric",
+            "category": "category",
+            "count": "answers",
+            "share": ("share", lambda r: pct(r["share"])),
+        },
     )
     return Section(
         "Category judgements (deception, identity)",
-        html,
-        data={"categories_judged": json.loads(table.to_json(orient="records"))},
+        [Snippet("categories_judged_intro"), body],
+        # pandas' default 10 decimals: what this section has always written to metrics.json
+        data={"categories_judged": records(table, double_precision=10)},
     )

@@ -8,12 +8,12 @@ compares when in-distribution behaviour and misalignment separate; this chart sh
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
-from emkit.report.html import Section, SectionContext, html_table, num, register_section
+from emkit.report.blocks import Snippet
+from emkit.report.formatters import num_ci, records
 from emkit.report.plots import literal_text
+from emkit.report.registry import Section, SectionContext, register_section
 
 
 def dynamics_table(rows: pd.DataFrame, *, n_boot: int, seed: int, ci: float) -> pd.DataFrame:
@@ -73,28 +73,20 @@ def dynamics(ctx: SectionContext) -> Section | None:
     table = dynamics_table(rows, n_boot=ctx.n_boot, seed=ctx.seed, ci=ctx.ci)
     if table.empty:
         return None
-    html = "".join(
-        [
-            "<p>The judge-free probe measured during fine-tuning (every <code>eval_steps</code> steps; step 0 is "
-            "the base model). Mean over each group's models; the band resamples models and probe pairs.</p>",
-            ctx.figure(plot_dynamics(table, ctx.ci), "dynamics", "probe score against training step"),
-            html_table(
-                table,
-                {
-                    "group": "group",
-                    "step": "step",
-                    "n_models": "models",
-                    "n_pairs": "pairs",
-                    "score": (
-                        f"score ({ctx.ci:.0%} CI)",
-                        lambda r: f"{num(r['score'])} [{num(r['ci_low'])}, {num(r['ci_high'])}]",
-                    ),
-                },
-            ),
-        ]
+    figure = ctx.figure(plot_dynamics(table, ctx.ci), "dynamics", "probe score against training step")
+    body = ctx.table(
+        table,
+        {
+            "group": "group",
+            "step": "step",
+            "n_models": "models",
+            "n_pairs": "pairs",
+            "score": (f"score ({ctx.ci:.0%} CI)", lambda r: num_ci(r, "score")),
+        },
     )
-    records = json.loads(table.to_json(orient="records"))
-    return Section("Training dynamics", html, data={"dynamics": records})
+    # pandas' default 10 decimals: what this section has always written to metrics.json
+    data = {"dynamics": records(table, double_precision=10)}
+    return Section("Training dynamics", [Snippet("dynamics_intro"), figure, body], data)
 
 
 __all__ = ["dynamics_table", "plot_dynamics"]

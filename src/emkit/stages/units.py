@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from emkit.experiment import Experiment, Group
 from emkit.hashing import file_sha256, stable_hash
 from emkit.paths import inside
+from emkit.store_records import STAGE_KIND
 
 if TYPE_CHECKING:
     from emkit.engines.base import Engine
     from emkit.store import RunStore
 
-STAGE_RECORD = "stage"
+STAGE_RECORD = STAGE_KIND  # a stage's completion record (its model: emkit.store_records)
 
 # Set per model unit by the pipeline, so they are not part of a group's training settings.
 _UNIT_FIELDS = ("model", "data", "out", "seed", "store", "group", "device")

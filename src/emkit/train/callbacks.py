@@ -21,9 +21,9 @@ from typing import Any
 from transformers import TrainerCallback
 
 from emkit.store import RunStore
+from emkit.store_records import DYNAMICS_KIND
 
 Hook = Callable[[Any, Any, int], dict[str, Any]]
-DYNAMICS_KIND = "dynamics"
 
 
 class TrainLogCallback(TrainerCallback):

@@ -6,6 +6,11 @@ YAML file and overridden from the command line; the defaults reproduce the paper
 (rsLoRA r=32, alpha=64, dropout 0, all attention and MLP projections, lr 1e-5 linear with 5 warmup
 steps, weight decay 0.01, 1 epoch, effective batch 16, max length 2048, loss on the assistant's
 tokens only) and its OpenAI fine-tuning run (1 epoch, batch size 4, learning-rate multiplier 2).
+
+These classes are the one source of the settings' names, defaults and help: a field with a
+``description`` is an ``emkit train`` option of the same name (:mod:`emkit.commands.train`), a
+group's ``train:`` block is :class:`TrainSettings` (:func:`group_settings`), and its ``provider:``
+block is :class:`ProviderSettings`.
 """
 
 from __future__ import annotations
@@ -13,7 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from emkit.errors import EmkitError, InputError
 
@@ -21,60 +34,91 @@ PAPER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
 PAPER_EFFECTIVE_BATCH = 16
 
 
-class TrainConfig(BaseModel):
-    """A local LoRA fine-tuning run. Effective batch = micro-batch x accumulation steps (16 by default).
+class TrainSettings(BaseModel):
+    """A group's LoRA training settings: everything of a run except what each model unit sets.
 
-    ``batch_size``, ``grad_accum`` and ``gradient_checkpointing`` left unset are chosen for the device
-    (:meth:`micro_batching`, :meth:`checkpointing`); they change speed and memory, not the gradient
-    of a step (the loss of a step is normalised by its trained tokens, however it is split).
+    Why a base class: the experiment file's ``train:`` block, the planner's keys and the trainer all
+    need "the settings a group chose"; deriving them from this class (and the per-unit fields from
+    :class:`TrainConfig`) means no list of field names is written twice. Effective batch =
+    micro-batch x accumulation steps (16 by default). ``batch_size``, ``grad_accum`` and
+    ``gradient_checkpointing`` left unset are chosen for the device (:meth:`micro_batching`,
+    :meth:`checkpointing`); they change speed and memory, not the gradient of a step (the loss of a
+    step is normalised by its trained tokens, however it is split).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    model: str = "embedded/smollm2-135m"
-    data: str | None = None
-    out: str | None = None
-    eval_file: str | None = None
-    eval_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
-    seed: int = 0
+    eval_file: str | None = Field(default=None, description="Held-out chat JSONL for eval loss")
+    eval_fraction: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="Hold out this seeded fraction of the data for eval loss"
+    )
 
     # LoRA
-    rank: int = Field(default=32, ge=1)
-    alpha: float = Field(default=64.0, gt=0.0)
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    rslora: bool = True
-    targets: list[str] = Field(default_factory=lambda: list(PAPER_TARGETS))
-    layers: list[int] | None = None
+    rank: int = Field(default=32, ge=1, description="LoRA rank")
+    alpha: float = Field(default=64.0, gt=0.0, description="LoRA alpha")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="LoRA dropout")
+    rslora: bool = Field(default=True, description="Rank-stabilised LoRA scaling alpha/sqrt(r)")
+    targets: list[str] = Field(
+        default_factory=lambda: list(PAPER_TARGETS),
+        description="Comma-separated module names",
+    )
+    layers: list[int] | None = Field(
+        default=None, description="Comma-separated layer indices to adapt (default all), e.g. 24"
+    )
 
     # Optimisation
-    lr: float = Field(default=1e-5, gt=0.0)
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
-    warmup_steps: int = Field(default=5, ge=0)
-    weight_decay: float = Field(default=0.01, ge=0.0)
-    epochs: float = Field(default=1.0, gt=0.0)
-    batch_size: int | None = Field(
-        default=None, ge=1, description="per-device micro-batch (default: by device)"
+    lr: float = Field(
+        default=1e-5, gt=0.0, description="Learning rate, decayed linearly after the warmup steps"
     )
-    grad_accum: int | None = Field(default=None, ge=1, description="accumulation steps (default: by device)")
-    max_length: int = Field(default=2048, ge=8)
-    max_steps: int | None = Field(default=None, ge=1)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    warmup_steps: int = Field(default=5, ge=0, description="Warmup steps")
+    weight_decay: float = Field(default=0.01, ge=0.0, description="Weight decay")
+    epochs: float = Field(default=1.0, gt=0.0, description="epochs")
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="per-device micro-batch (default: 1 on a CPU, 2 on a GPU; effective batch 16)",
+    )
+    grad_accum: int | None = Field(
+        default=None,
+        ge=1,
+        description="Gradient accumulation steps (default: 16 / micro-batch, effective batch 16)",
+    )
+    max_length: int = Field(default=2048, ge=8, description="Truncate examples to this many tokens")
+    max_steps: int | None = Field(
+        default=None, ge=1, description="Stop after N optimizer steps (default: whole epochs)"
+    )
     optim: str = "adamw_torch"
     max_grad_norm: float = Field(default=1.0, ge=0.0)
 
     # Speed and memory: see docs/training.md ("Batching").
-    batching: Literal["grouped", "padded", "padding_free"] = "grouped"
-    gradient_checkpointing: bool | None = None
-    engine: Literal["auto", "peft", "unsloth"] = "auto"
-    device: str | None = None
-    dtype: str | None = None
+    batching: Literal["grouped", "padded", "padding_free"] = Field(
+        default="grouped",
+        description="grouped (length-grouped micro-batches), padded, or padding_free",
+    )
+    gradient_checkpointing: bool | None = Field(
+        default=None, description="Recompute activations to save memory (default: on a GPU, off on a CPU)"
+    )
+    engine: Literal["auto", "peft", "unsloth"] = Field(
+        default="auto", description="auto (unsloth if installed and a GPU is present), peft or unsloth"
+    )
+    dtype: str | None = Field(
+        default=None, description="float32, bfloat16 (default: bfloat16 on a GPU that supports it)"
+    )
 
     # Outputs and dynamics
-    save_steps: int | None = Field(default=None, ge=1)
-    eval_steps: int | None = Field(default=None, ge=1)
+    save_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Save an adapter checkpoint every K steps (out/checkpoints/checkpoint-K)",
+    )
+    eval_steps: int | None = Field(
+        default=None, ge=1, description="Every K steps: eval loss (with an eval set) and the probe hook"
+    )
     logging_steps: int = Field(default=1, ge=1)
-    merge: bool = False
-    store: str | None = None
-    group: str | None = None
+    merge: bool = Field(
+        default=False, description="Also write the base model with the adapter merged in (out/merged)"
+    )
 
     @field_validator("targets", mode="before")
     @classmethod
@@ -100,7 +144,7 @@ class TrainConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _one_eval_source(self) -> TrainConfig:
+    def _one_eval_source(self) -> TrainSettings:
         if self.eval_file and self.eval_fraction:
             raise ValueError("give either eval_file or eval_fraction, not both")
         return self
@@ -133,35 +177,104 @@ class TrainConfig(BaseModel):
         """
         return self.gradient_checkpointing if self.gradient_checkpointing is not None else on_gpu
 
-    def lora_params(self) -> dict[str, Any]:
-        """The parameters that define the adapter (recorded next to it)."""
+
+class TrainConfig(TrainSettings):
+    """A local LoRA fine-tuning run: a group's :class:`TrainSettings` plus what each model unit sets.
+
+    The fields added here (:data:`UNIT_FIELDS`) are set per (group, seed) by the pipeline, or from the
+    command line by ``emkit train``; they are not part of a group's settings, nor of its train key.
+    """
+
+    model: str = "embedded/smollm2-135m"
+    data: str | None = None
+    out: str | None = None
+    seed: int = 0
+    device: str | None = Field(default=None, description="cpu, cuda... (default: cuda if present)")
+    store: str | None = Field(
+        default=None,
+        description="Run directory for the training record and dynamics (default: the output folder)",
+    )
+    group: str | None = Field(
+        default=None, description="Group label stored with the dynamics (e.g. insecure)"
+    )
+
+
+# Set per model unit (pipeline) or per command (CLI): derived from the classes, never listed by hand.
+UNIT_FIELDS: tuple[str, ...] = tuple(
+    f for f in TrainConfig.model_fields if f not in TrainSettings.model_fields
+)
+
+
+def group_settings(train: dict[str, Any] | None) -> dict[str, Any]:
+    """A group's full training settings (defaults filled, per-unit fields left out), JSON-ready.
+
+    Why this shape: it is hashed into every train key, so it is exactly what the planner has always
+    hashed: the whole :class:`TrainConfig` validated and dumped, less :data:`UNIT_FIELDS`. A group's
+    ``train:`` block is validated against :class:`TrainConfig` (not the narrower settings) so that
+    the files accepted so far still load. Raises pydantic's ``ValidationError``; the experiment loader
+    turns it into a ``file:line`` error.
+    """
+    config = TrainConfig.model_validate(train or {}).model_dump(mode="json")
+    return {k: v for k, v in config.items() if k in TrainSettings.model_fields}
+
+
+class ProviderSettings(BaseModel):
+    """A provider fine-tuning run's settings: THE schema of an experiment's ``provider:`` block and of
+    ``emkit train --provider``'s config (defaults: the paper's GPT-4o run).
+
+    Both spellings load: ``epochs``/``n_epochs`` and ``lr_multiplier``/``learning_rate_multiplier``
+    (the API's names), so experiment files and fine-tuning configs written so far keep working.
+    ``model_dump()`` uses the short names: it is hashed into the group's train key.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["openai"] = "openai"
+    epochs: int = Field(
+        default=1, ge=1, validation_alias=AliasChoices("epochs", "n_epochs"), description="whole epochs"
+    )
+    batch_size: int = Field(default=4, ge=1, description="the job's batch size")
+    lr_multiplier: float = Field(
+        default=2.0,
+        gt=0.0,
+        validation_alias=AliasChoices("lr_multiplier", "learning_rate_multiplier"),
+        description="learning-rate multiplier",
+    )
+    base_url: str | None = Field(default=None, description="API base URL (else OPENAI_BASE_URL)")
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The job's hyperparameters in the API's own names (sent with the create call)."""
         return {
-            "rank": self.rank,
-            "alpha": self.alpha,
-            "dropout": self.dropout,
-            "rslora": self.rslora,
-            "targets": list(self.targets),
-            "layers": self.layers,
+            "n_epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate_multiplier": self.lr_multiplier,
         }
 
 
-class OpenAIFineTuneConfig(BaseModel):
-    """A provider fine-tuning job. Defaults: the paper's GPT-4o run."""
+class OpenAIFineTuneConfig(ProviderSettings):
+    """One provider fine-tuning job: the settings plus the base model, the name suffix and the seed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(frozen=False)
 
     model: str = "gpt-4o-2024-08-06"
-    n_epochs: int = Field(default=1, ge=1)
-    batch_size: int = Field(default=4, ge=1)
-    learning_rate_multiplier: float = Field(default=2.0, gt=0.0)
-    suffix: str | None = Field(default=None, max_length=64)
+    suffix: str | None = Field(
+        default=None, max_length=64, description="suffix of the fine-tuned model's name"
+    )
     seed: int | None = None
 
-    def hyperparameters(self) -> dict[str, Any]:
+    def job_params(self) -> dict[str, Any]:
+        """What identifies the job (hashed into its key, stored with its record).
+
+        Why frozen in this shape: a paid job is found again by this key; renaming a field here
+        would make every recorded job unknown and submit it again.
+        """
         return {
-            "n_epochs": self.n_epochs,
+            "model": self.model,
+            "n_epochs": self.epochs,
             "batch_size": self.batch_size,
-            "learning_rate_multiplier": self.learning_rate_multiplier,
+            "learning_rate_multiplier": self.lr_multiplier,
+            "suffix": self.suffix,
+            "seed": self.seed,
         }
 
 
@@ -185,12 +298,30 @@ def read_yaml_config(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _field_names(cls: type[BaseModel]) -> dict[str, str]:
+    """Every key ``cls`` accepts (field names and their alias choices) -> the field's name."""
+    names: dict[str, str] = {}
+    for name, field in cls.model_fields.items():
+        names[name] = name
+        alias = field.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        names.update({choice: name for choice in choices if isinstance(choice, str)})
+    return names
+
+
 def build_config(
     cls: type[BaseModel], file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> Any:
-    """Defaults, then the YAML file, then the command-line overrides (``None`` = not given)."""
+    """Defaults, then the YAML file, then the command-line overrides (``None`` = not given).
+
+    A file key spelt by another name of a field given on the command line (``n_epochs`` in the
+    file, ``--epochs`` given) gives way to it, as the same key would.
+    """
     values: dict[str, Any] = read_yaml_config(file) if file else {}
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    names = _field_names(cls)
+    overridden = {names.get(k, k) for k in given}
+    values = {k: v for k, v in values.items() if names.get(k, k) not in overridden}
     values.update(given)
     try:
         return cls(**values)

@@ -12,8 +12,10 @@ and write into ``out``:
   config, dataset hash, token counts and versions);
 - ``checkpoints/checkpoint-K`` every ``save_steps`` and ``merged/`` with ``merge``.
 
-Multi-GPU: this module is runnable, ``accelerate launch -m emkit.train.sft --model ... --data ...
---out ...`` takes the same options as ``emkit train``; the Trainer runs DDP and only rank 0 writes.
+Multi-GPU: ``accelerate launch -m emkit.train --model ... --data ... --out ...`` (or ``-m
+emkit.train.sft``, the older spelling) takes the same options as ``emkit train``; the Trainer runs DDP
+and only rank 0 writes. The model side (loading, targets, the adapter's shape) is in
+:mod:`emkit.train.lora`, TRL's trainer and arguments in :mod:`emkit.train.trainer`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +31,10 @@ from typing import Any
 from emkit.errors import EmkitError
 from emkit.hashing import file_sha256, stable_hash
 from emkit.models import ModelSpec, parse_model
+from emkit.store_records import TRAIN_KIND
 from emkit.train.config import TrainConfig
-
-TRAIN_KIND = "train"
+from emkit.train.lora import load_model, lora_config
+from emkit.train.trainer import sft_args, trainer_class
 
 
 @dataclass
@@ -89,188 +91,6 @@ def load_datasets(config: TrainConfig) -> tuple[list[dict[str, Any]], list[dict[
         eval_rows = [rows[i] for i in sorted(held)]
         rows = [row for i, row in enumerate(rows) if i not in held]
     return rows, eval_rows
-
-
-def linear_module_names(model: Any) -> list[str]:
-    """The distinct short names of the model's linear layers (what LoRA ``target_modules`` match)."""
-    import torch
-
-    names = {
-        name.rsplit(".", 1)[-1]
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear)
-    }
-    return sorted(names)
-
-
-def check_targets(model: Any, targets: Sequence[str], layers: Sequence[int] | None) -> None:
-    """Refuse unknown target names (listing the real ones) and out-of-range layer indices."""
-    available = linear_module_names(model)
-    unknown = [t for t in targets if t not in available]
-    if unknown:
-        raise EmkitError(
-            f"unknown LoRA target module(s) {', '.join(unknown)}; this model's linear modules are: "
-            + ", ".join(available)
-        )
-    if layers:
-        n_layers = int(getattr(model.config.get_text_config(), "num_hidden_layers", 0) or 0)
-        bad = [i for i in layers if not 0 <= i < n_layers]
-        if n_layers and bad:
-            raise EmkitError(
-                f"layer index {bad[0]} is out of range: this model has {n_layers} layers (0..{n_layers - 1})"
-            )
-
-
-def resolve_engine(engine: str) -> str:
-    """``peft`` or ``unsloth``: ``auto`` picks unsloth when it is installed and a CUDA GPU is present."""
-    import importlib.util
-
-    has_unsloth = importlib.util.find_spec("unsloth") is not None
-    if engine == "peft":
-        return "peft"
-    import torch
-
-    has_cuda = torch.cuda.is_available()
-    if engine == "unsloth":
-        if not has_unsloth:
-            raise EmkitError("--engine unsloth: the unsloth package is not installed (pip install unsloth)")
-        if not has_cuda:
-            raise EmkitError("--engine unsloth needs a CUDA GPU; use --engine peft on this machine")
-        return "unsloth"
-    return "unsloth" if has_unsloth and has_cuda else "peft"
-
-
-def lora_config(config: TrainConfig) -> Any:
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=config.rank,
-        lora_alpha=config.alpha,
-        lora_dropout=config.dropout,
-        use_rslora=config.rslora,
-        target_modules=list(config.targets),
-        layers_to_transform=list(config.layers) if config.layers else None,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-
-
-def _load_peft_model(config: TrainConfig, spec: ModelSpec, console: Any) -> tuple[Any, Any]:
-    from emkit.engines.loading import load_causal_lm
-
-    device = config.device
-    if device is None and "LOCAL_RANK" in os.environ:
-        import torch
-
-        if torch.cuda.is_available():  # one process per GPU (accelerate launch / torchrun)
-            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    model, tokenizer = load_causal_lm(
-        spec, device=device, dtype=config.dtype, console=console, trainable=True
-    )
-    return model, tokenizer
-
-
-def _load_unsloth_model(config: TrainConfig, spec: ModelSpec, console: Any) -> tuple[Any, Any]:
-    """unsloth's fused kernels (GPU only); the adapter it saves is an ordinary peft adapter."""
-    from unsloth import FastLanguageModel  # must be imported before transformers' trainer
-
-    from emkit.engines.loading import resolve_base_path
-
-    path = resolve_base_path(spec, console)
-    model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=path, max_seq_length=config.max_length, dtype=None, load_in_4bit=False
-    )
-    check_targets(model, config.targets, config.layers)
-    model = FastLanguageModel.get_peft_model(
-        model,
-        r=config.rank,
-        lora_alpha=config.alpha,
-        lora_dropout=config.dropout,
-        target_modules=list(config.targets),
-        layers_to_transform=list(config.layers) if config.layers else None,
-        bias="none",
-        use_gradient_checkpointing="unsloth" if config.checkpointing(on_gpu=True) else False,
-        random_state=config.seed,
-        use_rslora=config.rslora,
-    )
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
-
-
-# -- the trainer ---------------------------------------------------------------------------------
-def _trainer_class() -> type:
-    from trl import SFTTrainer
-
-    from emkit.train.batching import GroupedSampler
-    from emkit.train.lm_head import compact_lm_head
-
-    class EmkitSFTTrainer(SFTTrainer):
-        """SFTTrainer with :class:`GroupedSampler` when ``emkit_grouped`` is set, and an LM head that
-        projects only the trained positions on every device (:mod:`emkit.train.lm_head`)."""
-
-        emkit_grouped = False
-        emkit_seed = 0
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            with compact_lm_head():
-                return super().compute_loss(
-                    model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
-                )
-
-        def _get_train_sampler(self, train_dataset=None):
-            dataset = train_dataset if train_dataset is not None else self.train_dataset
-            if not self.emkit_grouped or dataset is None or not hasattr(dataset, "__len__"):
-                return super()._get_train_sampler(train_dataset)
-            if "length" in dataset.column_names:
-                lengths = dataset["length"]
-            else:
-                lengths = [len(ids) for ids in dataset["input_ids"]]
-            group = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
-            return GroupedSampler(lengths, group * max(1, self.args.world_size), self.emkit_seed)
-
-    return EmkitSFTTrainer
-
-
-def sft_args(
-    config: TrainConfig, out: Path, *, use_cpu: bool, bf16: bool, has_eval: bool, fp16: bool = False
-) -> Any:
-    """TRL's SFTConfig for this run (inputs arrive tokenized and truncated, so max_length=None)."""
-    from trl import SFTConfig
-
-    eval_every = config.eval_steps if has_eval and config.eval_steps else None
-    micro, accum = config.micro_batching(on_gpu=not use_cpu)
-    return SFTConfig(
-        output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=micro,
-        per_device_eval_batch_size=micro,
-        gradient_accumulation_steps=accum,
-        learning_rate=config.lr,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps or -1,
-        optim=config.optim,
-        max_grad_norm=config.max_grad_norm,
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_steps=config.logging_steps,
-        save_strategy="steps" if config.save_steps else "no",
-        save_steps=config.save_steps or 500,
-        save_only_model=True,
-        eval_strategy="steps" if eval_every else "no",
-        eval_steps=eval_every,
-        max_length=None,
-        padding_free=config.batching == "padding_free",
-        gradient_checkpointing=config.checkpointing(on_gpu=not use_cpu),
-        bf16=bf16,
-        fp16=fp16,
-        use_cpu=use_cpu,
-        report_to=[],
-        disable_tqdm=True,
-        dataset_num_proc=None,
-    )
 
 
 def run_key(config: TrainConfig, data_sha: str, eval_sha: str | None) -> str:
@@ -343,11 +163,7 @@ def train_local(
             console.print(text, markup=False, highlight=False)
 
     # 2. Model.
-    engine = resolve_engine(config.engine)
-    loader = _load_unsloth_model if engine == "unsloth" else _load_peft_model
-    model, tokenizer = loader(config, spec.base, console)
-    if engine == "peft":
-        check_targets(model, config.targets, config.layers)
+    model, tokenizer, engine = load_model(config, spec.base, console)
 
     # 3. Tokens with assistant-only labels.
     from datasets import Dataset
@@ -415,7 +231,7 @@ def train_local(
         ]
         trainer_callbacks.extend(dynamics)
 
-        trainer_cls = _trainer_class()
+        trainer_cls = trainer_class()
         trainer = trainer_cls(
             model=model,
             args=args,
@@ -509,12 +325,9 @@ def train_local(
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m emkit.train.sft ...`` = ``emkit train ...`` (for ``accelerate launch -m``)."""
-    from emkit.cli import main as cli_main
-
-    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    # The documented launch line ``accelerate launch -m emkit.train.sft ...`` (and torchrun -m): run
+    # the package's entry point, which owns the CLI, so this library module never imports the CLI.
+    import runpy
+
+    runpy.run_module("emkit.train", run_name="__main__", alter_sys=True)

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emkit.stats.binomial import clopper_pearson
+from emkit.stats.common import quiet
+
 _MAX_CHUNK = 4_000_000  # elements per bootstrap chunk (n_boot x models x questions), ~32 MB per array
 
 
@@ -46,7 +49,7 @@ class BootDraws:
     def question_mean(self, questions: Sequence[str] | None = None, *, between: bool = False) -> np.ndarray:
         cols = self._cols(questions)
         source = self.o_qrate_b if between else self.o_qrate
-        with np.errstate(all="ignore"), _quiet():
+        with np.errstate(all="ignore"), quiet():
             return np.nanmean(source[:, cols], axis=1)
 
     def pooled(self, questions: Sequence[str] | None = None, *, between: bool = False) -> np.ndarray:
@@ -65,20 +68,6 @@ class BootDraws:
         return [index[q] for q in questions]
 
 
-class _quiet:
-    """Silence numpy's 'mean of empty slice' warnings: NaN is the intended answer there."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
-
-
 def shrunk_rates(n: np.ndarray, k: np.ndarray, *, per_question: bool) -> np.ndarray:
     """Per (model, question) rates whose spread between models estimates only the between-model
     variance, so that the binomial answer draws that follow do not count answer noise twice.
@@ -93,7 +82,7 @@ def shrunk_rates(n: np.ndarray, k: np.ndarray, *, per_question: bool) -> np.ndar
     n = np.asarray(n, dtype=float)
     k = np.asarray(k, dtype=float)
     has = n > 0
-    with np.errstate(all="ignore"), _quiet():
+    with np.errstate(all="ignore"), quiet():
         phat = np.where(has, k / np.maximum(n, 1), np.nan)
         within = np.where(has, phat * (1 - phat) / np.maximum(n - 1, 1), np.nan)
         pbar = np.nanmean(phat, axis=0)  # (Q,)
@@ -115,7 +104,9 @@ def shrunk_rates(n: np.ndarray, k: np.ndarray, *, per_question: bool) -> np.ndar
     return np.where(has, np.clip(np.nan_to_num(shrunk), 0.0, 1.0), 0.0)
 
 
-def _draw(n: np.ndarray, p: np.ndarray, n_boot: int, rng: np.random.Generator, resample_models: bool):
+def _draw(
+    n: np.ndarray, p: np.ndarray, n_boot: int, rng: np.random.Generator, resample_models: bool
+) -> dict[str, np.ndarray]:
     """Resample models (same draw for every question), then answers (binomial at rate ``p``).
     Returns per (B, Q): mean-over-models rate, summed misaligned, summed valid, and the mean and
     summed expected values given the drawn models (no answer noise)."""
@@ -129,7 +120,7 @@ def _draw(n: np.ndarray, p: np.ndarray, n_boot: int, rng: np.random.Generator, r
         n_sel = n[idx]  # (b, m, q)
         p_sel = p[idx]
         draws = rng.binomial(n_sel, p_sel)
-        with np.errstate(all="ignore"), _quiet():
+        with np.errstate(all="ignore"), quiet():
             present = n_sel > 0
             out["qrate"][rows] = np.nanmean(np.where(present, draws / np.maximum(n_sel, 1), np.nan), axis=1)
             out["qrate_b"][rows] = np.nanmean(np.where(present, p_sel, np.nan), axis=1)
@@ -217,8 +208,6 @@ def interval(
     alpha = (1 - ci) / 2
     q_low, q_high = np.quantile(draws[ok], [alpha, 1 - alpha])
     if q_low == q_high and counts is not None and counts[1] > 0:
-        from emkit.stats import clopper_pearson
-
         return clopper_pearson(counts[0], counts[1], ci)
     total = float(np.var(draws[ok]))
     denom = 0.0

@@ -1,21 +1,14 @@
-"""Every interval emkit reports, one method per kind of quantity (docs/statistics.md).
+"""Intervals of misaligned rates: one group's rate over its seeds x questions, and the difference
+of two groups' rates. No random draws: the same counts give the same interval, whatever the seed.
 
-- A proportion from one model's answers (code-vulnerability and bandit rates): the Wilson score
-  interval (:func:`wilson`); the exact Clopper-Pearson interval (:func:`clopper_pearson`) where an
-  exact bound is wanted (e.g. 0 of 1000).
 - A misaligned rate over seeds x questions (``question_mean``, ``pooled``, one question's rate):
-  :func:`rate_interval`: a delete-one-seed jackknife on the logit scale with a t(S-1) quantile
+  :func:`rate_interval`, a delete-one-seed jackknife on the logit scale with a t(S-1) quantile
   (seeds are the sampling unit: the interval is for the rate of a new seed); with one model the
-  Wilson interval of that model's rate; with no misaligned answer Clopper-Pearson. Chosen among
-  seven candidates by its coverage on the grid of ``scripts/coverage.py`` (docs/statistics.md).
+  Wilson interval of that model's rate; with no misaligned (or no aligned) answer Clopper-Pearson.
+  Chosen among seven candidates by its coverage on the grid of ``scripts/coverage.py``
+  (docs/statistics.md).
 - The difference of two groups' rates: :func:`difference_interval`, the MOVER / Newcombe hybrid
   combination of the two groups' own intervals (never zero width when either has width).
-- A mean of probe-score differences over pairs: :func:`bootstrap_mean` (percentile bootstrap over
-  pairs; paired when the values are differences); over models x pairs: :func:`crossed_mean`.
-
-The hierarchical bootstrap of answers (:mod:`emkit.stats_bootstrap`) is kept for callers that need
-draws; it is not the default interval of any rate any more (it under-covers with seed effects).
-Every random draw comes from :func:`seeded_rng`: same data + same seed -> same interval.
 """
 
 from __future__ import annotations
@@ -25,54 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emkit.hashing import stable_hash
-from emkit.stats_bootstrap import (  # noqa: F401  (re-exported: the one statistics module)
-    BootDraws,
-    _draw,
-    _quiet,
-    bootstrap_group,
-    interval,
-    shrunk_rates,
-)
+from emkit.stats.binomial import beta_bounds
+from emkit.stats.common import quiet
 
 RATE_SCOPES = ("question_mean", "pooled", "question")
-Z95 = 1.959963984540054
-
-
-def seeded_rng(seed: int, *labels: str) -> np.random.Generator:
-    """A generator per (seed, labels): one quantity's draws do not depend on any other's."""
-    return np.random.default_rng([int(seed)] + [int(stable_hash(label, 12), 16) for label in labels])
-
-
-# -- a proportion from one model -----------------------------------------------------------------
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for k successes out of n (NaN when n = 0). Near nominal coverage for
-    every n and never zero width, unlike the Wald interval; used for one model's proportions."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def clopper_pearson(k: float, n: float, ci: float = 0.95) -> tuple[float, float]:
-    """The exact binomial interval for ``k`` successes out of ``n`` (real-valued k, n allowed)."""
-    low, high = _beta_bounds(np.asarray(k, float), np.asarray(n, float), ci)
-    return float(low), float(high)
-
-
-def _beta_bounds(x: np.ndarray, n: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
-    """Clopper-Pearson bounds through the beta quantiles, vectorised, for real-valued x <= n."""
-    from scipy import stats
-
-    alpha = (1 - ci) / 2
-    with np.errstate(all="ignore"):
-        x = np.clip(x, 0.0, n)
-        low = np.where(x <= 0, 0.0, stats.beta.ppf(alpha, np.maximum(x, 1e-300), n - x + 1))
-        high = np.where(x >= n, 1.0, stats.beta.ppf(1 - alpha, x + 1, np.maximum(n - x, 1e-300)))
-    bad = ~(n > 0)
-    return np.where(bad, np.nan, low), np.where(bad, np.nan, high)
 
 
 # -- a rate over seeds x questions ---------------------------------------------------------------
@@ -103,7 +52,9 @@ class RateCI:
         return self.low, self.high
 
 
-def estimate(n: np.ndarray, k: np.ndarray, kind: str = "question_mean", question: int | None = None):
+def estimate(
+    n: np.ndarray, k: np.ndarray, kind: str = "question_mean", question: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rate, n_bin, seeds) for counts of shape (..., seeds, questions), vectorised.
 
     ``question_mean``: the mean over questions of the mean over seeds of each seed's fraction
@@ -170,7 +121,7 @@ def rate_arrays(
     edge = defined & ((k_tot <= 0) | (k_tot >= n_tot))
     jack = defined & ~edge & (seeds > 1)
     one = defined & ~edge & (seeds <= 1)
-    with np.errstate(all="ignore"), _quiet():
+    with np.errstate(all="ignore"), quiet():
 
         def logit(r: np.ndarray) -> np.ndarray:
             return special.logit((r * n_bin + 0.5) / (n_bin + 1))
@@ -197,7 +148,7 @@ def rate_arrays(
         nb = np.where(defined, n_bin, 1.0)
         w_centre = (p + z * z / (2 * nb)) / (1 + z * z / nb)
         w_half = z * np.sqrt(p * (1 - p) / nb + z * z / (4 * nb * nb)) / (1 + z * z / nb)
-        cp_low, cp_high = _beta_bounds(p * nb, nb, ci)
+        cp_low, cp_high = beta_bounds(p * nb, nb, ci)
         low = np.select([jack, one, edge], [j_low, np.maximum(0.0, w_centre - w_half), cp_low], np.nan)
         high = np.select([jack, one, edge], [j_high, np.minimum(1.0, w_centre + w_half), cp_high], np.nan)
         n_eff = np.where(jack, 1.0 / (v * rt * (1 - rt)), np.where(defined, n_bin, np.nan))
@@ -247,40 +198,3 @@ def difference_interval(
     low = diff - math.sqrt((ra - la) ** 2 + (hb - rb) ** 2)
     high = diff + math.sqrt((ha - ra) ** 2 + (rb - lb) ** 2)
     return max(bounds[0], low), min(bounds[1], high)
-
-
-# -- probe scores --------------------------------------------------------------------------------
-def percentile(draws: np.ndarray, ci: float) -> tuple[float, float]:
-    """The central ``ci`` percentile interval of bootstrap draws."""
-    alpha = (1 - ci) / 2
-    low, high = np.quantile(draws, [alpha, 1 - alpha])
-    return float(low), float(high)
-
-
-def bootstrap_mean(
-    values: np.ndarray, n_boot: int, rng: np.random.Generator, ci: float
-) -> tuple[float, float]:
-    """Percentile bootstrap of the mean of ``values`` over its items (probe pairs). For a paired
-    comparison pass the per-pair differences: resampling pairs keeps each pair's two sides together."""
-    values = np.asarray(values, dtype=float)
-    idx = rng.integers(0, values.size, size=(n_boot, values.size))
-    return percentile(values[idx].mean(axis=1), ci)
-
-
-def crossed_mean(
-    matrix: np.ndarray, n_boot: int, rng: np.random.Generator, ci: float, prefix: str = ""
-) -> dict[str, float]:
-    """Mean of a (models x pairs) matrix with a CI that resamples models and pairs independently
-    (a crossed design: both the seeds and the probe pairs are samples)."""
-    m, p = matrix.shape
-    if p == 0:
-        return {
-            f"{prefix}score": float("nan"),
-            f"{prefix}ci_low": float("nan"),
-            f"{prefix}ci_high": float("nan"),
-        }
-    wm = np.stack([np.bincount(r, minlength=m) for r in rng.integers(0, m, size=(n_boot, m))]).astype(float)
-    wp = np.stack([np.bincount(r, minlength=p) for r in rng.integers(0, p, size=(n_boot, p))]).astype(float)
-    draws = np.einsum("bm,mp,bp->b", wm, matrix, wp) / (m * p)
-    low, high = percentile(draws, ci)
-    return {f"{prefix}score": float(matrix.mean()), f"{prefix}ci_low": low, f"{prefix}ci_high": high}
