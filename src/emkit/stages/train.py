@@ -92,20 +92,16 @@ def run(job: TrainJob, store: RunStore | None, console: Console | None) -> dict[
 def _provider(job: TrainJob, console: Console | None) -> dict[str, Any]:
     """Submit (or reuse) one provider fine-tuning job and wait for its model; the plan was confirmed
     with ``--dry-run``, so no second prompt here."""
-    from emkit.models import parse_model
-    from emkit.train.config import OpenAIFineTuneConfig
-    from emkit.train.openai_ft import run_openai_finetune
+    from emkit.train.openai_ft import run_provider_job
 
-    spec = job.config
-    config = OpenAIFineTuneConfig(
-        model=parse_model(job.model).name,
-        n_epochs=spec["epochs"],
-        batch_size=spec["batch_size"],
-        learning_rate_multiplier=spec["lr_multiplier"],
-        suffix=f"{job.group}-s{job.model_seed}"[:40],
-        seed=job.model_seed,
-    )
     say = (lambda text: console.print(text, markup=False)) if console else print
-    with RunStore(job.run_dir) as own:
-        record = run_openai_finetune(job.data, config, own, yes=True, say=say, base_url=spec.get("base_url"))
-    return {"model": record["model"], "job_id": record.get("job_id")}
+    assert job.run_dir is not None and job.model_seed is not None
+    return run_provider_job(
+        job.config,
+        base=job.model,
+        data=job.data,
+        group=job.group or "",
+        seed=job.model_seed,
+        store=job.run_dir,
+        say=say,
+    )

@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 
 STAGE_RECORD = STAGE_KIND  # a stage's completion record (its model: emkit.store_records)
 
-# Set per model unit by the pipeline, so they are not part of a group's training settings.
-_UNIT_FIELDS = ("model", "data", "out", "seed", "store", "group", "device")
-
 
 @dataclass
 class ModelUnit:
@@ -73,10 +70,9 @@ def train_config_dict(group: Group) -> dict[str, Any]:
     """The full training settings of a group (defaults filled), for keys and for the trainer."""
     if group.provider:
         return group.provider.model_dump()
-    from emkit.train.config import TrainConfig
+    from emkit.train.config import group_settings
 
-    config = TrainConfig.model_validate(group.train).model_dump(mode="json")
-    return {k: v for k, v in config.items() if k not in _UNIT_FIELDS}
+    return group_settings(group.train)
 
 
 def dataset_file(group: Group, run_dir: Path) -> Path:
