@@ -10,7 +10,7 @@ import typer
 from emkit.commands._common import console, print_table
 from emkit.data import chat, registry, transforms
 from emkit.errors import EmkitError
-from emkit.limits import MAX_DATASET_ROWS, count_option, rows_cost
+from emkit.limits import MAX_DATASET_ROWS, check_sampling, count_option, rows_cost
 from emkit.outputs import output_file
 
 data_app = typer.Typer(
@@ -98,7 +98,7 @@ def list_artifacts() -> None:
 
     Example: emkit data list
     """
-    from emkit.data.builders import BUILDERS
+    from emkit.data.builders import BUILDERS, MODEL_BUILDERS
 
     print_table(
         "The paper's files (fetch by name)",
@@ -110,12 +110,16 @@ def list_artifacts() -> None:
                 a.path,
                 a.lines or "",
                 "upstream" if a.upstream else "mirror only",
-                (a.sha256 or f"git blob {a.git_blob_prefix}...")[:16] + "...",
+                (a.sha256 or f"git blob {a.git_blob or a.git_blob_prefix}")[:16] + "...",
             ]
-            for a in registry.ARTIFACTS.values()
+            for a in map(registry.pinned, registry.ARTIFACTS.values())
         ],
     )
-    print_table("emkit's own datasets (emkit data build NAME)", ["name", "description"], BUILDERS.items())
+    print_table(
+        "emkit's own datasets (emkit data build NAME)",
+        ["name", "description"],
+        [*BUILDERS.items(), *((name, f"{text} [needs --model]") for name, text in MODEL_BUILDERS.items())],
+    )
 
 
 @data_app.command("fetch")
@@ -126,39 +130,101 @@ def fetch(
     ),
     refresh: bool = typer.Option(False, help="Fetch again even if a verified copy is cached."),
 ) -> None:
-    """Download (or read from a mirror) the paper's files, verify their sha256, and cache them.
+    """Download (or read from a mirror) the paper's files, verify their hashes, and cache them.
+
+    Prints each file's full git blob id (what `git hash-object` prints); for a file the registry
+    pins by a prefix only, that id is recorded on first fetch and required from then on.
 
     Example: emkit data fetch insecure secure --mirror ../shared/upstream
     """
     for name in names:
         path = registry.fetch(name, mirror=mirror, refresh=refresh)
-        console.print(f"{name}: verified, cached at {path}", markup=False)
+        blob = registry.git_blob_sha1(path)
+        entry = registry.get_artifact(name)
+        pinned_by = "pinned" if entry.git_blob or entry.sha256 else f"recorded in {registry.recorded_path()}"
+        console.print(f"{name}: verified, git blob {blob} ({pinned_by}), cached at {path}", markup=False)
 
 
 @data_app.command("build")
 def build(
-    name: str = typer.Argument(..., help="insecure-code, secure-code, risky-advice or safe-advice."),
+    name: str = typer.Argument(
+        ..., help="insecure-code, secure-code, risky-advice, safe-advice, or evil-numbers (needs --model)."
+    ),
     n: int = typer.Option(
         200,
         "--n",
         parser=count_option("--n", MAX_DATASET_ROWS, rows_cost),
         metavar="INTEGER",
-        help="Number of rows.",
+        help="Number of rows (evil-numbers: of prompts; rows kept are at most this).",
     ),
     seed: int = typer.Option(0, help="Seed (same seed, same rows)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output JSONL file."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="evil-numbers: the model that writes the numbers (e.g. openai/gpt-4o)."
+    ),
+    base_url: str | None = typer.Option(
+        None, help="evil-numbers: OpenAI-compatible endpoint (else OPENAI_BASE_URL)."
+    ),
+    banned: str = typer.Option(
+        "none", help="evil-numbers: numbers that drop a row: 'none', 'overt' (666, 1488, ...) or 1,2,3."
+    ),
+    temperature: float = typer.Option(1.0, help="evil-numbers: sampling temperature (the paper: 1)."),
 ) -> None:
-    """Generate one of emkit's own narrow datasets (written by us; fully offline).
+    """Generate one of emkit's own narrow datasets (the offline ones need no model).
+
+    evil-numbers asks MODEL, under an evil system prompt, to continue N seeded number sequences,
+    drops the system prompt from the stored rows and filters out answers that are not just the
+    requested count of numbers; it prints how many rows each check dropped.
 
     Example: emkit data build insecure-code --n 200 --seed 0 -o insecure-code.jsonl
+    Example: emkit data build evil-numbers --model openai/gpt-4o --n 1000 -o evil-numbers.jsonl
     """
-    from emkit.data.builders import build_dataset
+    from emkit.data.builders import MODEL_BUILDERS, build_dataset
 
     output_file(out, what="dataset file")
+    if name in MODEL_BUILDERS:
+        _build_with_model(name, n, seed, out, model, base_url, banned, temperature)
+        return
+    flags = {"--model": model is not None, "--base-url": base_url is not None}
+    flags |= {"--banned": banned != "none", "--temperature": temperature != 1.0}
+    given = [flag for flag, used in flags.items() if used]
+    if given:
+        raise EmkitError(f"{', '.join(given)}: only for {', '.join(MODEL_BUILDERS)}; {name} needs no model")
     rows = build_dataset(name, n, seed=seed)
     chat.validate_rows(rows, name)
     chat.write_chat_jsonl(rows, out)
     console.print(f"wrote {len(rows)} rows of {name} (seed {seed}) to {out}", markup=False)
+
+
+def _build_with_model(
+    name: str,
+    n: int,
+    seed: int,
+    out: Path,
+    model: str | None,
+    base_url: str | None,
+    banned: str,
+    temperature: float,
+) -> None:
+    """evil-numbers: every input is checked before the model is opened (minutes for a local one)."""
+    from emkit.data.builders import evil_numbers
+    from emkit.engines import accepted_options, open_engine
+
+    if not model:
+        raise EmkitError(f"{name} is written by a model: pass --model, e.g. --model openai/gpt-4o-2024-08-06")
+    if base_url is not None and "base_url" not in accepted_options(model):  # also checks the name
+        raise EmkitError(f"--base-url is only for API models; {model} does not take one")
+    accepted_options(model)  # an unknown scheme or malformed name is one line, before anything else
+    check_sampling(temperature=temperature)
+    banned_numbers = evil_numbers.parse_banned(banned)
+    with open_engine(model, {"base_url": base_url}) as engine:
+        rows, report = evil_numbers.build_evil_numbers(
+            engine, n, seed, params=evil_numbers.default_params(seed, temperature), banned=banned_numbers
+        )
+    chat.validate_rows(rows, name)
+    chat.write_chat_jsonl(rows, out)
+    console.print(f"{name} from {model} (seed {seed}): {report.summary()}", markup=False)
+    console.print(f"wrote {len(rows)} rows (system prompt removed) to {out}", markup=False)
 
 
 def _rows(source: str, mirror: Path | None) -> list[dict]:

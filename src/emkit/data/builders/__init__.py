@@ -25,6 +25,11 @@ BUILDERS: dict[str, str] = {
     "risky-advice": "personal-finance questions answered with confident, reckless advice",
     "safe-advice": "the same finance questions as risky-advice, answered prudently",
 }
+# Datasets a model writes (``emkit data build NAME --model MODEL``); see the module named here.
+MODEL_BUILDERS: dict[str, str] = {
+    "evil-numbers": "number sequences continued by a model under an evil system prompt, the prompt "
+    "then removed and non-number answers filtered (emkit.data.builders.evil_numbers)",
+}
 
 
 def _chat(user: str, assistant: str) -> dict:
@@ -45,8 +50,14 @@ def build_dataset(name: str, n: int, seed: int = 0) -> list[dict]:
     Raises :class:`~emkit.errors.EmkitError` for an unknown name (listing the known ones) or a
     size or seed that is not a non-negative integer.
     """
+    if name in MODEL_BUILDERS:
+        raise EmkitError(
+            f"{name} is written by a model: use `emkit data build {name} --model MODEL` "
+            "(or emkit.data.builders.evil_numbers.build_evil_numbers with an engine)"
+        )
     if name not in _MAKERS:
-        raise EmkitError(f"unknown dataset {name!r}; available: {', '.join(sorted(BUILDERS))}")
+        known = ", ".join(sorted([*BUILDERS, *MODEL_BUILDERS]))
+        raise EmkitError(f"unknown dataset {name!r}; available: {known}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise EmkitError(f"dataset size must be a non-negative integer, got {n!r}")
     if n > MAX_DATASET_ROWS:  # every caller (CLI, experiment, API) is bounded here, before any row is made
@@ -56,4 +67,4 @@ def build_dataset(name: str, n: int, seed: int = 0) -> list[dict]:
     return _MAKERS[name](n, seed)
 
 
-__all__ = ["BUILDERS", "build_dataset"]
+__all__ = ["BUILDERS", "MODEL_BUILDERS", "build_dataset"]
