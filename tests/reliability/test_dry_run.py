@@ -173,16 +173,16 @@ def test_a_plan_of_too_many_answers_is_refused_with_its_size(tmp_path) -> None:
 
 
 def test_code_vuln_is_planned_done_once_its_results_are_stored(tmp_path, monkeypatch) -> None:
-    import emkit.pipeline as pipeline
+    import emkit.stages.code_vuln
+    import emkit.stages.report
+    import emkit.stages.sample
     from emkit.experiment import load_experiment
     from emkit.pipeline import make_plan, run_plan
 
     calls: list[str] = []
-    monkeypatch.setattr(
-        pipeline, "_run_code_vuln", lambda store, plan, stage, console: calls.append(stage.label)
-    )
-    monkeypatch.setattr(pipeline, "_local_sample", lambda store, plan, payload: None)
-    monkeypatch.setattr(pipeline, "_run_report", lambda plan, console: plan.run_dir / "report")
+    monkeypatch.setattr(emkit.stages.code_vuln, "run", lambda job, store, console: calls.append(job.label))
+    monkeypatch.setattr(emkit.stages.sample, "run", lambda job, store, console: None)
+    monkeypatch.setattr(emkit.stages.report, "run", lambda job, store, console: None)
     body = (
         "probe: false\ncode_vuln: {limit: 2, bandit: false}\ngroups:\n  - name: g\n    model: openai/fake\n"
     )

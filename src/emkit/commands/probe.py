@@ -10,9 +10,10 @@ import typer
 
 from emkit.commands._common import console
 from emkit.outputs import output_dir, output_file, write_text
-from emkit.probe import load_probe_set, probe_shift, run_probe
+from emkit.probe import ProbeResult, load_probe_set, probe_shift
 from emkit.report.console import probe_rich_table
 from emkit.report.html import jsonable
+from emkit.stages.probe import ProbeJob, probe_with
 from emkit.store import RunStore
 
 
@@ -47,20 +48,12 @@ def probe(
         store = RunStore(out if out is not None else scratch)
         try:
             base_result = None
+            shared = {"probe_set": pairs, "engine_options": options, "n_boot": n_boot}
             if base:
-                base_result = run_probe(base, store, group="base", probe_set=pairs, n_boot=n_boot, **options)
+                base_result = _probe(ProbeJob(model=base, group="base", **shared), store)
             tags = {"base": base} if base else {}
-            result = run_probe(
-                model,
-                store,
-                group=group,
-                seed=seed,
-                step=step,
-                probe_set=pairs,
-                tags=tags,
-                n_boot=n_boot,
-                **options,
-            )
+            job = ProbeJob(model=model, group=group, model_seed=seed, step=step, tags=tags, **shared)
+            result = _probe(job, store)
         finally:
             store.close()
     rows = [result.to_dict()] + ([base_result.to_dict()] if base_result else [])
@@ -74,6 +67,11 @@ def probe(
     if json_out:
         payload = {"models": rows, "shift": shift.to_dict() if shift else None, "probe_set": pairs.label}
         write_text(json_out, json.dumps(jsonable(payload), indent=2, allow_nan=False), what="--json file")
+
+
+def _probe(job: ProbeJob, store: RunStore) -> ProbeResult:
+    """The probe stage's own code, on a model as the user named it (its options checked)."""
+    return probe_with(job, store)
 
 
 def register(app: typer.Typer) -> None:

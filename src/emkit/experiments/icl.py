@@ -29,13 +29,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from emkit.errors import EmkitError
-from emkit.hashing import stable_hash
+from emkit.models import ModelSpec
 from emkit.questions import Question
+from emkit.sampling import Message, context_fingerprint, insert_context
+
+__all__ = ["Message", "context_fingerprint", "insert_context"]  # kept importable from here
 
 MAX_K = 256
 DEFAULT_RESERVE = 600
-
-Message = dict[str, str]
 
 
 class IclSpec(BaseModel):
@@ -78,23 +79,9 @@ class IclContext:
         }
 
 
-def context_fingerprint(messages: Sequence[Mapping[str, str]]) -> str:
-    """A short hash of a context's messages: the sampler puts it in each answer's params (key)."""
-    return stable_hash({"icl": [{"role": m["role"], "content": m["content"]} for m in messages]})
-
-
 def example_turns(row: Mapping[str, Any]) -> list[Message]:
     """A dataset row's user/assistant turns, as prior turns of a conversation."""
     return [{"role": m["role"], "content": m["content"]} for m in row["messages"] if m["role"] != "system"]
-
-
-def insert_context(conversation: Sequence[Message], context: Sequence[Message]) -> list[Message]:
-    """``conversation`` with ``context`` after its leading system messages, before everything else."""
-    conversation = list(conversation)
-    at = 0
-    while at < len(conversation) and conversation[at]["role"] == "system":
-        at += 1
-    return conversation[:at] + [dict(m) for m in context] + conversation[at:]
 
 
 def choose_rows(n_rows: int, k: int, seed: int) -> list[int]:
@@ -206,13 +193,32 @@ def load_context(
     )
 
 
-def engine_context_window(engine: Any) -> tuple[Any, int | None]:
-    """(tokenizer, context length) of a local engine; (None, None) for an API model."""
-    tokenizer = getattr(engine, "tokenizer", None)
-    model = getattr(engine, "model", None)
-    config = getattr(model, "config", None)
-    length = getattr(config, "max_position_embeddings", None)
-    if not isinstance(length, int) and tokenizer is not None:
+def model_context_window(
+    model: str | ModelSpec, max_context_tokens: int | None = None
+) -> tuple[Any, int | None]:
+    """(tokenizer, context length) to fit a context to: the one rule for the CLI and the YAML path.
+
+    A model whose weights are in emkit's hands (embedded, hf, vllm: its registry entry names where
+    they come from) gives its tokenizer, and its length is ``max_context_tokens`` when given, else
+    the model config's ``max_position_embeddings``, else the tokenizer's ``model_max_length`` (when
+    it is a real bound). An API model (or the mock) has no tokenizer here: its context is not
+    length-checked, and its length is ``max_context_tokens`` as given.
+    """
+    from emkit.engines.registry import backend
+    from emkit.models import parse_model
+
+    spec = parse_model(model)
+    if not backend(spec.scheme).weights:
+        return None, max_context_tokens
+    from transformers import AutoConfig
+
+    from emkit.engines.loading import load_tokenizer, resolve_base_path
+
+    tokenizer = load_tokenizer(spec)
+    length = max_context_tokens
+    if length is None:
+        length = getattr(AutoConfig.from_pretrained(resolve_base_path(spec)), "max_position_embeddings", None)
+    if not isinstance(length, int):
         value = getattr(tokenizer, "model_max_length", None)
         length = value if isinstance(value, int) and value < 10**7 else None
     return tokenizer, length

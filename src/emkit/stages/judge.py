@@ -1,0 +1,66 @@
+"""The judge stage: every stored answer scored by the experiment's judge (planned per answer).
+
+What is missing is found by the judging code itself (:func:`emkit.judge.stage.plan_pending`); the
+plan adds the answers not sampled yet (two metrics each at most) and, for a paid judge, a cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from emkit.hashing import stable_hash
+from emkit.stages.base import Console, Job, PlanContext, PlanStep, RunStore, StageInfo
+
+if TYPE_CHECKING:
+    from emkit.experiment import JudgeSpec
+    from emkit.judge.stage import JudgeConfig
+
+INFO = StageInfo("judge", rank=2)
+# A filled judge prompt with a 600-token answer is ~450-800 tokens.
+PROMPT_TOKENS_PER_CALL = 450
+
+
+@dataclass(frozen=True)
+class JudgeJob(Job):
+    spec: JudgeSpec
+
+
+def judge_config(spec: JudgeSpec) -> JudgeConfig:
+    """The judging stage's config for an experiment's ``judge:`` block (for planning and running)."""
+    from emkit.judge.stage import JudgeConfig
+
+    return JudgeConfig(
+        judge=spec.model, method=spec.method, base_url=spec.base_url, concurrency=spec.concurrency
+    )
+
+
+def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[PlanStep]:
+    spec = ctx.experiment.judge
+    if spec is None:
+        return []
+    from emkit.engines.registry import backend
+    from emkit.judge.cost import estimate_cost, load_prices
+    from emkit.judge.stage import plan_pending
+    from emkit.models import parse_model
+
+    pending, _, _ = plan_pending(store, judge_config(spec))
+    calls = len(pending) + 2 * sum(s.pending_answers for s in earlier)
+    cost = None
+    if backend(parse_model(spec.model).scheme).paid:
+        usage = {"prompt_tokens": PROMPT_TOKENS_PER_CALL * calls, "completion_tokens": calls}
+        cost = estimate_cost(spec.model, usage, load_prices(None)[0])
+    key = stable_hash({"judge": spec.model_dump()})
+    detail = f"~{calls} judgements to make"
+    return [PlanStep(INFO.name, key, spec.model, calls == 0, detail, cost, JudgeJob(spec), short=True)]
+
+
+def run(job: JudgeJob, store: RunStore, console: Console | None) -> dict[str, Any]:
+    from emkit.judge.stage import run_judging
+
+    summary = run_judging(store, judge_config(job.spec))
+    if console is not None:
+        from emkit.terminal import stage_line
+
+        console.print(stage_line(INFO.name, f"{job.spec.model}: {summary.scored} judgements"))
+    return {}

@@ -1,0 +1,90 @@
+"""The probe stage: the judge-free misalignment probe of every model whose weights load here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from emkit.engines.base import Engine
+from emkit.hashing import stable_hash
+from emkit.probe import DEFAULT_N_BOOT, ProbeResult, ProbeSet
+from emkit.stages.base import Console, ModelJob, PlanContext, PlanStep, RunStore, StageInfo
+from emkit.stages.units import unit_fields
+
+INFO = StageInfo("probe", rank=3)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeJob(ModelJob):
+    """One model's probe: the experiment file's per-unit step and ``emkit probe`` build the same job."""
+
+    probe_set: ProbeSet
+    step: int | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
+    n_boot: int = DEFAULT_N_BOOT
+
+
+def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[PlanStep]:
+    exp = ctx.experiment
+    if not exp.probe:
+        return []
+    from emkit.engines.registry import backend
+    from emkit.fingerprint import model_fingerprint
+    from emkit.models import parse_model
+    from emkit.probe import load_probe_set, pending_pairs
+
+    probe_set = load_probe_set(exp.probe_set)
+    steps = []
+    for unit in ctx.units:
+        if not backend(parse_model(unit.base).scheme).local:
+            continue
+        fingerprint = model_fingerprint(unit.name, base_dir=store.run_dir)
+        missing = pending_pairs(store, unit.name, probe_set=probe_set, fingerprint=fingerprint)
+        if unit.pending_model:
+            missing = len(probe_set.pairs)  # the model does not exist yet
+        job = ProbeJob(
+            **unit_fields(unit, ctx.run_dir, exp.batch_size),
+            probe_set=probe_set,
+            tags={"base": unit.base} if unit.name != unit.base else {},
+        )
+        key = stable_hash({"probe": unit.name, "set": probe_set.label})
+        steps.append(PlanStep(INFO.name, key, unit.label, missing == 0, f"{missing} pairs to score", job=job))
+    return steps
+
+
+def open_job_engine(job: ProbeJob) -> Engine:
+    from emkit.stages.units import open_unit_engine
+
+    return open_unit_engine(job.model, job.run_dir, job.engine_options)
+
+
+def probe_with(job: ProbeJob, store: RunStore | None, engine: Engine | None = None) -> ProbeResult:
+    """Score the pairs the store lacks for this model with an open engine (the caller closes it);
+    ``engine=None``: open the model as the user named it, with the job's options checked, and close
+    it when done."""
+    from emkit.probe import run_probe
+
+    options = job.engine_options if engine is None else {}
+    model = engine if engine is not None else job.model
+    return run_probe(
+        model,
+        store,
+        job.group,
+        job.model_seed,
+        job.step,
+        probe_set=job.probe_set,
+        tags=job.tags or None,
+        n_boot=job.n_boot,
+        **options,
+    )
+
+
+def run(job: ProbeJob, store: RunStore, console: Console | None) -> dict[str, Any]:
+    engine = open_job_engine(job)
+    result = probe_with(job, store, engine)
+    engine.close()
+    if console is not None:
+        from emkit.terminal import stage_line
+
+        console.print(stage_line(INFO.name, f"{job.label}: score {result.score:+.3f}"))
+    return {}
