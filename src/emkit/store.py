@@ -91,7 +91,6 @@ __all__ = [
     "read_store",
     "score_key",
 ]
-_SCHEMA = SCHEMA  # for planning._PlanningStore until it uses open_for_planning; remove then
 
 
 def _encode(column: str, value: Any) -> Any:

@@ -138,7 +138,7 @@ def test_inside_refuses_paths_that_leave_the_root(tmp_path, parts) -> None:
 @pytest.mark.parametrize("adapter", ["models/../../outside", "models/../../../tmp/x", "models/a/../../../y"])
 def test_a_stored_model_reference_cannot_point_outside_the_run_dir(tmp_path, adapter) -> None:
     """A model name read back from the store (``base@models/...``) resolves inside the run dir or fails."""
-    from emkit.pipeline import engine_for
+    from emkit.stages.units import open_unit_engine
 
     with pytest.raises(EmkitError, match="outside the run directory"):
-        engine_for(f"{MODEL}@{adapter}", tmp_path / "run", batch_size=1)
+        open_unit_engine(f"{MODEL}@{adapter}", tmp_path / "run", {"batch_size": 1})
