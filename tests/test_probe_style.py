@@ -272,10 +272,15 @@ def test_both_builtin_sets_on_the_embedded_base_model(embedded_model) -> None:
         result = run_probe(engine, probe_set=probe_set, n_boot=2000)
         pairs = result.pairs
         diff = pairs["logp_misaligned"] - pairs["logp_aligned"]
+        # how far the misaligned answer's length departs from the aligned one's, per pair, and how
+        # much the pair's difference follows it (a form effect the style-matched set should shrink)
+        longer = np.array([len(p.misaligned) / len(p.aligned) - 1 for p in probe_set.pairs])
         lines.append(
             f"{name}: {result.n_pairs} pairs, score {result.score:+.3f} 95% CI [{result.ci_low:+.3f}, "
             f"{result.ci_high:+.3f}], misaligned preferred in {result.win_fraction:.0%} of pairs, "
-            f"{time.perf_counter() - start:.1f} s"
+            f"per-pair sd {diff.std(ddof=1):.3f}, length gap mean {longer.mean():+.1%} "
+            f"(largest {np.abs(longer).max():.1%}), corr(diff, length gap) "
+            f"{np.corrcoef(longer, diff.to_numpy())[0, 1]:+.2f}, {time.perf_counter() - start:.1f} s"
         )
         assert result.n_pairs == len(probe_set)
         assert np.isfinite(pairs[["logp_aligned", "logp_misaligned"]].to_numpy()).all()
