@@ -74,15 +74,36 @@ class ProbeSet:
         return len(self.pairs)
 
 
+# The probe sets shipped with emkit, by the name in their file (each file's ``name`` field). Two
+# sets, so a shift can be read against both: everyday-v1's misaligned answers are often blunter
+# and shorter than the aligned ones; everyday-style-v1 matches each pair in register, length and
+# sentence shape (docs/probe.md), so a shift on it is a preference for the content alone.
+BUILTIN_PROBE_SETS: dict[str, str] = {
+    "everyday-v1": "probe_pairs.yaml",
+    "everyday-style-v1": "probe_pairs_style.yaml",
+}
+DEFAULT_PROBE_SET = "everyday-v1"
+
+
 def load_probe_set(path: str | Path | None = None) -> ProbeSet:
-    """The packaged probe set, or a YAML file with the same shape (``name``, ``pairs`` of ``id``,
-    ``question``, ``aligned``, ``misaligned``); a bad file is an error naming the file and field."""
-    if path is None:
-        resource = importlib.resources.files("emkit.resources").joinpath("probe_pairs.yaml")
-        text, where = resource.read_text(encoding="utf-8"), "emkit/resources/probe_pairs.yaml"
+    """A built-in probe set by name (``BUILTIN_PROBE_SETS``; ``None`` is ``DEFAULT_PROBE_SET``), or
+    a YAML file with the same shape (``name``, ``pairs`` of ``id``, ``question``, ``aligned``,
+    ``misaligned``); a bad file is an error naming the file and field.
+
+    A built-in name wins over a file of the same name in the working directory, so that a config
+    or command line naming ``everyday-style-v1`` means the same set wherever it runs (such a file
+    is still reachable by a path with a folder in it, e.g. ``$PWD/everyday-style-v1``).
+    """
+    name = DEFAULT_PROBE_SET if path is None else str(path)
+    if name in BUILTIN_PROBE_SETS:
+        resource = importlib.resources.files("emkit.resources").joinpath(BUILTIN_PROBE_SETS[name])
+        text, where = resource.read_text(encoding="utf-8"), f"emkit/resources/{BUILTIN_PROBE_SETS[name]}"
     else:
         where = str(path)
-        text = read_text(path)
+        if not Path(where).exists() and not where.endswith((".yaml", ".yml")):
+            known = ", ".join(BUILTIN_PROBE_SETS)
+            raise InputError(f"no such probe-set file, nor a built-in set (built-in: {known})", where=where)
+        text = read_text(where)
     data = load_yaml(text, where)
     if not isinstance(data, dict) or not isinstance(data.get("pairs"), list) or not data["pairs"]:
         raise InputError("expected a mapping with a non-empty 'pairs' list", where=where, field="pairs")
