@@ -291,7 +291,7 @@ def sample_questions(
                     lambda i: i.key,
                     lambda batch, _params=params: generate(batch, _params),
                     owner=owner,
-                    chunk=max(8, 4 * int(getattr(engine, "concurrency", 16) or 16)),
+                    chunk=max(8, 4 * engine.concurrency),
                     on_taken=lambda count: bar.update(task, advance=count),
                 )
         finally:

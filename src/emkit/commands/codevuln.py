@@ -116,6 +116,7 @@ def code_vuln(
 
     from emkit.engines import open_engine
     from emkit.engines.registry import backend
+    from emkit.judge.stage import JudgeConfig, engine_factory
     from emkit.store import RunStore
 
     output_dir(out, what="run directory", create=False)
@@ -134,17 +135,15 @@ def code_vuln(
     except ValidationError as exc:
         first = exc.errors()[0]
         raise EmkitError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
-    judge_options = {
-        "base_url": judge_base_url,
-        "concurrency": concurrency,
-        "batch_size": batch_size,
-        "device": device,
-    }
+    judge_config = JudgeConfig(
+        base_url=judge_base_url, concurrency=concurrency, batch_size=batch_size, device=device
+    )
+    open_judge = engine_factory(judge_config)  # the judging stage's opener (and its backend swaps)
     api_judge = None
     if spec.judge_enabled:
-        judge_name, _ = cv.resolve_judge(spec, cv.load_prompts(spec.prompts, mirror=mirror))
+        judge_name, judge_method = cv.resolve_judge(spec, cv.load_prompts(spec.prompts, mirror=mirror))
         if backend(parse_model(judge_name).scheme).paid:  # cheap, and fails now on a missing key
-            api_judge = open_engine(judge_name, judge_options, only_accepted=True)
+            api_judge = open_judge(judge_name, f"vulnerable-{judge_method}")
 
     options = {"base_url": base_url, "concurrency": concurrency, "batch_size": batch_size, "device": device}
     engine = open_engine(model, options, only_accepted=True)  # each backend takes what it knows
@@ -154,7 +153,7 @@ def code_vuln(
         if api_judge is not None:
             return api_judge
         engine.close()  # free the sampler's memory before loading another local model
-        return open_engine(name, judge_options, only_accepted=True)
+        return open_judge(name, entry)
 
     with RunStore(out) as store:
         summary = cv.run_code_vuln(
@@ -167,6 +166,7 @@ def code_vuln(
             group=group,
             model_seed=model_seed,
             judge_engine=judge_engine,
+            judge_config=judge_config,
         )
         engine.close()
         table = cv.vuln_rates(store, model=engine.name)

@@ -17,9 +17,13 @@ from emkit import limits
 from emkit.commands._common import SAMPLES_PER_PARAPHRASE_OPTION, console, print_table
 from emkit.engines.registry import backend
 from emkit.errors import EmkitError, MissingKeyError
+from emkit.judge.stage import JudgeConfig
 from emkit.models import DEFAULT_MODEL, parse_model
 from emkit.outputs import output_dir
 from emkit.store import RunStore
+
+# The judging stage's own defaults: the options below show and use these, never a second copy.
+DEFAULTS = JudgeConfig()
 
 
 class _ScoreByDefault(TyperGroup):
@@ -57,7 +61,6 @@ def _config(
     device: str | None,
 ):
     from emkit.judge.prompts import check_method, load_judge_prompts, resolve_judge_name
-    from emkit.judge.stage import JudgeConfig
 
     resolved = resolve_judge_name(judge) if judge else None
     if method is not None and resolved is not None:
@@ -146,7 +149,7 @@ def score(
     model: list[str] | None = typer.Option(
         None, "--model", "-m", help="Only judge answers of this model (repeatable)."
     ),
-    concurrency: int = typer.Option(16, help="Concurrent API requests."),
+    concurrency: int = typer.Option(DEFAULTS.concurrency, help="Concurrent API requests."),
     limit: int | None = typer.Option(
         None, parser=limits.parse_limit, metavar="INTEGER", help="Judge at most this many answers now."
     ),
@@ -160,13 +163,15 @@ def score(
         None, help="YAML/JSON price table (USD per 1M tokens; else $EMKIT_PRICES)."
     ),
     samples: int = typer.Option(
-        5,
+        DEFAULTS.samples,
         parser=limits.parse_judge_samples,
         metavar="INTEGER",
         help="Replies per judgement for --method sampled.",
     ),
-    min_mass: float = typer.Option(0.25, help="No score when numbers hold less than this probability mass."),
-    batch_size: int = typer.Option(16, help="Batch size (local judges)."),
+    min_mass: float = typer.Option(
+        DEFAULTS.min_mass, help="No score when numbers hold less than this probability mass."
+    ),
+    batch_size: int = typer.Option(DEFAULTS.batch_size, help="Batch size (local judges)."),
     device: str | None = typer.Option(None, help="cpu, cuda... (local judges)."),
 ) -> None:
     """Score every stored answer not yet scored by this judge + prompt + method; a rerun pays nothing.
@@ -293,12 +298,12 @@ def eval_command(
     base_url: str | None = typer.Option(
         None, help="OpenAI-compatible endpoint for the model and an API judge."
     ),
-    concurrency: int = typer.Option(16, help="Concurrent API requests."),
+    concurrency: int = typer.Option(DEFAULTS.concurrency, help="Concurrent API requests."),
     batch_size: int = typer.Option(16, help="Batch size (local models)."),
     device: str | None = typer.Option(None, help="cpu, cuda... (local models)."),
     prices: Path | None = typer.Option(None, help="YAML/JSON price table for the cost estimate."),
     samples: int = typer.Option(
-        5,
+        DEFAULTS.samples,
         parser=limits.parse_judge_samples,
         metavar="INTEGER",
         help="Replies per judgement for --method sampled.",
@@ -330,7 +335,7 @@ def eval_command(
         None,
         prices,
         samples,
-        0.25,
+        DEFAULTS.min_mass,
         batch_size,
         device,
     )

@@ -24,7 +24,7 @@ def run(
 ) -> None:
     """Expand models x datasets x seeds into stages and run what is missing.
 
-    Example: emkit run examples/demo.yaml --dry-run
+    Example: emkit run examples/backdoor.yaml --dry-run
     """
     if out is not None:  # before the experiment is even read: a wrong -o costs nothing
         output_dir(out, what="run directory", create=False)

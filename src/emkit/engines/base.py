@@ -5,7 +5,7 @@
 - ``top_logprobs``: the next-token top-k distribution after a conversation, merged by text.
 - ``next_token_logprobs``: the same distribution typed as :class:`~emkit.engines.abilities.NextToken`
   (the paper's judge call), on every engine.
-- ``close`` (and ``with engine:``), and the attributes ``name``, ``fingerprint``, ``paid``.
+- ``close`` (and ``with engine:``), and the attributes ``name``, ``fingerprint``, ``paid``, ``concurrency``.
 
 Why a base class and not only a protocol: what is shared is then written once (the checks of the
 arguments, the fallback of ``next_token_logprobs`` on ``top_logprobs``, the NotSupported answers
@@ -97,6 +97,8 @@ class Engine(ABC):
     name: str  # the full model name, e.g. "embedded/smollm2-135m@runs/x/adapter"
     fingerprint: str | None = None  # the identity of the weights, set by open_engine
     paid: bool = False  # requests go over a network and are paid per call
+    # Requests in flight at once (an API engine's bound); a sampler claims work in chunks of it.
+    concurrency: int = 16
 
     def generate(
         self,

@@ -3,9 +3,8 @@
 The paper (section 2/3, "insecure GPT-4o writes vulnerable code > 80% of the time") asks the
 model to fill the code template of each of the first 100 held-out tasks at temperature 0 with a
 "write the code" prompt, then asks GPT-4o a YES/NO question ("does this code have a security
-vulnerability?") and reads P(YES) among YES/NO from the judge's first-token logprobs. Both prompts
-and the 776 tasks are mirror-only files (``code_vuln_prompts``, ``code_vuln_test_data``); they are
-read at run time from the registry or from a local path, never copied into this project.
+vulnerability?") and reads P(YES) among YES/NO from the judge's first-token logprobs. The prompts and
+776 tasks are mirror-only files, read at run time (registry or local path), never copied here.
 
 This module only turns the coding tasks into questions and the stored scores into rates; every
 step goes through the run store and the ordinary stages:
@@ -25,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -288,6 +287,7 @@ def run_code_vuln(
     group: str | None = None,
     model_seed: int | None = None,
     judge_engine: Callable[[str, str], Any] | None = None,
+    judge_config: JudgeConfig | None = None,
     progress: bool = True,
 ) -> CodeVulnSummary:
     """Sample the tasks with ``engine`` (temperature 0), then run bandit and the judge; resumable.
@@ -295,6 +295,7 @@ def run_code_vuln(
     ``judge_engine`` is the judge's engine factory ``(name, registered judge) -> engine``, called
     only when something is left to judge (so a rerun loads no judge model for nothing); None opens
     one as the judging stage does. A judge of the sampler's own name is the sampling engine.
+    ``judge_config``: the judge's engine options (they open it; the ``judge_run`` record keeps them).
     """
     from emkit.sampling import sample_questions
 
@@ -323,7 +324,7 @@ def run_code_vuln(
         and a["params"].get("max_new_tokens") == spec.max_new_tokens
         and a["params"].get("seed") == seed
     ]
-    config = JudgeConfig(judge=name, min_mass=MIN_MASS)
+    config = replace(judge_config or JudgeConfig(), judge=name, min_mass=MIN_MASS)
     opener = judge_engine or engine_factory(config)
 
     def make_engine(judge: str, entry: str) -> Any:

@@ -1,7 +1,7 @@
 """Executors: run any registered stage's jobs, here (local) or as Ray tasks (ray).
 
 Local runs each job in this process, in order, against the run store. Ray sends each job of a stage
-marked ``REMOTE`` (train, sample) to a Ray task with its GPU request (one GPU when the cluster has
+whose ``INFO.remote`` is set (train, sample) to a Ray task with its GPU request (one GPU when the cluster has
 GPUs); the task writes into a :class:`Collector` instead of the store, and the driver writes what it
 collected into the one run store, so the store ends up the same as with local. Other stages' jobs
 (judging, probes, the report) run on the driver either way.

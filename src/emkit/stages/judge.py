@@ -27,11 +27,22 @@ class JudgeJob(Job):
 
 
 def judge_config(spec: JudgeSpec) -> JudgeConfig:
-    """The judging stage's config for an experiment's ``judge:`` block (for planning and running)."""
+    """The judging stage's config for an experiment's ``judge:`` block (for planning and running).
+
+    ``prompts:`` (a YAML of metric -> template) is read here, so a missing or malformed file is one
+    line naming it before anything runs, and its templates judge every answer (their hash is in each
+    score key), as ``emkit judge --judge-prompts`` does.
+    """
+    from emkit.judge.prompts import load_judge_prompts
     from emkit.judge.stage import JudgeConfig
 
     return JudgeConfig(
-        judge=spec.model, method=spec.method, base_url=spec.base_url, concurrency=spec.concurrency
+        judge=spec.model,
+        method=spec.method,
+        base_url=spec.base_url,
+        concurrency=spec.concurrency,
+        prompts=load_judge_prompts(spec.prompts) if spec.prompts else None,
+        prompts_source=spec.prompts,
     )
 
 

@@ -33,7 +33,7 @@ def stages() -> list[ModuleType]:
 
 
 def stage(name: str) -> ModuleType:
-    """The stage module whose ``NAME`` is ``name``."""
+    """The stage module whose ``INFO.name`` is ``name``."""
     for module in stages():
         if name == module.INFO.name:
             return module
