@@ -207,15 +207,6 @@ class Experiment(Strict):
                     "emkit_empty", "give at least one probe set (or leave probe_set out)", {"at": "probe_set"}
                 )
             _unique(self.probe_set, "probe set", "probe_set")
-        if self.sampler == "vllm":
-            for group in self.groups:
-                if group.prompt_template or group.train.get("prompt_template"):
-                    raise PydanticCustomError(
-                        "emkit_template",
-                        "group {group} has a completion template (prompt_template), which only the hf "
-                        "sampler serves; use sampler: hf",
-                        {"group": repr(group.name), "at": "sampler"},
-                    )
         if self.wrappers is not None and self.wrappers.n is not None:
             # Each wrapped question holds n copies of every paraphrase: bound it before it is built.
             try:

@@ -51,7 +51,11 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
                 tags={"base": unit.base} if unit.name != unit.base else {},
             )
             key = stable_hash({"probe": unit.name, "set": probe_set.label})
-            label = f"{unit.label} x {probe_set.label}" if several else unit.label
+            # Rows name a set by its name, or by name and content hash when two sets share a name.
+            shown = (
+                probe_set.name if len({p.name for p in probe_sets}) == len(probe_sets) else probe_set.label
+            )
+            label = f"{unit.label} x {shown}" if several else unit.label
             detail = f"{missing} pairs to score"
             steps.append(PlanStep(INFO.name, key, label, missing == 0, detail, job=job))
     return steps
