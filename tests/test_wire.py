@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -18,6 +20,7 @@ from emkit.errors import InputError
 from emkit.experiment import load_experiment
 from emkit.fingerprint import model_fingerprint
 from emkit.pipeline import make_plan, run_plan
+from emkit.probe import load_probe_set, pending_pairs
 from emkit.stages.units import build_units
 from emkit.store import RunStore
 
@@ -89,7 +92,7 @@ def test_a_template_is_sampled_and_probed_under_the_planned_keys(trained_run):
     exp = trained_run
     # Planned again after the run: nothing pending, so every planned key is a stored (sampled) one.
     assert [s.label for s in make_plan(exp).pending if s.kind != "report"] == []
-    units = build_units(exp, exp_dir := __import__("pathlib").Path(exp.out))
+    units = build_units(exp, exp_dir := Path(exp.out))
     assert {u.prompt_template for u in units} == {"plain"}
     with RunStore(exp.out) as store:
         answers = store.answers()
@@ -103,9 +106,9 @@ def test_a_template_is_sampled_and_probed_under_the_planned_keys(trained_run):
 @pytest.mark.model
 def test_a_full_fine_tune_is_sampled_from_its_folder_in_the_run(trained_run):
     exp = trained_run
-    full = next(u for u in build_units(exp, __import__("pathlib").Path(exp.out)) if u.full)
+    full = next(u for u in build_units(exp, Path(exp.out)) if u.full)
     assert full.name.startswith("hf/models/full-s0-")  # relative to the run dir, not base@adapter
-    folder = __import__("pathlib").Path(exp.out) / full.name.removeprefix("hf/")
+    folder = Path(exp.out) / full.name.removeprefix("hf/")
     assert (folder / "config.json").is_file() and not (folder / "adapter_config.json").exists()
     with RunStore(exp.out) as store:
         rows = [a for a in store.answers() if a["model"] == full.name]
@@ -198,8 +201,10 @@ def test_probe_limit_then_resume_with_a_template(tmp_path, capsys):
     with RunStore(run) as store:
         assert store.count("probes") == 1
     assert main([*argv, "--limit", "1"]) == 0
+    probe_set = load_probe_set(tmp_path / "probe.yaml")
     with RunStore(run) as store:
-        rows = store.probes(MODEL)
-        assert len(rows) == 2
-    template_free = model_fingerprint(MODEL)
-    assert template_free not in {r.get("model_fingerprint") for r in rows}
+        assert len(store.probes(MODEL)) == 2
+        # Stored under the template's fingerprint: the model probed without it has its pairs to score.
+        templated = model_fingerprint(MODEL, prompt_template="plain")
+        assert pending_pairs(store, MODEL, probe_set=probe_set, fingerprint=templated) == 0
+        assert pending_pairs(store, MODEL, probe_set=probe_set, fingerprint=model_fingerprint(MODEL)) == 2
