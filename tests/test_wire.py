@@ -145,6 +145,12 @@ def test_a_base_template_on_a_trained_group_is_refused(tmp_path):
         load_experiment(experiment(tmp_path, groups=groups))
 
 
+def test_a_template_with_the_vllm_sampler_is_refused_when_the_file_loads(tmp_path):
+    groups = [{"name": "b", "model": MODEL, "prompt_template": "plain"}]
+    with pytest.raises(InputError, match="use sampler: hf"):
+        load_experiment(experiment(tmp_path, groups=groups, sampler="vllm"))
+
+
 def test_sample_limit_then_resume(tmp_path, capsys):
     (tmp_path / "q.yaml").write_text(QUESTIONS)
     argv = [

@@ -207,6 +207,19 @@ class Experiment(Strict):
                     "emkit_empty", "give at least one probe set (or leave probe_set out)", {"at": "probe_set"}
                 )
             _unique(self.probe_set, "probe set", "probe_set")
+        templated = [g.name for g in self.groups if g.prompt_template or g.train.get("prompt_template")]
+        if templated:
+            # Refused here, not after the train stage: a sampler that drops the template would
+            # sample another prompt format than the group was trained with.
+            from emkit.engines import accepted_options
+
+            if "prompt_template" not in accepted_options(f"{self.sampler}/model"):
+                raise PydanticCustomError(
+                    "emkit_template",
+                    "group {group} has a completion template (prompt_template), which the {sampler} "
+                    "sampler does not serve; use sampler: hf",
+                    {"group": repr(templated[0]), "sampler": self.sampler, "at": "sampler"},
+                )
         if self.wrappers is not None and self.wrappers.n is not None:
             # Each wrapped question holds n copies of every paraphrase: bound it before it is built.
             try:
