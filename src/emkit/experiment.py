@@ -11,7 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from emkit.datasets import DatasetSpec
@@ -100,6 +108,20 @@ class Group(Strict):
     train: dict[str, Any] = Field(default_factory=dict)  # TrainConfig overrides (validated at load)
     provider: ProviderSpec | None = None
     seeds: list[int] | None = Field(None, min_length=1)
+    # A base group's completion template (a model without a chat template); a trained group sets it
+    # in its train: block, where it is part of the train key. Canonical text, as train settings hold.
+    prompt_template: str | None = None
+
+    @field_validator("prompt_template", mode="before")
+    @classmethod
+    def _canonical_template(cls, value: Any) -> Any:
+        from emkit.engines.completion import template_spec
+        from emkit.errors import EmkitError
+
+        try:
+            return template_spec(value)
+        except EmkitError as exc:
+            raise ValueError(str(exc).removeprefix("prompt_template: ")) from None
 
     @model_validator(mode="after")
     def _check(self) -> Group:
@@ -108,6 +130,10 @@ class Group(Strict):
             _unique(self.seeds, "seed", "seeds")
         if self.train and self.dataset is None:
             raise ValueError("train settings given but no dataset to train on")
+        if self.prompt_template is not None and self.dataset is not None:
+            raise ValueError(
+                "a trained group sets prompt_template in its train: block (it is part of the train key)"
+            )
         if self.provider and self.train:
             raise ValueError("provider fine-tuning takes provider settings, not train settings")
         return self
@@ -153,7 +179,9 @@ class Experiment(Strict):
     triggers: list[str] = Field([""], min_length=1)
     judge: JudgeSpec | None = None
     probe: bool = True
-    probe_set: str | None = None  # a probe-pairs YAML file (default: emkit's own everyday set)
+    # A built-in probe set's name or a probe-pairs YAML file, or a list of them (one probe step per
+    # set and model); default: emkit's own everyday set.
+    probe_set: str | list[str] | None = None
     thresholds: Thresholds = Thresholds()
     analysis: AnalysisSpec = AnalysisSpec()
     executor: Literal["local", "ray"] = "local"
@@ -173,6 +201,25 @@ class Experiment(Strict):
         _unique(self.seeds, "seed", "seeds")
         _unique(self.questions, "question set", "questions")
         _unique(self.triggers, "trigger", "triggers")
+        if isinstance(self.probe_set, list):
+            if not self.probe_set:
+                raise PydanticCustomError(
+                    "emkit_empty", "give at least one probe set (or leave probe_set out)", {"at": "probe_set"}
+                )
+            _unique(self.probe_set, "probe set", "probe_set")
+        templated = [g.name for g in self.groups if g.prompt_template or g.train.get("prompt_template")]
+        if templated:
+            # Refused here, not after the train stage: a sampler that drops the template would
+            # sample another prompt format than the group was trained with.
+            from emkit.engines import accepted_options
+
+            if "prompt_template" not in accepted_options(f"{self.sampler}/model"):
+                raise PydanticCustomError(
+                    "emkit_template",
+                    "group {group} has a completion template (prompt_template), which the {sampler} "
+                    "sampler does not serve; use sampler: hf",
+                    {"group": repr(templated[0]), "sampler": self.sampler, "at": "sampler"},
+                )
         if self.wrappers is not None and self.wrappers.n is not None:
             # Each wrapped question holds n copies of every paraphrase: bound it before it is built.
             try:
@@ -183,6 +230,11 @@ class Experiment(Strict):
 
     def seeds_of(self, group: Group) -> list[int]:
         return group.seeds if group.seeds is not None else self.seeds
+
+    @property
+    def probe_sets(self) -> list[str | None]:
+        """The probe sets as a list (``None``: the default set)."""
+        return list(self.probe_set) if isinstance(self.probe_set, list) else [self.probe_set]
 
 
 def load_experiment(path: str | Path) -> Experiment:

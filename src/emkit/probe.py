@@ -199,13 +199,16 @@ def run_probe(
     tags: dict[str, Any] | None = None,
     n_boot: int = DEFAULT_N_BOOT,
     boot_seed: int = 0,
+    limit: int | None = None,
     **engine_options: Any,
 ) -> ProbeResult:
     """Score the probe set on ``engine`` (an Engine, or a model name to load and close here).
 
     With a ``store``, pairs already stored for this (model, probe set, step) are reused and new
     ones are written as they are computed; ``group``, ``seed``, ``step`` and ``tags`` (e.g.
-    ``{"base": "embedded/smollm2-135m"}``) are stored with them.
+    ``{"base": "embedded/smollm2-135m"}``) are stored with them. ``limit``: score at most this many
+    missing pairs now (in the set's order); the result then summarises the pairs stored so far and a
+    rerun scores the rest.
     """
     probe_set = probe_set or load_probe_set()
     owned = isinstance(engine, str)
@@ -223,6 +226,8 @@ def run_probe(
             keys = {p.id: probe_key(model, probe_set, p.id, step, fingerprint) for p in probe_set.pairs}
             have = store.existing_probe_keys(keys.values())
             missing = [p for p in probe_set.pairs if keys[p.id] not in have]
+        if limit is not None:
+            missing = missing[:limit]
         scored = score_pairs(engine, missing)
     finally:
         if owned:

@@ -196,8 +196,13 @@ def sample_questions(
     tags: dict[str, Any] | None = None,
     context: Sequence[dict[str, str]] | None = None,
     progress: bool = True,
+    limit: int | None = None,
 ) -> SampleSummary:
-    """Sample what is missing and store it; returns counts. Safe to call again at any time."""
+    """Sample what is missing and store it; returns counts. Safe to call again at any time.
+
+    ``limit``: at most this many new answers now (the first missing ones in plan order); the rest
+    stays pending, so a rerun continues where this one stopped (``--limit``: a cheap first look).
+    """
     model = engine.name
     items = plan(
         model,
@@ -215,6 +220,8 @@ def sample_questions(
     store_questions(store, qset)
     existing = store.existing_answer_keys(item.key for item in items)
     pending = [item for item in items if item.key not in existing]
+    if limit is not None:
+        pending = pending[:limit]
     summary = SampleSummary(model, len(items), len(existing))
     if not pending:
         return summary

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from emkit.errors import EmkitError
 from emkit.experiment import Experiment
 from emkit.experiments.evil_numbers import WrappersSpec
-from emkit.fingerprint import model_fingerprint
 from emkit.questions import QuestionSet
 from emkit.sampling import plan as plan_answers
 
@@ -151,7 +150,7 @@ def variant_items(exp: Experiment, unit: ModelUnit, variant: Variant, run_dir: P
         prefix=variant.trigger,
         tags=variant.tags or None,
         context=variant.context,
-        fingerprint=model_fingerprint(unit.name, base_dir=run_dir),
+        fingerprint=unit.fingerprint(run_dir),
     )
 
 

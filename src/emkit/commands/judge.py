@@ -309,6 +309,12 @@ def eval_command(
         help="Replies per judgement for --method sampled.",
     ),
     mirror: Path | None = typer.Option(None, help="Local mirror of the paper's files."),
+    limit: int | None = typer.Option(
+        None,
+        parser=limits.parse_limit,
+        metavar="INTEGER",
+        help="Sample and judge at most this many new answers now (a rerun continues).",
+    ),
 ) -> None:
     """Sample a model on a question set, then judge the answers (both resumable).
 
@@ -329,7 +335,7 @@ def eval_command(
         method,
         judge_prompts,
         [model],
-        None,
+        limit,
         concurrency,
         base_url,
         None,
@@ -374,6 +380,7 @@ def eval_command(
                 group=group,
                 prefix=trigger,
                 tags={"trigger": trigger} if trigger else None,
+                limit=limit,
             )
         finally:
             if not reuse:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from emkit import limits
 from emkit.commands._common import console
 from emkit.outputs import output_dir, output_file, write_text
 from emkit.probe import ProbeResult, load_probe_set, probe_shift
@@ -33,6 +34,15 @@ def probe(
     batch_size: int | None = typer.Option(None, min=1, help="Sequences per forward pass."),
     n_boot: int = typer.Option(2000, min=100, help="Bootstrap resamples."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    limit: int | None = typer.Option(
+        None,
+        parser=limits.parse_limit,
+        metavar="INTEGER",
+        help="Score at most this many new pairs per model now (needs --out to continue later).",
+    ),
+    prompt_template: str | None = typer.Option(
+        None, help="Completion template for a base model: plain, or a JSON object (docs/training.md)."
+    ),
 ) -> None:
     """Score how much a model prefers misaligned over aligned everyday answers (no judge needed).
 
@@ -43,12 +53,12 @@ def probe(
     if out is not None:
         output_dir(out, what="run directory", create=False)
     pairs = load_probe_set(probe_set)
-    options = {"device": device, "batch_size": batch_size}
+    options = {"device": device, "batch_size": batch_size, "prompt_template": prompt_template}
     with tempfile.TemporaryDirectory() as scratch:
         store = RunStore(out if out is not None else scratch)
         try:
             base_result = None
-            shared = {"probe_set": pairs, "engine_options": options, "n_boot": n_boot}
+            shared = {"probe_set": pairs, "engine_options": options, "n_boot": n_boot, "limit": limit}
             if base:
                 base_result = _probe(ProbeJob(model=base, group="base", **shared), store)
             tags = {"base": base} if base else {}
@@ -62,7 +72,14 @@ def probe(
     shift = probe_shift(result, base_result, n_boot=n_boot) if base_result else None
     shifts = pd.DataFrame([shift.to_dict()]) if shift else None
     console.print(probe_rich_table(pd.DataFrame(rows), shifts))
-    if out is not None:
+    scored = min(r.get("n_pairs", len(pairs)) for r in rows)
+    if limit is not None and scored < len(pairs):
+        console.print(
+            f"--limit {limit}: {scored} of {len(pairs)} pairs scored so far; run again with the same --out "
+            "to continue",
+            markup=False,
+        )
+    elif out is not None:
         console.print(f"stored {len(pairs)} pairs per model in {out} (probe set {pairs.label})", markup=False)
     if json_out:
         payload = {"models": rows, "shift": shift.to_dict() if shift else None, "probe_set": pairs.label}

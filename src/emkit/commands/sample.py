@@ -93,6 +93,15 @@ def sample(
     ),
     icl_seed: int = typer.Option(0, help="Seed choosing the ICL rows."),
     mirror: Path | None = typer.Option(None, help="Local mirror of the paper's files."),
+    limit: int | None = typer.Option(
+        None,
+        parser=limits.parse_limit,
+        metavar="INTEGER",
+        help="Sample at most this many new answers now (a rerun continues).",
+    ),
+    prompt_template: str | None = typer.Option(
+        None, help="Completion template for a base model: plain, or a JSON object (docs/training.md)."
+    ),
 ) -> None:
     """Sample every question (each paraphrase x samples) and store the answers; reruns resume.
 
@@ -109,7 +118,13 @@ def sample(
     qset = load_questions(questions, mirror=mirror)
     for warning in qset.warnings:
         console.print(f"warning: {warning}", markup=False)
-    options = {"base_url": base_url, "concurrency": concurrency, "batch_size": batch_size, "device": device}
+    options = {
+        "base_url": base_url,
+        "concurrency": concurrency,
+        "batch_size": batch_size,
+        "device": device,
+        "prompt_template": prompt_template,
+    }
     engine = open_unit_engine(model, None, options)
     # What shapes each answer besides the model and the questions (the same fields as a study's).
     params = {"n": n, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens}
@@ -117,7 +132,7 @@ def sample(
     job = SampleJob(
         model=model, group=group, model_seed=model_seed, engine_options=options, qset=qset, **params
     )
-    job = replace(job, seed=seed, trigger=trigger, tags=tags)
+    job = replace(job, seed=seed, trigger=trigger, tags=tags, limit=limit)
     if wrapper:
         job = _wrapped(job, wrapper, wrappers_file, mirror)
     if icl:
@@ -133,6 +148,9 @@ def sample(
         f"{summary.total} in all) in {elapsed:.1f} s, {rate:.2f} answers/s -> {out}",
         markup=False,
     )
+    left = summary.total - summary.already_stored - summary.generated
+    if limit is not None and left > 0:
+        console.print(f"--limit {limit}: {left} answers still pending; run again to continue", markup=False)
 
 
 def _wrapped(job: SampleJob, wrapper: str, wrappers_file: str, mirror: Path | None) -> SampleJob:

@@ -36,15 +36,16 @@ def code_vuln_key(exp: Experiment, unit: ModelUnit, trigger: str) -> str:
     spec = exp.code_vuln
     # A local tasks or prompts file is keyed by its content (registry names are pinned by sha256).
     files = {name: file_sha256(Path(name)) for name in (spec.tasks, spec.prompts) if Path(name).is_file()}
-    return stable_hash(
-        {
-            "cv": unit.name,
-            "t": trigger,
-            "spec": spec.model_dump(mode="json"),
-            "seed": unit.seed,
-            "files": files,
-        }
-    )
+    fields = {
+        "cv": unit.name,
+        "t": trigger,
+        "spec": spec.model_dump(mode="json"),
+        "seed": unit.seed,
+        "files": files,
+    }
+    if unit.prompt_template:  # the template shapes every answer; none keeps the keys stored before
+        fields["template"] = unit.prompt_template
+    return stable_hash(fields)
 
 
 def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[PlanStep]:

@@ -22,6 +22,7 @@ class ProbeJob(ModelJob):
     step: int | None = None
     tags: dict[str, Any] = field(default_factory=dict)
     n_boot: int = DEFAULT_N_BOOT
+    limit: int | None = None  # at most this many new pairs per call (``emkit probe --limit``)
 
 
 def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[PlanStep]:
@@ -29,26 +30,34 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
     if not exp.probe:
         return []
     from emkit.engines.registry import backend
-    from emkit.fingerprint import model_fingerprint
     from emkit.models import parse_model
     from emkit.probe import load_probe_set, pending_pairs
 
-    probe_set = load_probe_set(exp.probe_set)
+    # One step per set and model; with one set the rows are labelled by the model alone, as before.
+    probe_sets = [load_probe_set(name) for name in exp.probe_sets]
+    several = len(probe_sets) > 1
     steps = []
     for unit in ctx.units:
         if not backend(parse_model(unit.base).scheme).local:
             continue
-        fingerprint = model_fingerprint(unit.name, base_dir=store.run_dir)
-        missing = pending_pairs(store, unit.name, probe_set=probe_set, fingerprint=fingerprint)
-        if unit.pending_model:
-            missing = len(probe_set.pairs)  # the model does not exist yet
-        job = ProbeJob(
-            **unit_fields(unit, ctx.run_dir, exp.batch_size),
-            probe_set=probe_set,
-            tags={"base": unit.base} if unit.name != unit.base else {},
-        )
-        key = stable_hash({"probe": unit.name, "set": probe_set.label})
-        steps.append(PlanStep(INFO.name, key, unit.label, missing == 0, f"{missing} pairs to score", job=job))
+        fingerprint = unit.fingerprint(store.run_dir)
+        for probe_set in probe_sets:
+            missing = pending_pairs(store, unit.name, probe_set=probe_set, fingerprint=fingerprint)
+            if unit.pending_model:
+                missing = len(probe_set.pairs)  # the model does not exist yet
+            job = ProbeJob(
+                **unit_fields(unit, ctx.run_dir, exp.batch_size),
+                probe_set=probe_set,
+                tags={"base": unit.base} if unit.name != unit.base else {},
+            )
+            key = stable_hash({"probe": unit.name, "set": probe_set.label})
+            # Rows name a set by its name, or by name and content hash when two sets share a name.
+            shown = (
+                probe_set.name if len({p.name for p in probe_sets}) == len(probe_sets) else probe_set.label
+            )
+            label = f"{unit.label} x {shown}" if several else unit.label
+            detail = f"{missing} pairs to score"
+            steps.append(PlanStep(INFO.name, key, label, missing == 0, detail, job=job))
     return steps
 
 
@@ -75,6 +84,7 @@ def probe_with(job: ProbeJob, store: RunStore | None, engine: Engine | None = No
         probe_set=job.probe_set,
         tags=job.tags or None,
         n_boot=job.n_boot,
+        limit=job.limit,
         **options,
     )
 

@@ -30,7 +30,8 @@ class SampleJob(ModelJob):
 
     ``load`` is the model to load when it differs from the stored name (a provider fine-tune's);
     ``seed`` is the sampling seed; ``keys`` the planned answers' keys (a remote worker is told
-    which of them are stored).
+    which of them are stored); ``limit`` caps the new answers of one call (``emkit sample --limit``;
+    it shapes no answer, so it is in no key).
     """
 
     qset: QuestionSet
@@ -45,6 +46,7 @@ class SampleJob(ModelJob):
     context: list[dict[str, str]] | None = None
     sampler: str | None = None
     keys: tuple[str, ...] = ()
+    limit: int | None = None
 
     def known_keys(self) -> tuple[str, ...]:
         return self.keys
@@ -123,6 +125,7 @@ def sample_with(job: SampleJob, store: Any, engine: Engine, *, progress: bool = 
         tags=job.tags or None,
         context=job.context,
         progress=progress,
+        limit=job.limit,
     )
 
 
