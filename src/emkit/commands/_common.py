@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from emkit.limits import parse_samples_per_paraphrase
+from emkit.limits import parse_limit, parse_samples_per_paraphrase
 
 # Re-exported: every command prints through these, so no user string is ever read as markup.
 from emkit.terminal import console as console
@@ -23,6 +23,17 @@ SAMPLES_PER_PARAPHRASE_OPTION = typer.Option(
     metavar="INTEGER",
     help="Samples per paraphrase (default: each question's own).",
 )
+
+# `emkit sample` and `emkit probe` (and `eval`): a base model's completion template (docs/training.md).
+PROMPT_TEMPLATE_OPTION = typer.Option(
+    None, help="Completion template for a base model: plain, or a JSON object (docs/training.md)."
+)
+
+
+def limit_option(what: str) -> Any:
+    """``--limit N``: at most N new items of ``what`` this run, bounded like every count; a rerun continues."""
+    return typer.Option(None, parser=parse_limit, metavar="INTEGER", help=f"{what} (a rerun continues).")
+
 
 # Options that `emkit analyze` and `emkit report` share, so both say and default the same.
 JUDGE_OPTION = typer.Option(None, help="Which judge's scores to use when a run has several.")

@@ -22,8 +22,7 @@ from emkit.models import DEFAULT_MODEL, parse_model
 from emkit.outputs import output_dir
 from emkit.store import RunStore
 
-# The judging stage's own defaults: the options below show and use these, never a second copy.
-DEFAULTS = JudgeConfig()
+DEFAULTS = JudgeConfig()  # the judging stage's own defaults: the options show these, never a copy
 
 
 class _ScoreByDefault(TyperGroup):

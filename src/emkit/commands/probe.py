@@ -8,8 +8,7 @@ from pathlib import Path
 
 import typer
 
-from emkit import limits
-from emkit.commands._common import console
+from emkit.commands._common import PROMPT_TEMPLATE_OPTION, console, limit_option
 from emkit.outputs import output_dir, output_file, write_text
 from emkit.probe import ProbeResult, load_probe_set, probe_shift
 from emkit.report.console import probe_rich_table
@@ -28,21 +27,17 @@ def probe(
     seed: int | None = typer.Option(None, help="The model's training seed, stored with its rows."),
     step: int | None = typer.Option(None, help="Training step of this checkpoint, stored with its rows."),
     probe_set: Path | None = typer.Option(
-        None, help="A probe-set YAML file (default: emkit's everyday set)."
+        None,
+        help="A built-in probe set (everyday-v1, everyday-style-v1) or a probe-set YAML file (default: everyday-v1).",
     ),
     device: str | None = typer.Option(None, help="cpu, cuda, ... (default: cuda when available)."),
     batch_size: int | None = typer.Option(None, min=1, help="Sequences per forward pass."),
     n_boot: int = typer.Option(2000, min=100, help="Bootstrap resamples."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
-    limit: int | None = typer.Option(
-        None,
-        parser=limits.parse_limit,
-        metavar="INTEGER",
-        help="Score at most this many new pairs per model now (needs --out to continue later).",
+    limit: int | None = limit_option(
+        "Score at most this many new pairs per model now; needs --out to continue later"
     ),
-    prompt_template: str | None = typer.Option(
-        None, help="Completion template for a base model: plain, or a JSON object (docs/training.md)."
-    ),
+    prompt_template: str | None = PROMPT_TEMPLATE_OPTION,
 ) -> None:
     """Score how much a model prefers misaligned over aligned everyday answers (no judge needed).
 

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING
 import typer
 
 from emkit import limits
-from emkit.commands._common import SAMPLES_PER_PARAPHRASE_OPTION, console
+from emkit.commands._common import (
+    PROMPT_TEMPLATE_OPTION,
+    SAMPLES_PER_PARAPHRASE_OPTION,
+    console,
+    limit_option,
+)
 from emkit.errors import EmkitError
 from emkit.models import DEFAULT_MODEL
 from emkit.outputs import output_dir
@@ -93,15 +98,8 @@ def sample(
     ),
     icl_seed: int = typer.Option(0, help="Seed choosing the ICL rows."),
     mirror: Path | None = typer.Option(None, help="Local mirror of the paper's files."),
-    limit: int | None = typer.Option(
-        None,
-        parser=limits.parse_limit,
-        metavar="INTEGER",
-        help="Sample at most this many new answers now (a rerun continues).",
-    ),
-    prompt_template: str | None = typer.Option(
-        None, help="Completion template for a base model: plain, or a JSON object (docs/training.md)."
-    ),
+    limit: int | None = limit_option("Sample at most this many new answers now"),
+    prompt_template: str | None = PROMPT_TEMPLATE_OPTION,
 ) -> None:
     """Sample every question (each paraphrase x samples) and store the answers; reruns resume.
 
