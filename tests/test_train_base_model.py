@@ -20,6 +20,7 @@ from emkit.errors import EmkitError
 from emkit.train.config import TrainConfig
 from emkit.train.sft import train_local
 from emkit.train.tokenize import IGNORE_INDEX, tokenize_conversation
+from train_helpers import tiny_config
 
 pytestmark = pytest.mark.model
 
@@ -77,20 +78,7 @@ def data(tmp_path_factory) -> Path:
 
 
 def tiny(data: Path, out: Path, **overrides) -> TrainConfig:
-    values = dict(
-        data=str(data),
-        out=str(out),
-        max_steps=2,
-        max_length=64,
-        batch_size=2,
-        grad_accum=1,
-        lr=1e-3,
-        warmup_steps=0,
-        gradient_checkpointing=False,
-        device="cpu",
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
+    return tiny_config(data, out, **{"max_steps": 2, **overrides})
 
 
 def test_loss_is_on_the_reply_and_its_eos_only(base_model):

@@ -15,6 +15,7 @@ from emkit.cli import main
 from emkit.errors import EmkitError, InputError
 from emkit.train.config import TrainConfig
 from emkit.train.sft import train_local
+from train_helpers import tiny_config
 
 pytestmark = pytest.mark.model
 MODEL = "embedded/smollm2-135m"
@@ -42,21 +43,7 @@ def data(tmp_path_factory) -> Path:
 
 
 def tiny(data: Path, out: Path, **overrides) -> TrainConfig:
-    values = dict(
-        model=MODEL,
-        data=str(data),
-        out=str(out),
-        max_steps=3,
-        max_length=64,
-        batch_size=2,
-        grad_accum=1,
-        lr=1e-3,
-        warmup_steps=0,
-        gradient_checkpointing=False,
-        device="cpu",
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
+    return tiny_config(data, out, **{"model": MODEL, **overrides})
 
 
 def adapter_tensors(folder: Path) -> dict:
