@@ -213,7 +213,20 @@ def _as_reader() -> list[str]:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("running as root without setpriv: file modes cannot be tested")
+    for needed in (ROOT, Path(sys.prefix)):  # the other user runs this checkout's code and venv
+        closed = _closed_ancestor(needed)
+        if closed is not None:
+            pytest.skip(f"{closed} is not searchable by other users (e.g. a mktemp -d checkout): "
+                        "the unprivileged reader cannot run this checkout's emkit")  # fmt: skip
     return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+
+
+def _closed_ancestor(path: Path) -> Path | None:
+    """The first folder on the way to ``path`` that other users may not enter, if any."""
+    for folder in [*reversed(path.resolve().parents), path.resolve()]:
+        if not folder.stat().st_mode & 0o001:
+            return folder
+    return None
 
 
 def _read_only_copy(source: Path, with_wal: bool, with_shm: bool) -> Path:
