@@ -1,6 +1,7 @@
 """Issue #18 items 1, 2 and 8 without a model: completion templates as settings and keys, the train
 keys of configs that do not set the new options, the memory estimate of a full fine-tune, and
-``report_to`` (tensorboard and wandb are optional packages, not installed here)."""
+``report_to`` (tensorboard and wandb are optional packages; a missing one is simulated here, and
+tests/test_train_tracking.py writes a real TensorBoard log)."""
 
 from __future__ import annotations
 
