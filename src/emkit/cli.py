@@ -63,7 +63,6 @@ COMMAND_MODULES = [
     "sample",
     "judge",
     "probe",
-    "directions",
     "analyze",
     "report",
     "export",

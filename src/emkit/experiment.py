@@ -23,7 +23,6 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from emkit.datasets import DatasetSpec
-from emkit.directions.spec import DirectionsSpec
 from emkit.errors import InputError
 from emkit.experiments.code_vuln import CodeVulnSpec
 from emkit.experiments.evil_numbers import WrappersSpec
@@ -194,8 +193,6 @@ class Experiment(Strict):
     code_vuln: CodeVulnSpec | None = None
     wrappers: WrappersSpec | None = None
     icl: IclSpec | None = None
-    # Why it happens: misalignment directions, steering, ablation, screening (emkit.directions).
-    directions: DirectionsSpec | None = None
 
     @model_validator(mode="after")
     def _unique_entries(self) -> Experiment:

@@ -16,8 +16,6 @@ STAGES: list[str] = [
     "emkit.stages.code_vuln",
     "emkit.stages.judge",
     "emkit.stages.probe",
-    "emkit.stages.directions",
-    "emkit.stages.interventions",
     "emkit.stages.report",
 ]
 
