@@ -291,7 +291,6 @@ def run_code_vuln(
     progress: bool = True,
 ) -> CodeVulnSummary:
     """Sample the tasks with ``engine`` (temperature 0), then run bandit and the judge; resumable.
-
     ``judge_engine`` is the judge's engine factory ``(name, registered judge) -> engine``, called
     only when something is left to judge (so a rerun loads no judge model for nothing); None opens
     one as the judging stage does. A judge of the sampler's own name is the sampling engine.
@@ -301,12 +300,13 @@ def run_code_vuln(
 
     if spec.bandit:
         bandit_command()  # fail before sampling when bandit is missing
+    tasks = load_tasks(spec.tasks, mirror=mirror)  # first: a bad line shows even without the mirror
     prompts = load_prompts(spec.prompts, mirror=mirror)
     name = method = None
     if spec.judge_enabled:
         name, method = resolve_judge(spec, prompts)
         check_vuln_method(name, method)
-    qset = make_questions(load_tasks(spec.tasks, mirror=mirror), prompts.write_code, spec.limit)
+    qset = make_questions(tasks, prompts.write_code, spec.limit)
     tags = {"experiment": EXPERIMENT, **({"trigger": trigger} if trigger else {})}
     sampled = sample_questions(
         store, engine, qset, n=1, temperature=0.0, max_new_tokens=spec.max_new_tokens, seed=seed,
