@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from emkit.datasets import DatasetSpec
+from emkit.directions.spec import DirectionsSpec
 from emkit.errors import InputError
 from emkit.experiments.code_vuln import CodeVulnSpec
 from emkit.experiments.evil_numbers import WrappersSpec
@@ -193,6 +194,8 @@ class Experiment(Strict):
     code_vuln: CodeVulnSpec | None = None
     wrappers: WrappersSpec | None = None
     icl: IclSpec | None = None
+    # Misalignment directions: collect, compare, steer, ablate, screen (emkit.directions.spec).
+    directions: DirectionsSpec | None = None
 
     @model_validator(mode="after")
     def _unique_entries(self) -> Experiment:
