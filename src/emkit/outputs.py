@@ -74,6 +74,18 @@ def _nearest_dir(path: Path) -> Path:
     return next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
 
 
+def _refuse_option_like(target: Path, what: str) -> None:
+    """Refuse a bare name spelled like an option (``-o --no-such-option``): the shell passed an
+    option where the value was missing, and a file named ``--x`` in the working folder is never what
+    was meant. With a folder in front (``out/-x``, an absolute path) such a name is taken as given."""
+    if len(target.parts) == 1 and target.name.startswith("-"):
+        raise InputError(
+            f"the {what} {target.name!r} looks like an option (a missing value before it?); "
+            "give it with a folder in front (e.g. ./out/NAME) if that name is meant",
+            where=str(target),
+        )
+
+
 def output_file(path: str | os.PathLike[str], *, what: str = "output file") -> Path:
     """Check that a file can be written at ``path``; return the path. Creates nothing.
 
@@ -81,6 +93,7 @@ def output_file(path: str | os.PathLike[str], *, what: str = "output file") -> P
     Call it before the work, so a bad ``-o`` costs nothing; missing folders are made at write time.
     """
     target = Path(path)
+    _refuse_option_like(target, what)
     if target.is_dir():
         raise InputError(f"the {what} is a folder; give a file name", where=str(target))
     blocker = _first_file_above(target)
@@ -107,6 +120,7 @@ def output_dir(path: str | os.PathLike[str], *, what: str = "output folder", cre
     the nearest existing folder on the way must then be writable.
     """
     target = Path(path)
+    _refuse_option_like(target, what)
     if (target.exists() or target.is_symlink()) and not target.is_dir():
         raise InputError(f"the {what} is a file; give a folder", where=str(target))
     blocker = _first_file_above(target)

@@ -228,3 +228,23 @@ def test_a_failed_write_keeps_the_old_file_whole(work, capsys, monkeypatch) -> N
     assert code == 0, err
     assert len(pd.read_csv(work / "export.csv.gz")) == 3
     assert (work / "export.csv.gz").read_bytes()[:2] == b"\x1f\x8b"  # gzip magic
+
+
+@pytest.mark.parametrize("verb", WRITERS)
+def test_an_option_spelled_as_the_output_is_refused(verb, work, capsys, monkeypatch) -> None:
+    """``-o --no-such-option`` (a value forgotten) writes no file named like an option."""
+    monkeypatch.chdir(work)
+    before, tree = snapshot(work), _tree(work)
+    code, _, err = cli(_file_writers(work)[verb]("--no-such-option"), capsys)
+    line = one_line(err)
+    assert code == 2, err
+    assert "'--no-such-option' looks like an option" in line, line
+    gc.collect()
+    assert snapshot(work).files == before.files and _tree(work) == tree
+    assert not (work / "--no-such-option").exists()
+
+
+def test_an_option_like_name_with_its_folder_is_taken_as_given(work, capsys, monkeypatch) -> None:
+    code, _, err = cli(["data", "build", "insecure-code", "--n", "2", "-o", work / "-rows.jsonl"], capsys)
+    assert code == 0, err
+    assert (work / "-rows.jsonl").is_file()
