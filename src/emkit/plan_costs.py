@@ -226,14 +226,15 @@ def summary_lines(costs: PlanCosts) -> Iterable[str]:
             )
     if parts:
         yield "API cost: " + ", ".join(parts)
+        tuned = any(c.kind == "fine-tuning" and c.paid for c in costs.steps)
         yield (
             f"total ${costs.total():,.2f}; with the Batch API for sampling and judging "
-            f"${costs.total(batch=True):,.2f} (fine-tuning has no Batch price)"
+            f"${costs.total(batch=True):,.2f}" + (" (fine-tuning has no Batch price)" if tuned else "")
         )
     if any(c.gpu_hours for c in costs.steps):
         a = costs.prices.assumptions
         yield (
-            f"local jobs: ~{costs.gpu_hours:,.1f} GPU-hours on {a['gpu_name']}, assuming "
+            f"local jobs: ~{costs.gpu_hours:,.{2 if costs.gpu_hours < 10 else 1}f} GPU-hours on {a['gpu_name']}, assuming "
             f"{a['train_flops_per_s']:.2g} FLOP/s training and {a['sample_flops_per_s']:.2g} sampling (docs/costs.md)"
         )
     unknown = costs.unknown

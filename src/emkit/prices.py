@@ -160,7 +160,7 @@ def _parse(text: str, where: str, base: PriceTable | None) -> PriceTable:
 
     if not isinstance(data, Mapping):
         raise fail("a price file maps models: {MODEL: {input: ..., output: ...}} (USD per 1M tokens)")
-    if "models" not in data and base is not None:  # the older flat layout: MODEL: {input, output}
+    if base is not None and not set(map(str, data)) & set(TOP_LEVEL):  # the older flat layout
         data = {"models": data}
         flat = True
     else:

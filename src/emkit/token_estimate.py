@@ -29,7 +29,7 @@ O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tik
 
 
 @functools.cache
-def _encoding() -> Any | None:
+def encoding() -> Any | None:
     """tiktoken's o200k_base when its vocabulary file is cached locally (no download), else None."""
     try:
         import tiktoken
@@ -50,13 +50,13 @@ def _encoding() -> Any | None:
 
 def method() -> str:
     """How :func:`text_tokens` counts, for the plan's footnote."""
-    return "tiktoken o200k_base" if _encoding() is not None else "characters/4"
+    return "tiktoken o200k_base" if encoding() is not None else "characters/4"
 
 
 def text_tokens(text: str) -> int:
-    encoding = _encoding()
-    if encoding is not None:
-        return len(encoding.encode(text, disallowed_special=()))
+    vocabulary = encoding()
+    if vocabulary is not None:
+        return len(vocabulary.encode(text, disallowed_special=()))
     return math.ceil(len(text) / 4)
 
 
