@@ -303,3 +303,29 @@ def test_the_gpt4o_recipe_prices_fine_tuning_sampling_and_judging_at_both_prices
     ]
     assert len(rows) == tuned_models  # each fine-tuning row has its own cost, at both prices
     assert all(c.usd == pytest.approx(want[group]) == c.batch_usd for group, c in rows)
+
+
+def test_train_provider_takes_its_price_from_a_prices_file(tmp_path, monkeypatch, capsys) -> None:
+    from emkit.cli import main
+    from fake_openai import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"messages": r}) + "\n" for r in ROWS), encoding="utf-8")
+    prices = tmp_path / "p.yaml"
+    prices.write_text(f"models:\n  {JUDGE}: {{input: 1, output: 1, training: 7}}\n", encoding="utf-8")
+    args = ["train", "--provider", "openai", "--data", str(data), "--yes", "--poll-interval", "0"]
+    capsys.readouterr()
+    with FakeOpenAI() as srv:
+        code = main(
+            [*args, "--out", str(tmp_path / "run"), "--base-url", srv.base_url, "--prices", str(prices)]
+        )
+    out = capsys.readouterr().out
+    usd = sum(chat(r) for r in ROWS) * 7 / 1e6
+    assert code == 0 and f"x $7/1M tokens = ~${usd:,.2f}" in out, out
+    prices.write_text(f"models:\n  {JUDGE}: {{training: -7}}\n", encoding="utf-8")
+    code = main([*args, "--out", str(tmp_path / "run2"), "--prices", str(prices)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{prices}:2:" in err and "models.openai/gpt-4o-2024-08-06.training" in err
+    assert not (tmp_path / "run2").exists()
