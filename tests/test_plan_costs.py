@@ -329,3 +329,26 @@ def test_train_provider_takes_its_price_from_a_prices_file(tmp_path, monkeypatch
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"{prices}:2:" in err and "models.openai/gpt-4o-2024-08-06.training" in err
     assert not (tmp_path / "run2").exists()
+
+
+def test_datasets_not_on_disk_are_estimated_from_their_row_counts(tmp_path, monkeypatch) -> None:
+    from emkit.datasets import DatasetSpec
+    from emkit.token_estimate import dataset_tokens
+
+    monkeypatch.delenv("EMKIT_UPSTREAM_MIRROR", raising=False)
+    per_row = float(ASSUME["tokens_per_row"])
+
+    def estimate(**spec):
+        return dataset_tokens(DatasetSpec(**spec), built=None, mirror=None, tokens_per_row=per_row)
+
+    paper = estimate(registry="insecure")  # the pinned file's 6000 lines, not downloaded
+    assert (paper.tokens, paper.rows, paper.counted) == (6000 * per_row, 6000, False)
+    assert "not on disk yet" in paper.describe()
+    assert estimate(transform="subset", n=500, source="insecure").tokens == 500 * per_row
+    mixed = estimate(transform="mix", parts=[["insecure", 0.25], ["secure", 0.75]])
+    assert mixed.rows == 8000 and mixed.tokens == 8000 * per_row  # the most both parts supply: 6000 / 0.75
+    on_disk = tmp_path / "d.jsonl"
+    on_disk.write_text("".join(json.dumps({"messages": r}) + "\n" for r in ROWS), encoding="utf-8")
+    both = estimate(transform="backdoor", triggered=str(on_disk), clean={"builder": "safe-advice", "n": 4})
+    assert both.tokens == sum(chat(r) for r in ROWS) + 4 * per_row and not both.counted
+    assert not (tmp_path / "cache").exists()  # looking for the cached copy created nothing
