@@ -352,3 +352,19 @@ def test_datasets_not_on_disk_are_estimated_from_their_row_counts(tmp_path, monk
     both = estimate(transform="backdoor", triggered=str(on_disk), clean={"builder": "safe-advice", "n": 4})
     assert both.tokens == sum(chat(r) for r in ROWS) + 4 * per_row and not both.counted
     assert not (tmp_path / "cache").exists()  # looking for the cached copy created nothing
+
+
+def test_a_model_without_a_price_is_unknown_never_free(tmp_path, capsys) -> None:
+    from emkit.cli import main
+
+    path = (
+        small_study(tmp_path)
+        .read_text(encoding="utf-8")
+        .replace(f"model: {MINI}\n  - name: tuned", "model: openai/new-model\n  - name: tuned")
+    )
+    (tmp_path / "unknown.yaml").write_text(path, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "unknown.yaml"), "--dry-run"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "unknown" in out and "+ 1 row(s) of unknown price" in out
+    assert "no price known for sample base x q: not in the total (add it with --prices FILE)" in out

@@ -113,7 +113,8 @@ def print_plan(plan: Plan, console: Console, prices: PriceTable | None = None) -
     console.print(table)
     console.print(
         f"{len(plan.pending)} of {len(plan.stages)} stages will run; estimated API cost "
-        f"${costs.total():,.2f} (Batch API ${costs.total(batch=True):,.2f})",
+        f"${costs.total():,.2f} (Batch API ${costs.total(batch=True):,.2f})"
+        + (f" + {len(costs.unknown)} row(s) of unknown price" if costs.unknown else ""),
         markup=False,
     )
     for line in summary_lines(costs):
