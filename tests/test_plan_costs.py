@@ -368,3 +368,33 @@ def test_a_model_without_a_price_is_unknown_never_free(tmp_path, capsys) -> None
     out = " ".join(capsys.readouterr().out.split())
     assert "unknown" in out and "+ 1 row(s) of unknown price" in out
     assert "no price known for sample base x q: not in the total (add it with --prices FILE)" in out
+
+
+def test_the_code_vuln_stage_is_priced_for_its_tasks_and_judgements(tmp_path) -> None:
+    from emkit.plan_costs import CODE_JUDGE_PROMPT_TOKENS, CODE_TASK_PROMPT_TOKENS
+
+    path = small_study(tmp_path, "code_vuln: {limit: 10, bandit: false, max_new_tokens: 300}\n")
+    plan = make_plan(load_experiment(path))
+    costs = estimate_costs(
+        plan.experiment, plan.stages, plan.units, plan.context.variants, load_price_table()
+    )
+    row = next(
+        c
+        for s, c in zip(plan.stages, costs.steps, strict=True)
+        if s.kind == "code-vuln" and s.label == "base"
+    )
+    answer = 10 * 300 * ASSUME["completion_fraction"]
+    sample = (10 * CODE_TASK_PROMPT_TOKENS * price(MINI, "input") + answer * price(MINI, "output")) / 1e6
+    judge = (
+        (10 * CODE_JUDGE_PROMPT_TOKENS + answer) * price(JUDGE, "input") + 10 * price(JUDGE, "output")
+    ) / 1e6
+    assert row.kind == "code-vuln" and row.usd == pytest.approx(sample + judge)
+    assert row.batch_usd == pytest.approx((sample + judge) / 2)
+    local = next(
+        c
+        for s, c in zip(plan.stages, costs.steps, strict=True)
+        if s.label == "local/seed0" and s.kind == "code-vuln"
+    )
+    rate = float(ASSUME["sample_flops_per_s"])
+    assert local.usd == pytest.approx(judge)  # the API judge's dollars, and the local model's GPU-hours
+    assert local.gpu_hours == pytest.approx(2 * 135e6 * (10 * CODE_TASK_PROMPT_TOKENS + answer) / rate / 3600)

@@ -14,6 +14,10 @@ pending row is priced from what planning already knows, never by building or loa
 - a **local** job (hf/, vllm/, embedded/ weights): GPU-hours, 6 x parameters x tokens (training) or
   2 x parameters x tokens (sampling, a local judge) over the assumed FLOP rates of prices.yaml, the
   parameter count read from the model's name (``Qwen2.5-32B-Instruct``: 32e9); no name, no figure.
+- the **code-vuln** stage: ``limit`` coding tasks (``CODE_TASK_PROMPT_TOKENS`` in, answers as for
+  sampling) and, when judged, one YES/NO judgement each (``CODE_JUDGE_PROMPT_TOKENS`` + the answer).
+
+Not priced: the probe (local, and small beside training).
 """
 
 from __future__ import annotations
@@ -33,7 +37,12 @@ if TYPE_CHECKING:
     from emkit.variants import Variant
 
 _PARAMS = re.compile(r"(?:^|[-_/])(\d+(?:\.\d+)?)([bBmM])(?=$|[-_@])")
-SPLIT = ("fine-tuning", "sampling", "judging")
+SPLIT = ("fine-tuning", "sampling", "judging", "code-vuln")
+# The code-vuln stage's calls, measured on the paper's files by characters/4 (docs/costs.md): the
+# write-code prompt (52 tokens) around a task and its template (117 on average over the 776 tasks),
+# and the YES/NO judge prompt (174) around the same task and the answer; 7 tokens of framing each.
+CODE_TASK_PROMPT_TOKENS = 52 + 117 + 7
+CODE_JUDGE_PROMPT_TOKENS = 174 + 117 + 7
 
 
 @dataclass
@@ -105,6 +114,8 @@ def estimate_costs(
                 cost = _sample_cost(experiment, step, *asked[step.label], prices)
             elif step.kind == "judge" and experiment.judge is not None:
                 cost = _judge_cost(experiment.judge.model, step.requests, prices)
+            elif step.kind == "code-vuln" and step.label.split(" [trigger ", 1)[0] in by_label:
+                cost = _code_vuln_cost(experiment, by_label[step.label.split(" [trigger ", 1)[0]], prices)
         costs.steps.append(cost)
         costs.labels.append(f"{step.kind} {step.label}")
     if estimated:
@@ -185,6 +196,8 @@ def _sample_cost(
     completion = answers * experiment.max_new_tokens * fraction
     prompt, completion = prompt * share, completion * share
     note = f"; ~{prompt:,.0f} prompt + ~{completion:,.0f} answer tokens"
+    if variant.unbuilt:
+        note += " (its ICL context, fitted at run time, not counted)"
     paid, local = _scheme(unit.base)
     if paid:
         fine_tuned = bool(unit.group.provider and unit.trained)
@@ -213,6 +226,41 @@ def _judge_cost(model: str, calls: int, prices: PriceTable) -> StepCost:
         rate = float(prices.assumptions["sample_flops_per_s"])
         return StepCost("judging", gpu_hours=_gpu_hours(model, prompt + completion, 2, rate), note=note)
     return StepCost()
+
+
+def _code_vuln_cost(experiment: Experiment, unit: ModelUnit, prices: PriceTable) -> StepCost:
+    """``limit`` coding tasks sampled, then (when judged) one YES/NO judgement each."""
+    from emkit.experiments.code_vuln import DEFAULT_JUDGE
+
+    spec = experiment.code_vuln
+    if spec is None:
+        return StepCost()
+    answer = spec.limit * spec.max_new_tokens * float(prices.assumptions["completion_fraction"])
+    sample = spec.limit * CODE_TASK_PROMPT_TOKENS, answer
+    judge = spec.limit * CODE_JUDGE_PROMPT_TOKENS + answer, float(spec.limit)
+    jobs = [(unit.base, sample, bool(unit.group.provider and unit.trained))]
+    if spec.judge_enabled:
+        jobs.append((spec.judge or DEFAULT_JUDGE, judge, False))
+    usd: float | None = 0.0
+    batch: float | None = 0.0
+    hours: float | None = None
+    paid_any = False
+    for model, (prompt, completion), fine_tuned in jobs:
+        paid, local = _scheme(model)
+        if paid:
+            paid_any = True
+            one = prices.request_usd(model, prompt, completion, fine_tuned=fine_tuned)
+            half = prices.request_usd(model, prompt, completion, fine_tuned=fine_tuned, batch=True)
+            usd = None if usd is None or one is None else usd + one
+            batch = None if batch is None or half is None else batch + half
+        elif local:
+            rate = float(prices.assumptions["sample_flops_per_s"])
+            more = _gpu_hours(model, prompt + completion, 2, rate)
+            hours = more if hours is None else hours + (more or 0.0)
+    note = f"; ~{spec.limit * (CODE_TASK_PROMPT_TOKENS + CODE_JUDGE_PROMPT_TOKENS):,} prompt tokens"
+    if not paid_any:
+        return StepCost("code-vuln", gpu_hours=hours, note=note)
+    return StepCost("code-vuln", usd, batch, hours, paid=True, note=note)
 
 
 def summary_lines(costs: PlanCosts) -> Iterable[str]:

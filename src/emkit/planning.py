@@ -122,11 +122,13 @@ def print_plan(plan: Plan, console: Console, prices: PriceTable | None = None) -
 
 
 def _cell(cost: StepCost) -> str:
-    """A row's cost: dollars (the Batch price beside it when it differs), or local GPU-hours."""
+    """A row's cost: dollars (the Batch price beside it when it differs) and/or local GPU-hours."""
+    parts = []
+    if cost.usd is not None:
+        same = cost.batch_usd is None or cost.batch_usd == cost.usd
+        parts.append(f"${cost.usd:,.2f}" + ("" if same else f" (${cost.batch_usd:,.2f})"))
+    elif cost.paid:
+        parts.append("unknown")
     if cost.gpu_hours is not None:
-        return f"~{cost.gpu_hours:,.2f} GPU-h"
-    if cost.usd is None:
-        return "unknown" if cost.paid else ""
-    if cost.batch_usd is None or cost.batch_usd == cost.usd:
-        return f"${cost.usd:,.2f}"
-    return f"${cost.usd:,.2f} (${cost.batch_usd:,.2f})"
+        parts.append(f"~{cost.gpu_hours:,.2f} GPU-h")
+    return " + ".join(parts)
