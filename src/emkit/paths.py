@@ -11,6 +11,14 @@ import re
 from pathlib import Path
 
 
+def cache_root() -> Path:
+    """Where the cache root is, created or not (a dry run looks for files there, creating nothing)."""
+    explicit = os.environ.get("EMKIT_CACHE")
+    return Path(
+        explicit or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "emkit")
+    )
+
+
 def cache_dir() -> Path:
     """The cache root; created on first use.
 
@@ -21,11 +29,9 @@ def cache_dir() -> Path:
     from emkit.outputs import output_dir
 
     explicit = os.environ.get("EMKIT_CACHE")
-    root = explicit or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "emkit"
-    )
+    root = cache_root()
     try:
-        return output_dir(Path(root), what="cache folder")
+        return output_dir(root, what="cache folder")
     except EmkitError as exc:
         source = "EMKIT_CACHE" if explicit else "the default cache (set EMKIT_CACHE to move it)"
         raise EmkitError(f"{exc} ({source})") from None

@@ -24,6 +24,8 @@ from pathlib import Path
 from rich.console import Console
 
 from emkit.experiment import Experiment
+from emkit.plan_costs import StepCost
+from emkit.prices import PriceTable
 from emkit.questions import QuestionSet
 from emkit.stages.base import PlanContext, PlanStep
 from emkit.stages.registry import stages
@@ -83,24 +85,50 @@ def make_plan(exp: Experiment, run_dir: str | Path | None = None, *, build: bool
         store.close()
 
 
-def print_plan(plan: Plan, console: Console) -> None:
+def print_plan(plan: Plan, console: Console, prices: PriceTable | None = None) -> None:
+    """The plan table, each pending row with its cost (standard, Batch API, local GPU-hours), and
+    the totals under it; ``prices`` defaults to the shipped table (or ``$EMKIT_PRICES``)."""
     from rich.table import Table
     from rich.text import Text
 
+    from emkit.plan_costs import estimate_costs, summary_lines
+    from emkit.prices import load_price_table
+
+    variants = plan.context.variants if plan.context is not None else []
+    costs = estimate_costs(
+        plan.experiment, plan.stages, plan.units, variants, prices or load_price_table(None)
+    )
     table = Table(
         title=Text(f"{plan.experiment.name}: {len(plan.units)} models, run dir {plan.run_dir}"),
         title_justify="left",
     )
-    for column in ("stage", "what", "status", "detail", "est. cost"):
+    for column in ("stage", "what", "status", "detail", "est. cost (Batch API)"):
         table.add_column(column)
-    for stage in plan.stages:
+    for stage, cost in zip(plan.stages, costs.steps, strict=True):
         status = Text("cached", style="green") if stage.done else Text("will run", style="yellow")
-        cost = f"${stage.cost_usd:.2f}" if stage.cost_usd is not None else ""
         # User data (names, paths, triggers) is never parsed as markup: Text, not str.
-        table.add_row(Text(stage.kind), Text(stage.label), status, Text(stage.detail), cost)
+        table.add_row(
+            Text(stage.kind), Text(stage.label), status, Text(stage.detail + cost.note), _cell(cost)
+        )
     console.print(table)
-    total = sum(s.cost_usd or 0 for s in plan.pending)
     console.print(
-        f"{len(plan.pending)} of {len(plan.stages)} stages will run; estimated API cost ${total:.2f}",
+        f"{len(plan.pending)} of {len(plan.stages)} stages will run; estimated API cost "
+        f"${costs.total():,.2f} (Batch API ${costs.total(batch=True):,.2f})"
+        + (f" + {len(costs.unknown)} row(s) of unknown price" if costs.unknown else ""),
         markup=False,
     )
+    for line in summary_lines(costs):
+        console.print(line, markup=False)
+
+
+def _cell(cost: StepCost) -> str:
+    """A row's cost: dollars (the Batch price beside it when it differs) and/or local GPU-hours."""
+    parts = []
+    if cost.usd is not None:
+        same = cost.batch_usd is None or cost.batch_usd == cost.usd
+        parts.append(f"${cost.usd:,.2f}" + ("" if same else f" (${cost.batch_usd:,.2f})"))
+    elif cost.paid:
+        parts.append("unknown")
+    if cost.gpu_hours is not None:
+        parts.append(f"~{cost.gpu_hours:,.2f} GPU-h")
+    return " + ".join(parts)

@@ -196,6 +196,13 @@ def _parameters() -> list[inspect.Parameter]:
             typer.Option(None, help="Provider: USD per 1M training tokens for the estimate."),
         ),
         _option(
+            "prices",
+            Path | None,
+            typer.Option(
+                None, help="Provider: price file for the estimate (layout of emkit/resources/prices.yaml)."
+            ),
+        ),
+        _option(
             "poll_interval",
             float,
             typer.Option(10.0, help="Provider: seconds between the first status polls (backs off to 2 min)."),
@@ -219,6 +226,15 @@ def _overrides(cls: type[BaseModel], given: dict[str, Any]) -> dict[str, Any]:
             value = None  # a plain flag not given: the config file may still set it
         out[name] = value
     return out
+
+
+def _training_price(given: dict[str, Any], model: str) -> float | None:
+    """--price-per-mtok, else the training price of --prices FILE (None: the shipped table's)."""
+    if given["price_per_mtok"] is not None or given["prices"] is None:
+        return given["price_per_mtok"]
+    from emkit.prices import load_price_table
+
+    return load_price_table(given["prices"]).rate(model, "training")
 
 
 def train(**given: Any) -> None:
@@ -277,6 +293,7 @@ def _train_openai(given: dict[str, Any]) -> None:
         raise EmkitError("--epochs must be a whole number for provider fine-tuning")
     given["epochs"] = int(epochs) if epochs is not None else None
     cfg = build_config(OpenAIFineTuneConfig, given["config"], _overrides(OpenAIFineTuneConfig, given))
+    price = _training_price(given, cfg.model)  # a bad price file: one line, before anything is opened
     with RunStore(given["out"]) as store:
         record = run_openai_finetune(
             given["data"],
@@ -285,7 +302,7 @@ def _train_openai(given: dict[str, Any]) -> None:
             yes=given["yes"],
             say=lambda s: console.print(s, markup=False),
             confirm=lambda prompt: typer.confirm(prompt.removesuffix(" [y/N] "), default=False),
-            price_per_mtok=given["price_per_mtok"],
+            price_per_mtok=price,
             wait=given["wait"],
             runner_options={"poll_interval": given["poll_interval"]},
         )

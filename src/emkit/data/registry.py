@@ -24,7 +24,7 @@ from pathlib import Path
 
 from emkit.errors import EmkitError, IntegrityError
 from emkit.hashing import file_sha256
-from emkit.paths import cache_dir, mirror_dir
+from emkit.paths import cache_dir, cache_root, mirror_dir
 
 UPSTREAM_BASE = "https://raw.githubusercontent.com/emergent-misalignment/emergent-misalignment/main/"
 
@@ -310,8 +310,9 @@ def _record(artifact: Artifact, path: Path) -> None:
     os.replace(tmp, target)
 
 
-def cached_path(artifact: Artifact) -> Path:
-    return cache_dir() / "upstream" / artifact.path
+def cached_path(artifact: Artifact, *, create: bool = True) -> Path:
+    """Where the verified copy lives; ``create=False``: without creating the cache (a dry run looks)."""
+    return (cache_dir() if create else cache_root()) / "upstream" / artifact.path
 
 
 def _install(source: Path, artifact: Artifact) -> Path:

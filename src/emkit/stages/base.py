@@ -85,6 +85,7 @@ class PlanStep:
     job: Job | None = None
     order: tuple[int, ...] = ()
     pending_answers: int = 0
+    requests: int = 0  # paid calls still to make (the judge's), priced by emkit.plan_costs
     record: bool = False  # write a completion record under ``key`` when the job has run
     short: bool = False  # the run's summary names it by its kind alone (judge, report)
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from emkit.judge.stage import JudgeConfig
 
 INFO = StageInfo("judge", rank=2)
-# A filled judge prompt with a 600-token answer is ~450-800 tokens.
+# A filled judge prompt with a 600-token answer is ~450-800 tokens (what a dry run prices a call at).
 PROMPT_TOKENS_PER_CALL = 450
 
 
@@ -50,20 +50,14 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
     spec = ctx.experiment.judge
     if spec is None:
         return []
-    from emkit.engines.registry import backend
-    from emkit.judge.cost import estimate_cost, load_prices
     from emkit.judge.stage import plan_pending
-    from emkit.models import parse_model
 
     pending, _, _ = plan_pending(store, judge_config(spec))
     calls = len(pending) + 2 * sum(s.pending_answers for s in earlier)
-    cost = None
-    if backend(parse_model(spec.model).scheme).paid:
-        usage = {"prompt_tokens": PROMPT_TOKENS_PER_CALL * calls, "completion_tokens": calls}
-        cost = estimate_cost(spec.model, usage, load_prices(None)[0])
     key = stable_hash({"judge": spec.model_dump()})
     detail = f"~{calls} judgements to make"
-    return [PlanStep(INFO.name, key, spec.model, calls == 0, detail, cost, JudgeJob(spec), short=True)]
+    job = JudgeJob(spec)  # its calls are priced with the plan's price table (emkit.plan_costs)
+    return [PlanStep(INFO.name, key, spec.model, calls == 0, detail, job=job, requests=calls, short=True)]
 
 
 def run(job: JudgeJob, store: RunStore, console: Console | None) -> dict[str, Any]:

@@ -12,17 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from emkit.prices import builtin_price_table
 from emkit.train.config import OpenAIFineTuneConfig
 
-# USD per one million training tokens, from OpenAI's published price list (2025). Prices change:
-# pass ``price_per_mtok`` (``--price-per-mtok``) to use your own figure.
+# USD per one million training tokens, from the shipped price table (resources/prices.yaml, dated
+# and sourced there). Prices change: pass ``price_per_mtok`` (``--price-per-mtok``) to use your own.
 PRICE_PER_MTOK: dict[str, float] = {
-    "gpt-4o-2024-08-06": 25.0,
-    "gpt-4o-mini-2024-07-18": 3.0,
-    "gpt-4.1-2025-04-14": 25.0,
-    "gpt-4.1-mini-2025-04-14": 5.0,
-    "gpt-4.1-nano-2025-04-14": 1.5,
-    "gpt-3.5-turbo-0125": 8.0,
+    name.removeprefix("openai/"): entry.training
+    for name, entry in builtin_price_table().models.items()
+    if entry.training is not None
 }
 
 
