@@ -81,7 +81,6 @@ class PlanStep:
     label: str
     done: bool
     detail: str = ""
-    cost_usd: float | None = None
     job: Job | None = None
     order: tuple[int, ...] = ()
     pending_answers: int = 0
