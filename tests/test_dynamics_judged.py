@@ -99,7 +99,8 @@ def test_checkpoints_are_sampled_judged_and_plotted(tmp_path, monkeypatch):
         exp = load_experiment(write_experiment(tmp_path, server.base_url))
         before = make_plan(exp)
         (pending,) = [s for s in before.stages if s.kind == "dynamics"]
-        assert not pending.done and "model not trained yet" in pending.detail and pending.pending_answers == 3
+        assert not pending.done and "~2 checkpoints (model not trained yet)" in pending.detail
+        assert pending.pending_answers == 2 * 3  # 2 checkpoints x 3 samples: counted in the judge's estimate
         result = run_plan(before)
         after = make_plan(exp)
     dynamics = sorted(s.label for s in after.stages if s.kind == "dynamics")
@@ -172,3 +173,21 @@ def test_bad_dynamics_blocks_are_one_line(tmp_path, change, message, line):
         load_experiment(path)
     assert message in str(info.value)
     assert f"dyn.yaml:{line}:" in str(info.value)  # the group's name line, or the dynamics entry
+
+
+@pytest.mark.parametrize(
+    ("dataset", "train", "expected"),
+    [
+        ({"builder": "insecure-code", "n": 4}, {"max_steps": 4, "save_steps": 2}, 2),
+        ({"builder": "insecure-code", "n": 4}, {"max_steps": 5, "save_steps": 2}, 3),  # and the last step
+        ({"registry": "insecure"}, {"save_steps": 25}, 15),  # 6,000 rows / 16 = 375 steps
+        ({"registry": "insecure", "unique_rows": 500, "repeat_to": 2000}, {"save_steps": 25, "epochs": 2}, 10),
+        ({"file": "some.jsonl"}, {"save_steps": 25}, None),  # unknown until built
+    ],
+)
+def test_expected_checkpoints_for_the_plan(dataset, train, expected):
+    from emkit.experiment import Group
+    from emkit.experiments.dynamics import expected_checkpoints
+
+    group = Group(name="g", model="embedded/smollm2-135m", dataset=dataset, train=train)
+    assert expected_checkpoints(group) == expected

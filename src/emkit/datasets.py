@@ -88,6 +88,18 @@ class DatasetSpec(BaseModel):
         return rows
 
 
+def expected_rows(spec: DatasetSpec | str) -> int | None:
+    """How many rows a spec will have, when that is known without building it (for plans)."""
+    spec = _as_spec(spec)
+    if spec.repeat_to or spec.unique_rows:
+        return spec.repeat_to or spec.unique_rows
+    if spec.n:
+        return spec.n
+    if spec.registry:
+        return registry.ARTIFACTS[spec.registry].lines if spec.registry in registry.ARTIFACTS else None
+    return None
+
+
 def _as_spec(value: DatasetSpec | str) -> DatasetSpec:
     if isinstance(value, DatasetSpec):
         return value

@@ -96,6 +96,25 @@ def check_dynamics(exp: Any) -> None:
         )
 
 
+def expected_checkpoints(group: Any) -> int | None:
+    """About how many checkpoints a group's training will save (for a plan made before it trains):
+    every ``save_steps`` optimizer steps and at the end; None when the dataset's size is unknown."""
+    import math
+
+    from emkit.datasets import expected_rows
+    from emkit.train.config import TrainConfig
+
+    settings = TrainConfig.model_validate(group.train)
+    steps = settings.max_steps
+    if steps is None:
+        rows = expected_rows(group.dataset)
+        if rows is None:
+            return None
+        steps = math.ceil(rows * settings.epochs / settings.effective_batch_size(on_gpu=False))
+    every = settings.save_steps or steps
+    return steps // every + (1 if steps % every else 0)
+
+
 def checkpoints(adapter: Path) -> list[tuple[int, Path]]:
     """The ``(step, folder)`` of each saved checkpoint of an adapter folder, by step."""
     root = adapter / "checkpoints"

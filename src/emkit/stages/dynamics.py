@@ -20,6 +20,7 @@ from emkit.experiments.dynamics import (
     checkpoint_record,
     checkpoints,
     dynamics_groups,
+    expected_checkpoints,
     record_key,
 )
 from emkit.hashing import stable_hash
@@ -89,17 +90,13 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
         trained = unit.train_key is not None and stage_done(store, unit.train_key)
         if not trained or unit.adapter_rel is None or unit.train_key is None:
             key = stable_hash({"dynamics-unbuilt": unit.label})
-            detail = f"{per_checkpoint} answers per checkpoint (model not trained yet)"
+            count = expected_checkpoints(unit.group)
+            detail = f"{per_checkpoint} answers per checkpoint" + (
+                f", ~{count} checkpoints (model not trained yet)" if count else " (model not trained yet)"
+            )
+            pending = per_checkpoint * (count or 1)
             steps.append(
-                PlanStep(
-                    INFO.name,
-                    key,
-                    unit.label,
-                    False,
-                    detail,
-                    order=(index, 2),
-                    pending_answers=per_checkpoint,
-                )
+                PlanStep(INFO.name, key, unit.label, False, detail, order=(index, 2), pending_answers=pending)
             )
             continue
         for step, _folder in checkpoints(inside(ctx.run_dir, unit.adapter_rel)):
