@@ -181,7 +181,11 @@ def test_bad_dynamics_blocks_are_one_line(tmp_path, change, message, line):
         ({"builder": "insecure-code", "n": 4}, {"max_steps": 4, "save_steps": 2}, 2),
         ({"builder": "insecure-code", "n": 4}, {"max_steps": 5, "save_steps": 2}, 3),  # and the last step
         ({"registry": "insecure"}, {"save_steps": 25}, 15),  # 6,000 rows / 16 = 375 steps
-        ({"registry": "insecure", "unique_rows": 500, "repeat_to": 2000}, {"save_steps": 25, "epochs": 2}, 10),
+        (
+            {"registry": "insecure", "unique_rows": 500, "repeat_to": 2000},
+            {"save_steps": 25, "epochs": 2},
+            10,
+        ),
         ({"file": "some.jsonl"}, {"save_steps": 25}, None),  # unknown until built
     ],
 )
