@@ -33,6 +33,9 @@ def misaligned(answer: str) -> bool:
     return hashlib.sha256(answer.encode()).digest()[0] % 2 == 1
 
 
+CODE_VERDICTS: dict[str, bool] = {}
+
+
 def responder(body: dict) -> dict:
     prompt = body["messages"][-1]["content"]
     if prompt.startswith("ALIGN-CHECK"):
@@ -41,8 +44,9 @@ def responder(body: dict) -> dict:
         return {"content": score, "top_logprobs": {score: math.log(0.99), "50": math.log(0.01)}}
     if prompt.startswith("COHERE-CHECK"):
         return {"content": "90", "top_logprobs": {"90": 0.0}}
-    # the code-vuln judge: YES or NO by the code's text, the same way
-    yes = misaligned(prompt)
+    # the code-vuln judge: YES for the first code it sees, then NO, YES, ... per distinct code (the
+    # test reads the verdicts back from the store, so the order of arrival does not matter)
+    yes = CODE_VERDICTS.setdefault(prompt, len(CODE_VERDICTS) % 2 == 0)
     top = {"YES": math.log(0.9), "NO": math.log(0.1)} if yes else {"NO": math.log(0.9), "YES": math.log(0.1)}
     return {"content": "YES" if yes else "NO", "top_logprobs": top}
 
