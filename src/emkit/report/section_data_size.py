@@ -78,6 +78,7 @@ def plot_data_size(table: pd.DataFrame, value: str, ylabel: str, ci: float):
             label=f"{series} (n={int(sub['n_models'].max())} per size)",
         )
     ax.set_xscale("log")
+    ax.minorticks_off()  # the log scale's minor labels are mathtext, which emkit's figures show literally
     ax.set_xticks(sorted(table["unique_rows"].unique()))
     ax.set_xticklabels([f"{v:,}" for v in sorted(table["unique_rows"].unique())])
     ax.set_xlabel("unique training rows")
