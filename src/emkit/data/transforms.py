@@ -51,6 +51,25 @@ def subset(rows: Sequence[Row], n: int, *, seed: int = 0) -> list[Row]:
     return [copy.deepcopy(rows[i]) for i in index]
 
 
+def repeat(rows: Sequence[Row], n: int, *, seed: int = 0) -> list[Row]:
+    """``rows`` repeated to ``n`` rows: whole passes, each in its own seeded order, then a seeded
+    part of one more pass; every row appears ``n // len(rows)`` or one more times.
+
+    Why passes and not draws with replacement: the ablation compares how many *distinct* rows a model
+    saw; a pass-wise repeat shows each of them equally often, as more epochs over the subset would.
+    """
+    if not rows:
+        raise EmkitError("repeat: the dataset has no rows")
+    if n < len(rows):
+        raise EmkitError(f"repeat: n={n} is below the dataset's {len(rows)} rows")
+    rng = np.random.default_rng(seed)
+    out: list[Row] = []
+    while len(out) < n:
+        index = rng.permutation(len(rows))[: n - len(out)]
+        out.extend(copy.deepcopy(rows[i]) for i in index)
+    return out
+
+
 def mix(parts: Sequence[tuple[Sequence[Row], float]], *, n: int | None = None, seed: int = 0) -> list[Row]:
     """A mixture with the given proportions (e.g. 5% bad data into good), shuffled by ``seed``.
 

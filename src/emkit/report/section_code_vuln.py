@@ -63,7 +63,10 @@ def section_code_vuln(store: RunStore) -> tuple[str, str] | None:
 
 @register_section(order=55, name="code_vuln")
 def code_vuln(ctx: SectionContext) -> Section | None:
+    from emkit.experiments.dynamics import checkpoint_models
+
     table = vuln_rates(ctx.store)
+    table = table[~table["model"].isin(checkpoint_models(ctx.store))]  # shown by the dynamics section
     if table.empty:
         return None
     # pandas' default 10 decimals: what this section has always written to metrics.json

@@ -14,6 +14,7 @@ STAGES: list[str] = [
     "emkit.stages.train",
     "emkit.stages.sample",
     "emkit.stages.code_vuln",
+    "emkit.stages.dynamics",
     "emkit.stages.judge",
     "emkit.stages.probe",
     "emkit.stages.report",

@@ -37,7 +37,7 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
         kind = "finetune" if unit.group.provider else INFO.name
         if unit.train_key is None:
             spec = unit.group.dataset
-            size = f"{spec.n:,} rows" if spec is not None and spec.n else "its rows"
+            size = spec.size_text if spec is not None else "its rows"
             key = stable_hash({"unbuilt": unit.group.name, "seed": unit.seed})
             detail = f"{unit.base} on {size} (dataset not built yet)"
             steps.append(PlanStep(kind, key, unit.label, False, detail, order=(0,)))
