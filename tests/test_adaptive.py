@@ -182,3 +182,51 @@ def test_sample_says_adaptive_sampling_needs_a_judge(tmp_path, capsys) -> None:
     code = main(["sample", "--model", "mock/m", "--out", str(tmp_path / "r"), "--target-ci", "0.05"])
     err = capsys.readouterr().err
     assert code == 2 and "needs a judge" in " ".join(err.split()) and len(err.strip().splitlines()) <= 2
+
+
+# ------------------------------------------------------------------------- the experiment file
+def write_study(tmp_path, srv: FakeOpenAI, target: object, judge: bool = True):
+    import yaml
+
+    (tmp_path / "q.yaml").write_text(QUESTIONS)
+    exp = {
+        "name": "adaptive",
+        "out": str(tmp_path / "run"),
+        "questions": [str(tmp_path / "q.yaml")],
+        "samples_per_paraphrase": 40,
+        "max_new_tokens": 5,
+        "probe": False,
+        "groups": [{"name": "base", "model": "mock/subject"}],
+        "target_ci": target,
+    }
+    if judge:
+        exp["judge"] = {"model": JUDGE, "base_url": srv.base_url, "concurrency": 4}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(exp))
+    return path
+
+
+def test_run_samples_each_group_in_rounds_and_resumes(tmp_path, capsys) -> None:
+    with FakeOpenAI(responder=judge_responder(0.0)) as srv:
+        path = write_study(tmp_path, srv, {"half_width": 0.1, "round_size": 10})
+        dry = main(["run", str(path), "--dry-run"])
+        table = capsys.readouterr().out
+        assert dry == 0 and "adaptive" in table and "rounds of 10" in table
+        assert main(["run", str(path)]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        with RunStore(tmp_path / "run") as store:
+            answers, scores = store.count("answers"), store.count("scores")
+        assert "stopped after" in out and "calls not made" in out
+        assert answers == 40 and scores == 2 * answers  # 20 of the fixed 40 per question
+        requests = srv.stats.requests
+        assert main(["run", str(path)]) == 0  # done: nothing asked again
+        assert srv.stats.requests == requests
+
+
+def test_experiment_file_target_ci_needs_a_judge_and_a_sane_width(tmp_path, capsys) -> None:
+    with FakeOpenAI() as srv:
+        assert main(["run", str(write_study(tmp_path, srv, 0.05, judge=False)), "--dry-run"]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "needs a judge" in err and "target_ci" in err
+        assert main(["run", str(write_study(tmp_path, srv, 0.7)), "--dry-run"]) == 2
+        assert "target_ci" in capsys.readouterr().err

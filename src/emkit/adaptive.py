@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emkit.adaptive_spec import NEEDS_JUDGE
 from emkit.answer_status import DEFAULT_THRESHOLDS, Thresholds, classify, group_cells
 from emkit.stats.sequential import Decision, StopRule, decide, pilot_width
+
+__all__ = ["NEEDS_JUDGE", "AdaptiveSummary", "GroupResult", "look_counts", "sample_group"]
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -31,11 +34,6 @@ if TYPE_CHECKING:
     from emkit.judge.stage import EngineFactory, JudgeConfig
     from emkit.stages.sample import SampleJob
     from emkit.store import RunStore
-
-NEEDS_JUDGE = (
-    "adaptive sampling (--target-ci / target_ci:) stops on the judged misaligned rate, so it needs a "
-    "judge: use emkit eval --judge ... --target-ci W, or an experiment file with a judge: block"
-)
 
 
 @dataclass

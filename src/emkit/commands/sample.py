@@ -113,7 +113,7 @@ def sample(
     from emkit.stages.units import open_unit_engine
 
     if target_ci is not None:  # the stopping rule reads judged rates; sample has no judge
-        from emkit.adaptive import NEEDS_JUDGE
+        from emkit.adaptive_spec import NEEDS_JUDGE
 
         raise EmkitError(NEEDS_JUDGE)
     output_dir(out, what="run directory", create=False)

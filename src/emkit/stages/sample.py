@@ -93,6 +93,8 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
             key = stable_hash({"model": unit.name, "keys": list(keys)})
             done = have == len(items)
             detail = f"{have}/{len(items)} answers"
+            if exp.target_ci is not None:  # sampled in rounds by the adaptive stage
+                done, detail = True, f"{detail} (adaptive: target_ci)"
             pending = len(items) - have
             steps.append(
                 PlanStep(INFO.name, key, label, done, detail, job=job, order=order, pending_answers=pending)
