@@ -230,3 +230,19 @@ def test_experiment_file_target_ci_needs_a_judge_and_a_sane_width(tmp_path, caps
         assert "needs a judge" in err and "target_ci" in err
         assert main(["run", str(write_study(tmp_path, srv, 0.7)), "--dry-run"]) == 2
         assert "target_ci" in capsys.readouterr().err
+
+
+def test_eval_target_ci_prints_what_it_saved(tmp_path, capsys) -> None:
+    (tmp_path / "q.yaml").write_text(
+        QUESTIONS.replace("samples_per_paraphrase: 40", "samples_per_paraphrase: 2")
+    )
+    args = ["eval", "-m", "mock/subject", "-j", "mock/judge", "-q", str(tmp_path / "q.yaml"), "--n", "30"]
+    assert main([*args, "-o", str(tmp_path / "r"), "--target-ci", "0.45", "--round-size", "10"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "look 1 at 10 samples per paraphrase" in out and "adaptive sampling saved" in out
+    with RunStore(tmp_path / "r") as store:
+        assert store.count("answers") in (20, 40, 60)  # whole rounds of 2 questions x 10
+    assert main([*args, "-o", str(tmp_path / "r"), "--target-ci", "0.7"]) == 2
+    assert "--target-ci 0.7" in capsys.readouterr().err
+    assert main([*args, "-o", str(tmp_path / "r"), "--target-ci", "0.1", "--limit", "3"]) == 2
+    assert "choose one" in capsys.readouterr().err

@@ -209,10 +209,11 @@ def sample_group(
                 earliest = rule.looks()[int(rule.earliest(np.array(pilot_width(n, k, rule))))]
             decision = decide(n, k, rule, size, earliest)
             if console is not None:
+                wait = f", no stop before {earliest} (pilot)" if size < earliest else ""
+                verdict = f" -> stop ({decision.reason})" if decision.stop else ""
                 console.print(
                     f"adaptive {group}: look {looks} at {size} samples per paraphrase, "
-                    f"half-width {decision.half_width:.3f}"
-                    + (f" -> stop ({decision.reason})" if decision.stop else ""),
+                    f"half-width {decision.half_width:.3f}{wait}{verdict}",
                     markup=False,
                 )
             if decision.stop:

@@ -53,6 +53,8 @@ def eval_adaptive(
     """``emkit eval --target-ci``: the rounds for the one model, then what they saved."""
     from emkit.adaptive import AdaptiveSummary, sample_group
 
+    if config.limit is not None:
+        raise EmkitError("--limit and --target-ci: choose one (the rounds decide how many answers to sample)")
     cap = job.n if job.n is not None else max(q.samples_per_paraphrase for q in job.qset)
     rule = stop_rule(target, cap, round_size)
     result = sample_group(

@@ -11,14 +11,21 @@ coverage of the interval the report then prints (docs/statistics.md, "Adaptive s
   decision at a look reads only the answers with a sample index below that look's size, so a
   resumed or repeated run takes the same decisions (and a store holding more answers, e.g. a
   fixed run's, gives the same stop as a fresh run).
-- **A pilot decides the earliest stop (Stein's two-stage idea).** The first look is a pilot: its
-  interval's half-width at the stricter level ``pilot_ci`` (default 0.99), projected to later
-  looks as ``w1 sqrt(n1 / n)``, names the earliest look the group may stop at. From there the
-  group stops at the first look whose reported (95%) interval has half-width at most the target.
-  Why: the naive rule (stop at the first look whose interval is narrow enough) stops exactly when
-  the interval's own variance estimate happens to be low, so the intervals it stops on are too
-  narrow (with 3 seeds it covered down to 0.85 in the simulation); a sample size fixed by the
-  pilot does not select on the later estimate. Measured coverage: docs/statistics.md.
+- **Narrow by the seeds' spread and by the answers' own noise.** A group stops when both its
+  reported (95%) interval and the binomial interval of all its answers pooled (Wilson at the
+  effective number of answers, or Clopper-Pearson at 0 misaligned: the interval one model with
+  all those answers would get) have half-width at most the target. With few seeds the interval's
+  variance comes from their spread, which is noisy (2 degrees of freedom with 3 seeds): stopping
+  as soon as it is narrow stops exactly when the seeds happen to agree, and those intervals are
+  too narrow (the naive rule covered down to 0.85 in the simulation). The binomial width depends
+  on the answers' rate and number only, so it does not select on that noise.
+- **A pilot names the earliest stop (Stein's two-stage idea).** The first look's binomial
+  half-width at the stricter level ``pilot_ci`` (default 0.99), projected to later looks as
+  ``w1 sqrt(n1 / n)``, names the earliest look a group may stop at; a group is never stopped on
+  its first few rounds' luck.
+
+The measured coverage of the reported interval after stopping, and the answers saved, of this rule
+and of the naive one: docs/statistics.md ("Adaptive sampling").
 
 Half-width: ``(high - low) / 2`` of the interval of :func:`emkit.stats.rate_arrays` (the rate
 intervals are asymmetric; the half of their length is what a reader compares with +-W).
@@ -39,8 +46,9 @@ DEFAULT_PILOT_CI = 0.99
 
 @dataclass(frozen=True)
 class StopRule:
-    """When a group stops: not before the look the pilot names (:meth:`earliest`), then at half-width
-    at most ``half_width`` (the ``ci`` interval, the one reported), or every question's at most
+    """When a group stops: not before the look the pilot names (:meth:`earliest`), then once the
+    ``ci`` interval (the one reported) and the pooled binomial one have half-width at most
+    ``half_width`` (:func:`decision_widths`), or every question's interval at most
     ``per_question`` when that is set (each question then stops on its own), or ``max_samples``
     samples per paraphrase (the fixed design's size; the cap).
 
@@ -71,7 +79,7 @@ class StopRule:
         return [*sizes, self.max_samples]
 
     def earliest(self, pilot_width: np.ndarray) -> np.ndarray:
-        """Index of the earliest look a group may stop at, from the pilot's half-width at
+        """Index of the earliest look a group may stop at, from the pilot's binomial half-width at
         ``pilot_ci`` (shape (...)): the first look where ``w1 sqrt(n1 / n)`` reaches the target
         (the last look when none does, or when the pilot has no valid answer)."""
         looks = np.asarray(self.looks(), dtype=float)
@@ -88,6 +96,21 @@ def half_widths(n: np.ndarray, k: np.ndarray, rule: StopRule, ci: float | None =
     counts of shape (..., S, Q); NaN where no answer is valid (such a group never stops early)."""
     out = rate_arrays(n, k, rule.kind, ci=rule.ci if ci is None else ci)
     return (out["high"] - out["low"]) / 2
+
+
+def binomial_half_widths(n: np.ndarray, k: np.ndarray, rule: StopRule, ci: float | None = None) -> np.ndarray:
+    """Half-width of the interval of the group's answers pooled over its models (as if one model
+    gave them all: Wilson at the effective number of answers, Clopper-Pearson at 0 misaligned),
+    which depends on the rate and the number of answers only, not on the seeds' spread."""
+    pooled_n = np.asarray(n).sum(axis=-2, keepdims=True)
+    pooled_k = np.asarray(k).sum(axis=-2, keepdims=True)
+    return half_widths(pooled_n, pooled_k, rule, ci)
+
+
+def decision_widths(n: np.ndarray, k: np.ndarray, rule: StopRule) -> np.ndarray:
+    """What the rule compares with the target: the larger of the reported and the pooled binomial
+    half-widths (NaN when no answer is valid)."""
+    return np.fmax(half_widths(n, k, rule), binomial_half_widths(n, k, rule))
 
 
 def question_half_widths(n: np.ndarray, k: np.ndarray, rule: StopRule) -> np.ndarray:
@@ -107,8 +130,9 @@ def met(width: np.ndarray, target: float) -> np.ndarray:
 @dataclass(frozen=True)
 class Decision:
     """A look's verdict for one group: ``stop``, why (``target``, ``per-question target`` or
-    ``cap``), the group's half-width (reported level), and which questions are done (with a
-    per-question target; all False otherwise)."""
+    ``cap``), the half-width the rule compared (:func:`decision_widths`; the reported interval's
+    is at most this), and which questions are done (with a per-question target; all False
+    otherwise)."""
 
     stop: bool
     reason: str
@@ -117,9 +141,9 @@ class Decision:
 
 
 def pilot_width(n: np.ndarray, k: np.ndarray, rule: StopRule) -> float:
-    """The pilot's (first look's) half-width at ``pilot_ci`` for one group's (models x questions)
-    counts: what :meth:`StopRule.earliest` projects."""
-    return float(half_widths(np.asarray(n)[None], np.asarray(k)[None], rule, rule.pilot_ci)[0])
+    """The pilot's (first look's) pooled binomial half-width at ``pilot_ci`` for one group's
+    (models x questions) counts: what :meth:`StopRule.earliest` projects."""
+    return float(binomial_half_widths(np.asarray(n)[None], np.asarray(k)[None], rule, rule.pilot_ci)[0])
 
 
 def decide(n: np.ndarray, k: np.ndarray, rule: StopRule, samples: int, earliest: int = 0) -> Decision:
@@ -128,7 +152,7 @@ def decide(n: np.ndarray, k: np.ndarray, rule: StopRule, samples: int, earliest:
     ``earliest``: the samples per paraphrase of the earliest look the pilot allows a stop at."""
     n = np.asarray(n)
     k = np.asarray(k)
-    width = float(half_widths(n[None], k[None], rule)[0])
+    width = float(decision_widths(n[None], k[None], rule)[0])
     if samples < earliest and samples < rule.max_samples:
         return Decision(False, "", width, tuple(False for _ in range(n.shape[-1])))
     if rule.per_question is not None:
@@ -147,11 +171,15 @@ def decide(n: np.ndarray, k: np.ndarray, rule: StopRule, samples: int, earliest:
 def stop_index(n_looks: np.ndarray, k_looks: np.ndarray, rule: StopRule, *, pilot: bool = True) -> np.ndarray:
     """Vectorised group-level rule (the simulation's): counts of shape (..., L, S, Q) at the L
     looks of ``rule.looks()``; returns the index of the look each study stops at (the last look
-    when the target is never met). ``pilot=False``: the naive rule, for comparison."""
-    width = half_widths(n_looks, k_looks, rule)  # (..., L)
-    ok = met(width, rule.half_width)
-    if pilot:
-        first = rule.earliest(half_widths(n_looks[..., 0, :, :], k_looks[..., 0, :, :], rule, rule.pilot_ci))
-        ok &= np.arange(width.shape[-1]) >= first[..., None]
+    when the target is never met). ``pilot=False``: the naive rule (the reported interval's
+    half-width at most the target, from the first look), for comparison."""
+    if not pilot:  # the naive rule: the reported interval's width alone, from the first look
+        ok = met(half_widths(n_looks, k_looks, rule), rule.half_width)
+        ok[..., -1] = True
+        return np.argmax(ok, axis=-1)
+    width = decision_widths(n_looks, k_looks, rule)  # (..., L)
+    pilot_n, pilot_k = n_looks[..., 0, :, :], k_looks[..., 0, :, :]
+    first = rule.earliest(binomial_half_widths(pilot_n, pilot_k, rule, rule.pilot_ci))
+    ok = met(width, rule.half_width) & (np.arange(width.shape[-1]) >= first[..., None])
     ok[..., -1] = True
     return np.argmax(ok, axis=-1)
