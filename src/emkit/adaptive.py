@@ -172,22 +172,18 @@ def sample_group(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     progress: bool = False,
     console: Console | None = None,
+    reload: bool = False,
 ) -> GroupResult:
     """Rounds of sampling and judging for one group (its models' sample jobs) until ``rule`` stops
-    it; returns where it stopped and what that saved. Engines from ``engine_for`` are closed here."""
+    it; returns where it stopped and what that saved. Engines from ``engine_for`` are closed here;
+    ``reload``: each is opened for a round and closed after it (one local model in memory)."""
     from emkit.judge.cost import load_prices
     from emkit.judge.stage import run_judging
     from emkit.sampling import plan as plan_items
     from emkit.stages.sample import sample_with
 
     questions = [q.id for q in jobs[0].qset]
-    from emkit.fingerprint import engine_fingerprint
-
-    engines = {id(job): engine_for(job) for job in jobs}
-    names = [engines[id(job)].name for job in jobs]
-    fingerprints = [engine_fingerprint(engines[id(job)]) for job in jobs]
-    keep = tuple(engines.values())
-    config = replace(config, models=names, limit=None)
+    engines = _Engines(engine_for, reload)
     active = dict.fromkeys(questions, True)
     upto = dict.fromkeys(questions, 0)
     decision, looks, earliest = None, 0, 0
@@ -196,14 +192,16 @@ def sample_group(
             looks += 1
             for q in questions:
                 upto[q] = size if active[q] else upto[q]
-            for job in jobs:
+            for index, job in enumerate(jobs):
                 subset = [q for q in job.qset if active[q.id]]
                 qset = replace(job.qset, questions=subset)
-                sample_with(
-                    replace(job, n=size, qset=qset, limit=None), store, engines[id(job)], progress=progress
-                )
-            run_judging(store, config, make_engine=_reuse(make_engine, config, engines), progress=progress,
-                        keep_open=keep)  # fmt: skip
+                engine = engines.open(index, job)
+                sample_with(replace(job, n=size, qset=qset, limit=None), store, engine, progress=progress)
+                engines.done(index)
+            names = [engines.names[i] for i in range(len(jobs))]
+            config = replace(config, models=names, limit=None)
+            run_judging(store, config, make_engine=_reuse(make_engine, config, engines.live()),
+                        progress=progress, keep_open=engines.live())  # fmt: skip
             n, k, _ = look_counts(store, config.judge, names, questions, upto, thresholds, rule.kind)
             if looks == 1:  # the pilot names the earliest look a stop may come at
                 earliest = rule.looks()[int(rule.earliest(np.array(pilot_width(n, k, rule))))]
@@ -221,14 +219,14 @@ def sample_group(
             for q, done in zip(questions, decision.questions_done, strict=True):
                 active[q] = active[q] and not done
     finally:
-        for engine in engines.values():
-            engine.close()
+        engines.close()
     assert decision is not None  # rule.looks() is never empty
     n, k, rate = look_counts(store, config.judge, names, questions, upto, thresholds, rule.kind)
     result = GroupResult(group, decision, looks, dict(upto), rate=rate)
     prices, _ = load_prices(config.prices_file)
     used: set[str] = set()
-    for job, name, fingerprint in zip(jobs, names, fingerprints, strict=True):
+    for index, (job, name) in enumerate(zip(jobs, names, strict=True)):
+        fingerprint = engines.fingerprints[index]
         common = {"temperature": job.temperature, "top_p": job.top_p, "max_new_tokens": job.max_new_tokens,
                   "seed": job.seed, "prefix": job.trigger, "tags": job.tags or None, "context": job.context}  # fmt: skip
         items = plan_items(name, job.qset, n=rule.max_samples, fingerprint=fingerprint, **common)
@@ -246,8 +244,42 @@ def sample_group(
     return result
 
 
+class _Engines:
+    """The group's sampling engines: kept open for the whole run, or (``reload``) opened for each
+    round and closed after it, so a group of several local models holds one in memory at a time.
+    Each model's name and fingerprint are read when it is first opened."""
+
+    def __init__(self, engine_for: Callable[[SampleJob], Engine], reload: bool) -> None:
+        self.engine_for = engine_for
+        self.reload = reload
+        self.open_now: dict[int, Engine] = {}
+        self.names: dict[int, str] = {}
+        self.fingerprints: dict[int, str] = {}
+
+    def open(self, index: int, job: SampleJob) -> Engine:
+        from emkit.fingerprint import engine_fingerprint
+
+        if index not in self.open_now:
+            engine = self.engine_for(job)
+            self.open_now[index] = engine
+            self.names.setdefault(index, engine.name)
+            self.fingerprints.setdefault(index, engine_fingerprint(engine))
+        return self.open_now[index]
+
+    def done(self, index: int) -> None:
+        if self.reload:
+            self.open_now.pop(index).close()
+
+    def live(self) -> tuple[Engine, ...]:
+        return tuple(self.open_now.values())
+
+    def close(self) -> None:
+        while self.open_now:
+            self.open_now.popitem()[1].close()
+
+
 def _reuse(
-    make_engine: EngineFactory | None, config: JudgeConfig, engines: dict[int, Engine]
+    make_engine: EngineFactory | None, config: JudgeConfig, engines: Sequence[Engine]
 ) -> EngineFactory:
     """The judge's engine factory, handing back a sampling engine that also judges (a local model
     judging its own answers is loaded once)."""
@@ -256,7 +288,7 @@ def _reuse(
     from emkit.models import parse_model
 
     default = make_engine or engine_factory(config)
-    by_name = {e.name: e for e in engines.values() if backend(parse_model(e.name).scheme).local}
+    by_name = {e.name: e for e in engines if backend(parse_model(e.name).scheme).local}
 
     def make(judge: str, method: str) -> Any:
         return by_name.get(judge) or default(judge, method)

@@ -4,7 +4,9 @@ misaligned rate's interval is narrow enough (:mod:`emkit.adaptive`).
 It runs the sample stage's jobs (the sample stage plans them and, with ``target_ci:``, leaves
 them to this stage) one round at a time with the judge stage's config, one step per group (a
 group's interval spans its seeds, so their rounds go together). A finished group leaves a
-completion record; a killed one replays its looks from the store and continues.
+completion record; a killed one replays its looks from the store and continues. Its rows count
+no pending answers: the sample stage's rows still do (the fixed design, the most the rounds can
+sample), so the judge's estimate in a dry run is the fixed design's, an upper bound.
 """
 
 from __future__ import annotations
@@ -51,12 +53,13 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
         done = stage_done(store, key) is not None
         if len(jobs) < len(rows):  # a model not trained yet: planned, run once it exists
             steps.append(PlanStep(INFO.name, key, name, False, f"up to {pending} answers (models pending)",
-                                  order=(index,), pending_answers=pending))  # fmt: skip
+                                  order=(index,)))  # fmt: skip
             continue
         job = AdaptiveJob(name, jobs, exp.target_ci, exp.judge, exp.thresholds)
-        detail = f"rounds of {exp.target_ci.round_size} until half-width <= {exp.target_ci.half_width:g}"
+        detail = (f"up to {pending} answers: rounds of {exp.target_ci.round_size} until half-width <= "
+                  f"{exp.target_ci.half_width:g}")  # fmt: skip
         steps.append(PlanStep(INFO.name, key, name, done, detail, job=job, order=(index,),
-                              pending_answers=0 if done else pending, record=True))  # fmt: skip
+                              record=True))  # fmt: skip
     return steps
 
 
@@ -73,7 +76,7 @@ def run(job: AdaptiveJob, store: RunStore, console: Console | None) -> dict[str,
     t = job.thresholds
     result = sample_group(
         store, job.group, list(job.jobs), rule, judge_config(job.judge), engine_for=open_job_engine,
-        thresholds=Checked(t.aligned, t.coherent, t.coherent_rule), console=console,
+        thresholds=Checked(t.aligned, t.coherent, t.coherent_rule), console=console, reload=True,
     )  # fmt: skip
     if console is not None:
         for line in AdaptiveSummary(rule, [result]).lines():
