@@ -60,8 +60,12 @@ def bench_adaptive(
             f"{name} ({GROUPS[name]:.1%}): {r['mean_samples']:.0f}/{CAP} samples on average, coverage "
             f"adaptive {r['adaptive_coverage']:.3f} vs fixed {r['fixed_coverage']:.3f}"
         )
+    cov = {side: [r[f"{side}_coverage"] for r in rows.values()] for side in ("adaptive", "fixed")}
+    result["coverage"] = {side: [min(v), max(v)] for side, v in cov.items()}
     lines.append(
-        f"calls: fixed {fixed_calls:,} vs adaptive {adaptive_calls:,.0f} on average: {saved:.0%} saved"
+        f"calls: fixed {fixed_calls:,} vs adaptive {adaptive_calls:,.0f} on average: {saved:.0%} saved; "
+        f"coverage adaptive {min(cov['adaptive']):.3f}-{max(cov['adaptive']):.3f}, "
+        f"fixed {min(cov['fixed']):.3f}-{max(cov['fixed']):.3f}"
     )
     return result, lines
 
