@@ -20,7 +20,7 @@ from emkit.judge.stage import JudgeConfig, engine_factory
 from emkit.questions import parse_questions
 from emkit.stages.sample import SampleJob
 from emkit.stats import rate_arrays
-from emkit.stats.sequential import StopRule, decide, half_widths, pilot_width, stop_index
+from emkit.stats.sequential import StopRule, decide, earliest_sizes, half_widths, pilot_width, stop_index
 from emkit.store import RunStore
 from fake_openai import FakeOpenAI
 
@@ -246,3 +246,29 @@ def test_eval_target_ci_prints_what_it_saved(tmp_path, capsys) -> None:
     assert "--target-ci 0.7" in capsys.readouterr().err
     assert main([*args, "-o", str(tmp_path / "r"), "--target-ci", "0.1", "--limit", "3"]) == 2
     assert "choose one" in capsys.readouterr().err
+
+
+def test_vectorised_per_question_rule_agrees_with_the_rounds_decisions() -> None:
+    from emkit.stats.sequential import stop_looks
+
+    rng = np.random.default_rng(7)
+    rule = StopRule(0.01, 60, 10, per_question=0.12)
+    looks = rule.looks()
+    p = np.array([0.0, 0.02, 0.3, 0.5])  # questions from clear to unclear
+    inc_n = np.stack([np.full((40, 2, 4), 10)] * len(looks), axis=1)
+    n, k = inc_n.cumsum(axis=1), rng.binomial(inc_n, p).cumsum(axis=1)
+    group, per_q = stop_looks(n, k, rule)
+    for study in range(40):  # the rounds' own loop: a question done at a look keeps its counts
+        group_earliest, q_earliest = earliest_sizes(n[study, 0], k[study, 0], rule)
+        end: list[int | None] = [None] * 4
+        for j, size in enumerate(looks):
+            cols = [j if end[q] is None else end[q] for q in range(4)]
+            nn = np.stack([n[study, cols[q], :, q] for q in range(4)], axis=-1)
+            kk = np.stack([k[study, cols[q], :, q] for q in range(4)], axis=-1)
+            d = decide(nn, kk, rule, size, group_earliest, q_earliest)
+            if d.stop:
+                break
+            end = [cols[q] if end[q] is not None or d.questions_done[q] else None for q in range(4)]
+        assert group[study] == j
+        assert per_q[study].tolist() == cols
+    assert (per_q < group[:, None]).any()  # some questions stopped before their group

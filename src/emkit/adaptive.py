@@ -23,7 +23,7 @@ import numpy as np
 
 from emkit.adaptive_spec import NEEDS_JUDGE
 from emkit.answer_status import DEFAULT_THRESHOLDS, Thresholds, classify, group_cells
-from emkit.stats.sequential import Decision, StopRule, decide, pilot_width
+from emkit.stats.sequential import Decision, StopRule, decide, earliest_sizes
 
 __all__ = ["NEEDS_JUDGE", "AdaptiveSummary", "GroupResult", "look_counts", "sample_group"]
 
@@ -186,7 +186,7 @@ def sample_group(
     engines = _Engines(engine_for, reload)
     active = dict.fromkeys(questions, True)
     upto = dict.fromkeys(questions, 0)
-    decision, looks, earliest = None, 0, 0
+    decision, looks, earliest, q_earliest = None, 0, 0, None
     try:
         for size in rule.looks():
             looks += 1
@@ -204,8 +204,8 @@ def sample_group(
                         progress=progress, keep_open=engines.live())  # fmt: skip
             n, k, _ = look_counts(store, config.judge, names, questions, upto, thresholds, rule.kind)
             if looks == 1:  # the pilot names the earliest look a stop may come at
-                earliest = rule.looks()[int(rule.earliest(np.array(pilot_width(n, k, rule))))]
-            decision = decide(n, k, rule, size, earliest)
+                earliest, q_earliest = earliest_sizes(n, k, rule)
+            decision = decide(n, k, rule, size, earliest, q_earliest)
             if console is not None:
                 wait = f", no stop before {earliest} (pilot)" if size < earliest else ""
                 verdict = f" -> stop ({decision.reason})" if decision.stop else ""

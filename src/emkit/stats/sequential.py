@@ -78,15 +78,16 @@ class StopRule:
         sizes = list(range(self.round_size, self.max_samples, self.round_size))
         return [*sizes, self.max_samples]
 
-    def earliest(self, pilot_width: np.ndarray) -> np.ndarray:
+    def earliest(self, pilot_width: np.ndarray, target: float | None = None) -> np.ndarray:
         """Index of the earliest look a group may stop at, from the pilot's binomial half-width at
         ``pilot_ci`` (shape (...)): the first look where ``w1 sqrt(n1 / n)`` reaches the target
-        (the last look when none does, or when the pilot has no valid answer)."""
+        (the last look when none does, or when the pilot has no valid answer). ``target``: another
+        target than the group's (a question's, with a per-question target)."""
         looks = np.asarray(self.looks(), dtype=float)
         w1 = np.asarray(pilot_width, dtype=float)
         w1 = np.where(np.isfinite(w1), w1, np.inf)
         projected = w1[..., None] * np.sqrt(looks[0] / looks)
-        ok = projected <= self.half_width + 1e-12
+        ok = projected <= (self.half_width if target is None else target) + 1e-12
         ok[..., -1] = True
         return np.argmax(ok, axis=-1)
 
@@ -113,11 +114,26 @@ def decision_widths(n: np.ndarray, k: np.ndarray, rule: StopRule) -> np.ndarray:
     return np.fmax(half_widths(n, k, rule), binomial_half_widths(n, k, rule))
 
 
-def question_half_widths(n: np.ndarray, k: np.ndarray, rule: StopRule) -> np.ndarray:
-    """Half-width of each question's interval at the reported level: shape (..., Q)."""
+def question_half_widths(n: np.ndarray, k: np.ndarray, rule: StopRule, ci: float | None = None) -> np.ndarray:
+    """Half-width of each question's interval (at ``ci``, default the reported level): (..., Q)."""
     q = np.asarray(n).shape[-1]
-    cols = [rate_arrays(n, k, "question", ci=rule.ci, question=j) for j in range(q)]
+    level = rule.ci if ci is None else ci
+    cols = [rate_arrays(n, k, "question", ci=level, question=j) for j in range(q)]
     return np.stack([(c["high"] - c["low"]) / 2 for c in cols], axis=-1)
+
+
+def question_binomial_half_widths(
+    n: np.ndarray, k: np.ndarray, rule: StopRule, ci: float | None = None
+) -> np.ndarray:
+    """Each question's :func:`binomial_half_widths`: its answers pooled over the models, (..., Q)."""
+    pooled_n = np.asarray(n).sum(axis=-2, keepdims=True)
+    pooled_k = np.asarray(k).sum(axis=-2, keepdims=True)
+    return question_half_widths(pooled_n, pooled_k, rule, ci)
+
+
+def question_decision_widths(n: np.ndarray, k: np.ndarray, rule: StopRule) -> np.ndarray:
+    """Per question, what a per-question target is compared with (the group's rule, per question)."""
+    return np.fmax(question_half_widths(n, k, rule), question_binomial_half_widths(n, k, rule))
 
 
 def met(width: np.ndarray, target: float) -> np.ndarray:
@@ -146,20 +162,39 @@ def pilot_width(n: np.ndarray, k: np.ndarray, rule: StopRule) -> float:
     return float(binomial_half_widths(np.asarray(n)[None], np.asarray(k)[None], rule, rule.pilot_ci)[0])
 
 
-def decide(n: np.ndarray, k: np.ndarray, rule: StopRule, samples: int, earliest: int = 0) -> Decision:
+def earliest_sizes(n: np.ndarray, k: np.ndarray, rule: StopRule) -> tuple[int, tuple[int, ...]]:
+    """From the pilot's counts of one group: (the samples per paraphrase before which the group
+    may not stop, the same per question for a per-question target; the cap without one)."""
+    looks = rule.looks()
+    group = looks[int(rule.earliest(np.array(pilot_width(n, k, rule))))]
+    if rule.per_question is None:
+        return group, tuple(rule.max_samples for _ in range(np.asarray(n).shape[-1]))
+    widths = question_binomial_half_widths(np.asarray(n)[None], np.asarray(k)[None], rule, rule.pilot_ci)[0]
+    return group, tuple(looks[int(i)] for i in rule.earliest(widths, rule.per_question))
+
+
+def decide(
+    n: np.ndarray,
+    k: np.ndarray,
+    rule: StopRule,
+    samples: int,
+    earliest: int = 0,
+    question_earliest: tuple[int, ...] | None = None,
+) -> Decision:
     """The verdict at a look of ``samples`` samples per paraphrase, from the group's (models x
     questions) valid counts ``n`` and misaligned counts ``k`` over the answers up to that look;
-    ``earliest``: the samples per paraphrase of the earliest look the pilot allows a stop at."""
+    ``earliest`` / ``question_earliest``: the samples per paraphrase before which the group / each
+    question may not stop (:func:`earliest_sizes`)."""
     n = np.asarray(n)
     k = np.asarray(k)
     width = float(decision_widths(n[None], k[None], rule)[0])
-    if samples < earliest and samples < rule.max_samples:
-        return Decision(False, "", width, tuple(False for _ in range(n.shape[-1])))
+    q = n.shape[-1]
+    done = tuple(False for _ in range(q))
     if rule.per_question is not None:
-        done = tuple(bool(x) for x in met(question_half_widths(n[None], k[None], rule)[0], rule.per_question))
-    else:
-        done = tuple(False for _ in range(n.shape[-1]))
-    if bool(met(width, rule.half_width)):
+        gates = question_earliest or tuple(0 for _ in range(q))
+        ok = met(question_decision_widths(n[None], k[None], rule)[0], rule.per_question)
+        done = tuple(bool(x) and samples >= gate for x, gate in zip(ok, gates, strict=True))
+    if samples >= earliest and bool(met(width, rule.half_width)):
         return Decision(True, "target", width, done)
     if rule.per_question is not None and all(done):
         return Decision(True, "per-question target", width, done)
@@ -183,3 +218,40 @@ def stop_index(n_looks: np.ndarray, k_looks: np.ndarray, rule: StopRule, *, pilo
     ok = met(width, rule.half_width) & (np.arange(width.shape[-1]) >= first[..., None])
     ok[..., -1] = True
     return np.argmax(ok, axis=-1)
+
+
+def stop_looks(n_looks: np.ndarray, k_looks: np.ndarray, rule: StopRule) -> tuple[np.ndarray, np.ndarray]:
+    """The whole rule vectorised, per-question target included: counts of shape (..., L, S, Q)
+    at the looks of ``rule.looks()`` (as if every question were sampled to every look). Returns
+    (the look index each study's group stops at, shape (...); the look index each question's
+    answers end at, shape (..., Q): a question done at look j gets no samples after it). The
+    decisions are :func:`decide`'s at each look, on the counts the rounds would have stored."""
+    n_looks, k_looks = np.asarray(n_looks), np.asarray(k_looks)
+    last = n_looks.shape[-3] - 1
+    looks = np.arange(last + 1)
+    first = rule.earliest(
+        binomial_half_widths(n_looks[..., 0, :, :], k_looks[..., 0, :, :], rule, rule.pilot_ci)
+    )
+    allowed = looks >= first[..., None]  # (..., L)
+    if rule.per_question is not None:
+        pilot_q = question_binomial_half_widths(
+            n_looks[..., 0, :, :], k_looks[..., 0, :, :], rule, rule.pilot_ci
+        )
+        q_first = rule.earliest(pilot_q, rule.per_question)  # (..., Q)
+        q_width = question_decision_widths(n_looks, k_looks, rule)  # (..., L, Q)
+        q_ok = met(q_width, rule.per_question) & (looks[:, None] >= q_first[..., None, :])
+        q_ok[..., -1, :] = True
+        frozen = np.argmax(q_ok, axis=-2)  # (..., Q): the look each question is done at
+    else:
+        frozen = np.full(n_looks.shape[:-3] + n_looks.shape[-1:], last)
+    # Counts as stored at each look: a question frozen at look f keeps its look-f counts.
+    at = np.minimum(looks[:, None], frozen[..., None, :])  # (..., L, Q)
+    index = np.broadcast_to(at[..., None, :], n_looks.shape)
+    n_eff = np.take_along_axis(n_looks, index, axis=-3)
+    k_eff = np.take_along_axis(k_looks, index, axis=-3)
+    ok = met(decision_widths(n_eff, k_eff, rule), rule.half_width) & allowed
+    if rule.per_question is not None:
+        ok |= (frozen[..., None, :] <= looks[:, None]).all(axis=-1)
+    ok[..., -1] = True
+    group = np.argmax(ok, axis=-1)
+    return group, np.minimum(frozen, group[..., None])
