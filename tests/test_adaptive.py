@@ -272,3 +272,33 @@ def test_vectorised_per_question_rule_agrees_with_the_rounds_decisions() -> None
         assert group[study] == j
         assert per_q[study].tolist() == cols
     assert (per_q < group[:, None]).any()  # some questions stopped before their group
+
+
+def test_the_adaptive_stage_plans_one_step_per_group_and_variant(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from emkit.adaptive_spec import TargetCISpec
+    from emkit.experiment import JudgeSpec, Thresholds
+    from emkit.stages import adaptive
+    from emkit.stages.base import PlanStep
+
+    qset = parse_questions(QUESTIONS, "q.yaml")
+    exp = SimpleNamespace(
+        target_ci=TargetCISpec.model_validate(0.05), judge=JudgeSpec(), thresholds=Thresholds()
+    )
+
+    def step(label: str, seed: int | None) -> PlanStep:
+        job = SampleJob(model=f"mock/{label}", qset=qset, group=label.split("/")[0], model_seed=seed)
+        return PlanStep("sample", f"key-{label}", label, True, job=job, pending_answers=160)
+
+    earlier = [
+        step("g/seed1 x q", 1),
+        step("g/seed2 x q", 2),
+        step("g/seed1 x q+trigger", 1),
+        step("h x q", None),
+    ]
+    with RunStore(tmp_path / "run") as store:
+        steps = adaptive.plan(SimpleNamespace(experiment=exp), store, earlier)
+    assert [(s.label, len(s.job.jobs)) for s in steps] == [("g x q", 2), ("g x q+trigger", 1), ("h x q", 1)]
+    assert all(not s.done and s.record and s.pending_answers == 0 for s in steps)
+    assert "up to 320 answers" in steps[0].detail
