@@ -302,3 +302,17 @@ def test_the_adaptive_stage_plans_one_step_per_group_and_variant(tmp_path) -> No
     assert [(s.label, len(s.job.jobs)) for s in steps] == [("g x q", 2), ("g x q+trigger", 1), ("h x q", 1)]
     assert all(not s.done and s.record and s.pending_answers == 0 for s in steps)
     assert "up to 320 answers" in steps[0].detail
+
+
+def test_a_look_judges_only_its_own_answers(tmp_path) -> None:
+    from emkit.stages.sample import sample_with
+
+    qset = parse_questions(QUESTIONS, "q.yaml")
+    with RunStore(tmp_path / "run") as store:  # a fixed run sampled all 40, judged nothing
+        engine = open_engine("mock/subject", {}, only_accepted=True)
+        sample_with(SampleJob(model="mock/subject", qset=qset, n=40), store, engine, progress=False)
+        engine.close()
+    with FakeOpenAI(responder=judge_responder(0.0)) as srv:
+        result, answers, scores = run_adaptive(tmp_path, srv, StopRule(0.1, 40, 10))
+    assert result.samples == {"wish": 20, "ruler": 20} and answers == 80
+    assert scores == 2 * 40 == result.judge_calls  # the 40 answers beyond the stop were not judged

@@ -179,7 +179,6 @@ def sample_group(
     ``reload``: each is opened for a round and closed after it (one local model in memory)."""
     from emkit.judge.cost import load_prices
     from emkit.judge.stage import run_judging
-    from emkit.sampling import plan as plan_items
     from emkit.stages.sample import sample_with
 
     questions = [q.id for q in jobs[0].qset]
@@ -200,8 +199,9 @@ def sample_group(
                 engines.done(index)
             names = [engines.names[i] for i in range(len(jobs))]
             config = replace(config, models=names, limit=None)
+            wanted = _look_keys(jobs, names, engines.fingerprints, upto)
             run_judging(store, config, make_engine=_reuse(make_engine, config, engines.live()),
-                        progress=progress, keep_open=engines.live())  # fmt: skip
+                        progress=progress, keep_open=engines.live(), source=_only(wanted))  # fmt: skip
             n, k, _ = look_counts(store, config.judge, names, questions, upto, thresholds, rule.kind)
             if looks == 1:  # the pilot names the earliest look a stop may come at
                 earliest, q_earliest = earliest_sizes(n, k, rule)
@@ -224,14 +224,8 @@ def sample_group(
     n, k, rate = look_counts(store, config.judge, names, questions, upto, thresholds, rule.kind)
     result = GroupResult(group, decision, looks, dict(upto), rate=rate)
     prices, _ = load_prices(config.prices_file)
-    used: set[str] = set()
-    for index, (job, name) in enumerate(zip(jobs, names, strict=True)):
-        fingerprint = engines.fingerprints[index]
-        common = {"temperature": job.temperature, "top_p": job.top_p, "max_new_tokens": job.max_new_tokens,
-                  "seed": job.seed, "prefix": job.trigger, "tags": job.tags or None, "context": job.context}  # fmt: skip
-        items = plan_items(name, job.qset, n=rule.max_samples, fingerprint=fingerprint, **common)
-        result.fixed_answers += len(items)
-        used |= {i.key for i in items if i.sample_index < upto[i.question.id]}
+    used = _look_keys(jobs, names, engines.fingerprints, upto)
+    result.fixed_answers = len(_look_keys(jobs, names, engines.fingerprints, None))
     stored = store.existing_answer_keys(used)
     result.answers = len(stored)
     result.judge_calls, usd = _costs(store, config.judge, names, stored, prices)
@@ -242,6 +236,39 @@ def sample_group(
     else:
         result.saved_usd = usd / result.answers * result.saved_answers if result.answers else 0.0
     return result
+
+
+def _look_keys(
+    jobs: Sequence[SampleJob],
+    names: Sequence[str],
+    fingerprints: dict[int, str],
+    upto: dict[str, int] | None,
+) -> set[str]:
+    """The answer keys of the group's answers below each question's look size (``upto``; None:
+    the fixed design's, each job's own ``n``), as the sampling stage keys them."""
+    from emkit.sampling import plan as plan_items
+
+    keys: set[str] = set()
+    for index, (job, name) in enumerate(zip(jobs, names, strict=True)):
+        items = plan_items(
+            name, job.qset, n=job.n if upto is None else max(upto.values()), temperature=job.temperature,
+            top_p=job.top_p, max_new_tokens=job.max_new_tokens, seed=job.seed, prefix=job.trigger,
+            tags=job.tags or None, context=job.context, fingerprint=fingerprints[index],
+        )  # fmt: skip
+        keys |= {i.key for i in items if upto is None or i.sample_index < upto[i.question.id]}
+    return keys
+
+
+def _only(keys: set[str]) -> Any:
+    """A judging source: the stored answers' judgements, only for the answers ``keys`` (a look
+    judges its own answers, never ones a store holds beyond it)."""
+    from emkit.judge.stage import JudgeSource, plan_questions
+
+    def plan(store: RunStore, config: JudgeConfig) -> Any:
+        full = plan_questions(store, config)
+        return replace(full, tasks=[t for t in full.tasks if t.answer_key in keys])
+
+    return JudgeSource(plan)
 
 
 class _Engines:
