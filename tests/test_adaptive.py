@@ -274,7 +274,7 @@ def test_vectorised_per_question_rule_agrees_with_the_rounds_decisions() -> None
     assert (per_q < group[:, None]).any()  # some questions stopped before their group
 
 
-def test_the_adaptive_stage_plans_one_step_per_group_and_variant(tmp_path) -> None:
+def test_the_adaptive_stage_plans_one_step_per_group_and_variant(tmp_path, monkeypatch) -> None:
     from types import SimpleNamespace
 
     from emkit.adaptive_spec import TargetCISpec
@@ -291,16 +291,20 @@ def test_the_adaptive_stage_plans_one_step_per_group_and_variant(tmp_path) -> No
         job = SampleJob(model=f"mock/{label}", qset=qset, group=label.split("/")[0], model_seed=seed)
         return PlanStep("sample", f"key-{label}", label, True, job=job, pending_answers=160)
 
-    earlier = [
+    planned = [
         step("g/seed1 x q", 1),
         step("g/seed2 x q", 2),
         step("g/seed1 x q+trigger", 1),
         step("h x q", None),
     ]
+    import importlib
+
+    sample_stage = importlib.import_module("emkit.stages.sample")
+    monkeypatch.setattr(sample_stage, "plan_jobs", lambda ctx, store: planned)
     with RunStore(tmp_path / "run") as store:
-        steps = adaptive.plan(SimpleNamespace(experiment=exp), store, earlier)
+        steps = adaptive.plan(SimpleNamespace(experiment=exp), store, [])
     assert [(s.label, len(s.job.jobs)) for s in steps] == [("g x q", 2), ("g x q+trigger", 1), ("h x q", 1)]
-    assert all(not s.done and s.record and s.pending_answers == 0 for s in steps)
+    assert all(not s.done and s.record for s in steps) and steps[0].pending_answers == 320
     assert "up to 320 answers" in steps[0].detail
 
 

@@ -1,12 +1,12 @@
 """The adaptive stage (``target_ci:``): each group sampled and judged in rounds until its
 misaligned rate's interval is narrow enough (:mod:`emkit.adaptive`).
 
-It runs the sample stage's jobs (the sample stage plans them and, with ``target_ci:``, leaves
-them to this stage) one round at a time with the judge stage's config, one step per group (a
-group's interval spans its seeds, so their rounds go together). A finished group leaves a
-completion record; a killed one replays its looks from the store and continues. Its rows count
-no pending answers: the sample stage's rows still do (the fixed design, the most the rounds can
-sample), so the judge's estimate in a dry run is the fixed design's, an upper bound.
+It runs the sample stage's jobs (:func:`emkit.stages.sample.plan_jobs`; with ``target_ci:`` the
+sample stage lists none itself) one round at a time with the judge stage's config, one step per
+group x variant (a group's interval spans its seeds, so their rounds go together). A finished
+group leaves a completion record; a killed one replays its looks from the store and continues.
+Its rows count the fixed design's pending answers (the most the rounds can sample), so the
+judge's estimate in a dry run is an upper bound.
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
     exp = ctx.experiment
     if exp.target_ci is None or exp.judge is None:
         return []
+    from emkit.stages.sample import plan_jobs
+
     by_group: dict[str, list[PlanStep]] = {}
-    for step in earlier:
+    for step in plan_jobs(ctx, store):
         if step.kind == "sample":  # label: "<group>[/seed<n>] x <variant>"
             unit, _, variant = step.label.partition(" x ")
             by_group.setdefault(f"{unit.split('/seed')[0]} x {variant}", []).append(step)
@@ -53,13 +55,13 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
         done = stage_done(store, key) is not None
         if len(jobs) < len(rows):  # a model not trained yet: planned, run once it exists
             steps.append(PlanStep(INFO.name, key, name, False, f"up to {pending} answers (models pending)",
-                                  order=(index,)))  # fmt: skip
+                                  order=(index,), pending_answers=pending))  # fmt: skip
             continue
         job = AdaptiveJob(name, jobs, exp.target_ci, exp.judge, exp.thresholds)
         detail = (f"up to {pending} answers: rounds of {exp.target_ci.round_size} until half-width <= "
                   f"{exp.target_ci.half_width:g}")  # fmt: skip
         steps.append(PlanStep(INFO.name, key, name, done, detail, job=job, order=(index,),
-                              record=True))  # fmt: skip
+                              pending_answers=0 if done else pending, record=True))  # fmt: skip
     return steps
 
 

@@ -53,6 +53,13 @@ class SampleJob(ModelJob):
 
 
 def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[PlanStep]:
+    """Every model x variant's answers; none with ``target_ci:`` (the adaptive stage samples them
+    in rounds, from :func:`plan_jobs`)."""
+    return [] if ctx.experiment.target_ci is not None else plan_jobs(ctx, store)
+
+
+def plan_jobs(ctx: PlanContext, store: RunStore) -> list[PlanStep]:
+    """The sample steps of the fixed design (what :func:`plan` lists without ``target_ci:``)."""
     exp = ctx.experiment
     steps = []
     for index, unit in enumerate(ctx.units):
@@ -93,8 +100,6 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
             key = stable_hash({"model": unit.name, "keys": list(keys)})
             done = have == len(items)
             detail = f"{have}/{len(items)} answers"
-            if exp.target_ci is not None:  # sampled in rounds by the adaptive stage
-                done, detail = True, f"{detail} (adaptive: target_ci)"
             pending = len(items) - have
             steps.append(
                 PlanStep(INFO.name, key, label, done, detail, job=job, order=order, pending_answers=pending)
