@@ -1,6 +1,6 @@
 """``make bench``: emkit's speed figures, each a ratio of two sides measured in this one run.
 
-Sections (``--only sampling,judge,training,demo,coverage``; all by default):
+Sections (``--only sampling,judge,training,demo,coverage,adaptive``; all by default):
 
 - sampling: emkit's ``hf`` backend (batched, length-sorted) vs a per-prompt ``model.generate`` loop;
 - judge: the judging stage vs the ideal of a 200 ms / 32-concurrent API, plus a no-call second pass;
@@ -8,7 +8,9 @@ Sections (``--only sampling,judge,training,demo,coverage``; all by default):
 - demo: ``emkit demo`` cold (fresh cache and run dir) and warm (the same again); slow, ~14 min;
 - coverage: a few cells of ``scripts/coverage.py``'s grid (``--quick``): the coverage of the default
   95% interval of a group's rate and the paper estimator's, and the time the grid takes (the full
-  grid is ``scripts/coverage.py`` itself, published in docs/statistics.md).
+  grid is ``scripts/coverage.py`` itself, published in docs/statistics.md);
+- adaptive: ``bench/adaptive_bench.py``: the calls ``--target-ci`` saves on a simulated study against
+  the fixed design, with the coverage of both.
 
 Nothing is compared with a stored number: both sides of every ratio run here, now. The machine
 (cores, CPU model, RAM) and the versions are printed first and stored with the results in
@@ -33,7 +35,7 @@ sys.path.insert(0, str(HERE))
 
 from common import machine_info, machine_line, say  # noqa: E402
 
-SECTIONS = ("sampling", "judge", "training", "demo", "coverage")
+SECTIONS = ("sampling", "judge", "training", "demo", "coverage", "adaptive")
 
 
 def run_sampling(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
@@ -105,12 +107,19 @@ def run_coverage(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     return result, lines
 
 
+def run_adaptive(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    import adaptive_bench
+
+    return adaptive_bench.bench_adaptive(args.coverage_reps)
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[dict[str, Any], list[str]]]] = {
     "sampling": run_sampling,
     "judge": run_judge,
     "training": run_training,
     "demo": run_demo,
     "coverage": run_coverage,
+    "adaptive": run_adaptive,
 }
 TITLES = {
     "sampling": "1. Local sampling: emkit hf backend vs a per-prompt model.generate loop",
@@ -118,6 +127,7 @@ TITLES = {
     "training": "3. Training: emkit train vs a plain TRL baseline",
     "demo": "4. Demo: emkit demo cold and warm",
     "coverage": "5. Statistics: coverage of the 95% intervals on a few grid cells",
+    "adaptive": "6. Adaptive sampling (--target-ci): calls saved on a simulated study, coverage of both",
 }
 
 

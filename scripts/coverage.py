@@ -24,7 +24,8 @@ tested equal to :func:`emkit.paper_estimator.paper_rates`, the ``--rate paper`` 
 tests/test_stats.py). ``--difference`` adds a small grid
 of two-group differences (degenerate ones included) for :func:`emkit.stats.difference_interval`.
 
-Usage: OMP_NUM_THREADS=1 python scripts/coverage.py [--reps 400] [--quick] [--out FOLDER]
+Usage: OMP_NUM_THREADS=1 python scripts/coverage.py [--reps 400] [--quick] [--out FOLDER] [--sequential]
+(``--sequential``: the coverage after adaptive sampling, scripts/coverage_sequential.py)
 (default folder: docs/coverage for the full grid, build/coverage-quick with --quick)
 """
 
@@ -384,8 +385,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=None, help=f"output folder (default {FULL_OUT}; with --quick {QUICK_OUT})"
     )
+    parser.add_argument(
+        "--sequential", action="store_true", help="coverage after adaptive sampling (--target-ci) instead"
+    )
     args = parser.parse_args(argv)
     args.out = output_folder(args.quick, args.out)
+    if args.sequential:
+        import coverage_sequential
+
+        return coverage_sequential.main(args.reps, args.seed, args.quick, args.out, BAND)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     frame = run_grid(QUICK if args.quick else GRID, args.reps, args.seed, args.spread)

@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from emkit.adaptive_spec import NEEDS_JUDGE, TargetCISpec
 from emkit.datasets import DatasetSpec
 from emkit.directions.spec import DirectionsSpec
 from emkit.errors import InputError
@@ -199,6 +200,8 @@ class Experiment(Strict):
     directions: DirectionsSpec | None = None
     # Judged training dynamics: questions and coding tasks at each saved checkpoint.
     dynamics: DynamicsSpec | None = None
+    # Adaptive sampling: rounds until each group's interval is narrow enough (emkit.adaptive_spec).
+    target_ci: TargetCISpec | None = None
 
     @model_validator(mode="after")
     def _unique_entries(self) -> Experiment:
@@ -233,6 +236,8 @@ class Experiment(Strict):
             except ValueError as exc:
                 raise PydanticCustomError("emkit_size", str(exc), {"at": "wrappers.n"}) from None
         check_dynamics(self)
+        if self.target_ci is not None and self.judge is None:
+            raise PydanticCustomError("emkit_adaptive", NEEDS_JUDGE, {"at": "target_ci"})
         return self
 
     def seeds_of(self, group: Group) -> list[int]:

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from emkit import limits
 from emkit.commands._common import SAMPLES_PER_PARAPHRASE_OPTION, console, print_table
+from emkit.commands.adaptive_options import ROUND_OPTION, TARGET_CI_OPTION
 from emkit.engines.registry import backend
 from emkit.errors import EmkitError, MissingKeyError
 from emkit.judge.stage import JudgeConfig
@@ -314,10 +315,14 @@ def eval_command(
         metavar="INTEGER",
         help="Sample and judge at most this many new answers now (a rerun continues).",
     ),
+    target_ci: float | None = TARGET_CI_OPTION,
+    round_size: int = ROUND_OPTION,
 ) -> None:
     """Sample a model on a question set, then judge the answers (both resumable).
 
     Example: emkit eval --model embedded/smollm2-135m --questions default --judge embedded/smollm2-135m --n 2 --out runs/demo
+
+    Adaptive: emkit eval -m openai/ft:... -j openai/gpt-4o-2024-08-06 --n 100 --target-ci 0.05 -o runs/x
     """
     from emkit.commands.sample import check_text_options
     from emkit.engines import open_engine
@@ -329,21 +334,8 @@ def eval_command(
     output_dir(out, what="run directory", create=False)
     limits.check_sampling(temperature=temperature)
     check_text_options(trigger=trigger, group=group)
-    config = _config(
-        judge,
-        method,
-        judge_prompts,
-        [model],
-        limit,
-        concurrency,
-        base_url,
-        None,
-        prices,
-        samples,
-        DEFAULTS.min_mass,
-        batch_size,
-        device,
-    )
+    config = _config(judge, method, judge_prompts, [model], limit, concurrency, base_url, None, prices,
+                     samples, DEFAULTS.min_mass, batch_size, device)  # fmt: skip
     qset = load_questions(questions, mirror=mirror)
     for warning in qset.warnings:
         console.print(f"warning: {warning}", markup=False)
@@ -367,6 +359,13 @@ def eval_command(
         return engine if reuse and judge_name == engine.name else default_factory(judge_name, how)
 
     with RunStore(out) as store:
+        if target_ci is not None:  # rounds of the same sampling and judging, until narrow enough
+            from emkit.commands.adaptive_options import eval_adaptive
+            from emkit.stages.sample import SampleJob
+
+            job = SampleJob(model=model, qset=qset, n=n, temperature=temperature, max_new_tokens=max_new_tokens,
+                            seed=seed, trigger=trigger, group=group, tags={"trigger": trigger} if trigger else {})  # fmt: skip
+            return eval_adaptive(store, job, engine, config, make_engine, target_ci, round_size)
         try:
             sampled = sample_questions(
                 store,

@@ -16,6 +16,7 @@ from emkit.commands._common import (
     console,
     limit_option,
 )
+from emkit.commands.adaptive_options import TARGET_CI_OPTION
 from emkit.errors import EmkitError
 from emkit.models import DEFAULT_MODEL
 from emkit.outputs import output_dir
@@ -100,6 +101,7 @@ def sample(
     mirror: Path | None = typer.Option(None, help="Local mirror of the paper's files."),
     limit: int | None = limit_option("Sample at most this many new answers now"),
     prompt_template: str | None = PROMPT_TEMPLATE_OPTION,
+    target_ci: float | None = TARGET_CI_OPTION,
 ) -> None:
     """Sample every question (each paraphrase x samples) and store the answers; reruns resume.
 
@@ -110,6 +112,10 @@ def sample(
     from emkit.stages.sample import SampleJob, sample_with
     from emkit.stages.units import open_unit_engine
 
+    if target_ci is not None:  # the stopping rule reads judged rates; sample has no judge
+        from emkit.adaptive_spec import NEEDS_JUDGE
+
+        raise EmkitError(NEEDS_JUDGE)
     output_dir(out, what="run directory", create=False)
     limits.check_sampling(temperature=temperature, top_p=top_p)
     check_text_options(trigger=trigger, group=group)

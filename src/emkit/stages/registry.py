@@ -13,6 +13,7 @@ STAGES: list[str] = [
     "emkit.stages.dataset",
     "emkit.stages.train",
     "emkit.stages.sample",
+    "emkit.stages.adaptive",
     "emkit.stages.code_vuln",
     "emkit.stages.dynamics",
     "emkit.stages.judge",

@@ -53,6 +53,13 @@ class SampleJob(ModelJob):
 
 
 def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[PlanStep]:
+    """Every model x variant's answers; none with ``target_ci:`` (the adaptive stage samples them
+    in rounds, from :func:`plan_jobs`)."""
+    return [] if ctx.experiment.target_ci is not None else plan_jobs(ctx, store)
+
+
+def plan_jobs(ctx: PlanContext, store: RunStore) -> list[PlanStep]:
+    """The sample steps of the fixed design (what :func:`plan` lists without ``target_ci:``)."""
     exp = ctx.experiment
     steps = []
     for index, unit in enumerate(ctx.units):

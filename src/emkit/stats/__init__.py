@@ -27,7 +27,8 @@ Why these, and their measured coverage: docs/statistics.md. Every random draw co
 :func:`seeded_rng` (same data + same seed -> same interval); the rate intervals draw nothing.
 The submodules, bottom up: ``common`` (generator, warning silence), ``binomial`` (Wilson,
 Clopper-Pearson), ``rates`` (rates over seeds, differences), ``bootstrap`` (means: probe, paper),
-``hierarchical`` (the draws of answers).
+``hierarchical`` (the draws of answers), ``sequential`` (when adaptive sampling stops a group:
+a pilot look, then the reported and the pooled binomial half-width against the target).
 """
 
 from emkit.stats.binomial import Z95, beta_bounds, clopper_pearson, wilson
