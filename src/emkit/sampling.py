@@ -21,6 +21,7 @@ from typing import Any
 
 from emkit.claims import Lease, run_claimed
 from emkit.engines.base import Engine, Generation, SamplingParams
+from emkit.engines.batch_session import attach
 from emkit.fingerprint import engine_fingerprint, model_fingerprint
 from emkit.hashing import stable_hash
 from emkit.questions import Question, QuestionSet
@@ -239,6 +240,7 @@ def sample_questions(
     # Through an API each answer costs money: claim pending answers before asking, so two processes
     # on one run dir never pay twice (emkit.claims). Local engines batch best over everything at once.
     claiming = engine.paid and isinstance(store, RunStore)
+    batched = attach(engine, store)  # --batch: one Batch API submission per temperature
     owner = default_owner()
     with stage_progress("sample", "{task.fields[rate]} answers/s", disable=not progress) as bar:
         task = bar.add_task(model, total=len(pending), rate="-")
@@ -298,7 +300,7 @@ def sample_questions(
                     lambda i: i.key,
                     lambda batch, _params=params: generate(batch, _params),
                     owner=owner,
-                    chunk=max(8, 4 * engine.concurrency),
+                    chunk=len(group_items) if batched else max(8, 4 * engine.concurrency),
                     on_taken=lambda count: bar.update(task, advance=count),
                 )
         finally:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from emkit.endpoints import split_url
+from emkit.endpoints import display_url, split_url
 from emkit.engines.replies import ChatReply, ReplyFieldError, parse_reply
 from emkit.engines.retry import RetryPolicy, parse_retry_after
 from emkit.errors import EmkitError, MissingKeyError
@@ -90,15 +90,6 @@ class _LoopState:
     semaphore: asyncio.Semaphore
 
 
-def display_url(url: str) -> str:
-    """The base URL without credentials or query string, safe to show in messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url
-
-
 class ChatClient:
     """Chat completions of one model at one endpoint: bounded, retried, counted.
 
@@ -148,6 +139,7 @@ class ChatClient:
         self._key = _Secret(key)
         self._rng = random.Random(jitter_seed)
         self._async_state: _LoopState | None = None
+        self.batch: Any = None  # a BatchSession (emkit.engines.batch_session): run_many goes through it
 
     def __repr__(self) -> str:
         return f"ChatClient({self.name!r}, {display_url(self.base_url)!r}, key from ${self.api_key_env})"
@@ -164,6 +156,8 @@ class ChatClient:
         results: list[Any] = [None] * len(requests)
         if not requests:
             return results
+        if self.batch is not None:
+            return self.batch.run(self, requests, convert, on_result)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -255,6 +249,15 @@ class ChatClient:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             await state.client.close()
+
+    def sync_client(self) -> Any:
+        """A synchronous SDK client for this endpoint (the files and batches calls), retries off."""
+        from openai import OpenAI
+
+        query = self._query or None
+        return OpenAI(
+            api_key=self._key.get(), base_url=self._connect.get(), default_query=query, max_retries=0
+        )
 
     def _new_state(self) -> _LoopState:
         from openai import AsyncOpenAI
