@@ -27,19 +27,25 @@ What a request asks and what its reply means is the engine's business
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import queue
 import random
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from emkit.endpoints import display_url, split_url
-from emkit.engines.replies import ChatReply, ReplyFieldError, parse_reply
+from emkit.engines.openai_wire import (
+    MalformedResponse,
+    create_request,
+    decode_reply,
+    error_detail,
+    is_retryable,
+)
+from emkit.engines.replies import ChatReply
 from emkit.engines.retry import RetryPolicy, parse_retry_after
 from emkit.errors import EmkitError, MissingKeyError
 from emkit.redact import clean_url, install_log_redaction, redact, register
@@ -49,8 +55,6 @@ logger = logging.getLogger(__name__)
 install_log_redaction()
 T = TypeVar("T")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-# 429 is retried unless the account is out of credit: waiting will not fix that.
-_PERMANENT_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 
 
 class APIRequestError(EmkitError):
@@ -60,10 +64,6 @@ class APIRequestError(EmkitError):
         self.status = status
         self.attempts = attempts
         super().__init__(message)
-
-
-class MalformedResponse(Exception):
-    """A 2xx reply that is not a usable chat completion (not JSON, no choices); retried."""
 
 
 class _Secret:
@@ -287,13 +287,13 @@ class ChatClient:
             retry_after: float | None = None
             try:
                 async with state.semaphore:
-                    raw = await _create(state.client, request)
-                data = _decode(raw.text)
+                    raw = await create_request(state.client, request)
+                data = decode_reply(raw.text)
             except TypeError as err:
                 raise EmkitError(f"{self.name}: invalid chat request parameter: {err}") from None
             except openai.APIStatusError as err:
-                detail = self._redact(_error_detail(err))
-                if not _is_retryable(err):
+                detail = self._redact(error_detail(err))
+                if not is_retryable(err):
                     raise APIRequestError(
                         self._describe_status(err.status_code, detail),
                         status=err.status_code,
@@ -347,51 +347,6 @@ class ChatClient:
         if status == 404:
             return f"{self.name}: HTTP 404 from {where}: {detail} (check the model name and the base URL)"
         return f"{self.name}: HTTP {status} from {where}: {detail}"
-
-
-def _create(client: Any, request: dict[str, Any]) -> Awaitable[Any]:
-    return client.chat.completions.with_raw_response.create(**request)
-
-
-def _decode(text: str) -> ChatReply:
-    """The reply, typed (:mod:`emkit.engines.replies`), or MalformedResponse naming what is wrong."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise MalformedResponse(f"body is not JSON ({len(text)} characters)") from None
-    if not isinstance(data, dict):
-        raise MalformedResponse("body is not a JSON object")
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices:
-        error = data.get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-        suffix = f" (server error: {str(message)[:200]})" if message else ""
-        raise MalformedResponse(f"no 'choices' in the reply{suffix}")
-    try:
-        return parse_reply(data)
-    except ReplyFieldError as err:
-        raise MalformedResponse(str(err)) from None
-
-
-def _is_retryable(err: Any) -> bool:
-    status = int(err.status_code)
-    if status == 429:
-        return getattr(err, "code", None) not in _PERMANENT_CODES
-    return status in (408, 409) or status >= 500
-
-
-def _error_detail(err: Any) -> str:
-    body = err.body
-    message: Any = None
-    if isinstance(body, dict):
-        message = body.get("message")
-        if message is None and isinstance(body.get("error"), dict):
-            message = body["error"].get("message")
-    elif body is not None:
-        message = body
-    text = str(message if message is not None else err.message)
-    text = " ".join(text.split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 __all__ = ["APIRequestError", "ChatClient", "MalformedResponse", "display_url"]

@@ -383,7 +383,9 @@ def run_judging(
 def _chunk(config: JudgeConfig) -> int:
     """Claim this many judgements at a time: enough to keep every connection busy, few enough that
     a second process finds work to share."""
-    return MAX_REQUESTS if config.batch else max(8, 4 * int(config.concurrency))
+    # Each chunk ends with its connections draining (the last calls run with slots empty), so a
+    # chunk is 16 rounds of the pool: that tail costs ~3% of the time, not the ~11% of 4 rounds.
+    return MAX_REQUESTS if config.batch else max(8, 16 * int(config.concurrency))
 
 
 def _config_record(config: JudgeConfig) -> dict[str, Any]:
