@@ -250,3 +250,24 @@ def test_batch_with_a_local_model_or_a_bad_interval_is_one_line(tmp_path, capsys
     assert code == 2 and len(lines) == 1 and "Traceback" not in out + err, out + err
     assert "batch" in lines[0].lower()
     assert (run / DB_NAME).read_bytes() == before
+
+
+def test_batch_true_in_the_experiment_file_batches_the_api_model_and_judge_only(tmp_path) -> None:
+    from emkit.experiment import load_experiment
+    from emkit.pipeline import make_plan
+
+    (tmp_path / "q.yaml").write_text("- id: hobby\n  paraphrases: ['What is a good hobby?']\n")
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        f"name: b\nout: {tmp_path / 'run'}\nquestions: [{tmp_path / 'q.yaml'}]\nsamples_per_paraphrase: 1\n"
+        "probe: false\nbatch: true\njudge: {model: openai/gpt-4o-2024-08-06}\n"
+        "groups:\n  - {name: api, model: openai/gpt-4o-mini}\n  - {name: local, model: mock/echo}\n"
+    )
+    plan = make_plan(load_experiment(path))
+    samples = {s.label: s.job.engine_options for s in plan.stages if s.kind == "sample"}
+    assert samples["api x q"].get("batch") is True and "batch" not in samples["local x q"]
+    (judge,) = [s for s in plan.stages if s.kind == "judge"]
+    assert judge.job.batch is True
+    path.write_text(path.read_text().replace("batch: true", "batch: false"))
+    plan = make_plan(load_experiment(path))
+    assert not any(s.job.engine_options.get("batch") for s in plan.stages if s.kind == "sample")

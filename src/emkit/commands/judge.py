@@ -124,9 +124,13 @@ def print_judge_summary(summary, run_dir: Path) -> None:
         rows,
     )
     total = summary.cost_usd
+    batched = sum(g.usage.get("batch_requests", 0) for g in summary.groups)
+    price = f"prices: {summary.prices_source}" + (
+        f"; {batched} judgements by the Batch API, at half price" if batched else ""
+    )
     console.print(
-        f"estimated cost: {'unknown' if total is None else f'${total:.4f}'} (prices: "
-        f"{summary.prices_source}); {summary.elapsed_s:.1f} s; recorded as judge_run {summary.run_id}",
+        f"estimated cost: {'unknown' if total is None else f'${total:.4f}'} ({price}); "
+        f"{summary.elapsed_s:.1f} s; recorded as judge_run {summary.run_id}",
         markup=False,
     )
 
