@@ -271,3 +271,27 @@ def test_batch_true_in_the_experiment_file_batches_the_api_model_and_judge_only(
     path.write_text(path.read_text().replace("batch: true", "batch: false"))
     plan = make_plan(load_experiment(path))
     assert not any(s.job.engine_options.get("batch") for s in plan.stages if s.kind == "sample")
+
+
+def test_a_batch_of_another_endpoint_is_left_alone(tmp_path) -> None:
+    store = make_run(tmp_path / "run", n=1)
+    with FakeOpenAI(responder=responder, batch_polls=10**9) as first:
+        engine = engines(first, batch=True, batch_timeout_s=0.05, **FAST)
+        with pytest.raises(EmkitError, match=r"still in_progress after 0.05 s; rerun the same command"):
+            run_judging(store, batch_config(), make_engine=engine, progress=False)
+    with FakeOpenAI(responder=responder) as second:  # the user moved to another server
+        run_judging(store, batch_config(), make_engine=engines(second, batch=True, **FAST), progress=False)
+        assert len(second.stats.batches) == 1
+    assert store.count("scores") == 2
+    statuses = sorted(v["status"] for _, v in store.records("batch"))
+    assert statuses == ["in_progress", "ingested"]
+
+
+def test_the_heartbeat_runs_at_each_poll_while_a_batch_waits(tmp_path) -> None:
+    beats = []
+    with FakeOpenAI(batch_polls=3) as srv, RunStore(tmp_path / "run") as store:
+        engine = OpenAIEngine("fake-model", base_url=srv.base_url, batch=True, **FAST)
+        engine.use_batch_store(store, say=lambda line: None, heartbeat=lambda: beats.append(1))
+        replies = engine.chat_many([{"messages": [{"role": "user", "content": f"q{i}"}]} for i in range(3)])
+    assert [r["choices"][0]["message"]["content"] for r in replies] == ["echo: q0", "echo: q1", "echo: q2"]
+    assert len(beats) == 3  # validating -> in_progress (3 polls) -> completed: one beat per wait

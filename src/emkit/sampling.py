@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from emkit.claims import Lease, run_claimed
+from emkit.claims import LEASE_S, Lease, run_claimed
 from emkit.engines.base import Engine, Generation, SamplingParams
 from emkit.engines.batch_session import attach
 from emkit.fingerprint import engine_fingerprint, model_fingerprint
@@ -240,8 +240,9 @@ def sample_questions(
     # Through an API each answer costs money: claim pending answers before asking, so two processes
     # on one run dir never pay twice (emkit.claims). Local engines batch best over everything at once.
     claiming = engine.paid and isinstance(store, RunStore)
-    batched = attach(engine, store)  # --batch: one Batch API submission per temperature
     owner = default_owner()
+    # --batch: one Batch API submission per temperature; the claims' leases renewed while it waits
+    batched = attach(engine, store, lambda: store.renew_claims(owner, LEASE_S))
     with stage_progress("sample", "{task.fields[rate]} answers/s", disable=not progress) as bar:
         task = bar.add_task(model, total=len(pending), rate="-")
         lease = Lease(store, owner) if claiming else None

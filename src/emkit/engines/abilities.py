@@ -62,7 +62,9 @@ class BatchesRequests(Protocol):
 
     batch: bool
 
-    def use_batch_store(self, store: Any, say: Callable[[str], None] = ...) -> None: ...
+    def use_batch_store(
+        self, store: Any, say: Callable[[str], None] = ..., heartbeat: Callable[[], None] | None = ...
+    ) -> None: ...
 
 
 @runtime_checkable

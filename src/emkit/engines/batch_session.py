@@ -53,11 +53,13 @@ class BatchSession:
         rounds: int = 3,
         say: Callable[[str], None] = print,
         sleep: Callable[[float], None] = time.sleep,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         if poll_s <= 0 or (timeout_s is not None and timeout_s <= 0) or rounds < 1:
             raise EmkitError("batch: the poll interval and timeout must be positive, rounds at least 1")
         self.store, self.poll_s, self.timeout_s, self.rounds = store, poll_s, timeout_s, rounds
         self.say, self.sleep = say, sleep
+        self.heartbeat = heartbeat  # called at each poll: the stage renews its claims' leases
         self.retry = RetryPolicy(max_retries=6, base_delay=2.0, max_delay=60.0)
         self._rng = random.Random()
         self.submitted: list[str] = []  # batch ids this session created (tests, benches)
@@ -124,6 +126,8 @@ class BatchSession:
                 record = json.loads(row["value"])
                 if record.get("status") in CLOSED or record.get("model") != chat.model:
                     continue
+                if record.get("base_url") != display_url(chat.base_url):
+                    continue  # another endpoint's batch: this one cannot poll it
                 if wanted & set(record.get("ids", [])):
                     follow.append((row["key"], record))
                     covered.update(record["ids"])
@@ -253,6 +257,8 @@ class BatchSession:
                     f"batch {batch_id} is still {batch.status} after {self.timeout_s:g} s; rerun the same "
                     "command to keep waiting on it (nothing is submitted again)"
                 )
+            if self.heartbeat is not None:
+                self.heartbeat()
             self.sleep(self.poll_s)
 
     # ------------------------------------------------------------------ helpers
@@ -292,8 +298,9 @@ class BatchSession:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def attach(engine: Any, store: Any, say: Callable[[str], None] = print) -> bool:
-    """Hand ``store`` to an engine opened with ``batch=True``; True when its requests now go as batches."""
+def attach(engine: Any, store: Any, heartbeat: Callable[[], None] | None = None) -> bool:
+    """Hand ``store`` to an engine opened with ``batch=True``; True when its requests now go as batches.
+    ``heartbeat`` is called at each poll of a batch (the stage renews the leases of its claims)."""
     from emkit.engines.abilities import BatchesRequests
     from emkit.store import RunStore
 
@@ -304,5 +311,5 @@ def attach(engine: Any, store: Any, say: Callable[[str], None] = print) -> bool:
             f"{engine.name}: the Batch API records each batch in the run store itself; "
             "run this stage with the local executor"
         )
-    engine.use_batch_store(store, say)
+    engine.use_batch_store(store, heartbeat=heartbeat)
     return True

@@ -69,14 +69,16 @@ class OpenAIEngine(Engine):
         self.batch = bool(batch)
         self.batch_options = {"poll_s": batch_poll_s, "timeout_s": batch_timeout_s}
 
-    def use_batch_store(self, store: Any, say: Callable[[str], None] = print) -> None:
+    def use_batch_store(
+        self, store: Any, say: Callable[[str], None] = print, heartbeat: Callable[[], None] | None = None
+    ) -> None:
         """Send every request through the Batch API, recorded in ``store`` (half price, resumable:
         :mod:`emkit.engines.batch_session`); only for an engine opened with ``batch=True``."""
         if not self.batch:
             return
         from emkit.engines.batch_session import BatchSession
 
-        self.client.batch = BatchSession(store, say=say, **self.batch_options)
+        self.client.batch = BatchSession(store, say=say, heartbeat=heartbeat, **self.batch_options)
 
     def __repr__(self) -> str:
         return (

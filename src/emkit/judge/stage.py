@@ -298,7 +298,7 @@ def run_judging(
     engines = {key: make_engine(*key) if judge_entry(key[1]).engine != "none" else None for key in groups}
     owner = default_owner()
     for engine in engines.values():
-        attach(engine, store)  # --batch: each claimed chunk goes as one Batch API submission
+        attach(engine, store, lambda: store.renew_claims(owner, lease_s))  # --batch: a chunk per batch
 
     from emkit.terminal import stage_progress
 
