@@ -295,3 +295,13 @@ def test_the_heartbeat_runs_at_each_poll_while_a_batch_waits(tmp_path) -> None:
         replies = engine.chat_many([{"messages": [{"role": "user", "content": f"q{i}"}]} for i in range(3)])
     assert [r["choices"][0]["message"]["content"] for r in replies] == ["echo: q0", "echo: q1", "echo: q2"]
     assert len(beats) == 3  # validating -> in_progress (3 polls) -> completed: one beat per wait
+
+
+def test_a_reply_that_cannot_be_read_is_one_error_and_not_paid_for_again(tmp_path) -> None:
+    store = make_run(tmp_path / "run", n=1)
+    with FakeOpenAI(responder=lambda body: {"content": "80"}) as srv:  # no logprobs in any reply
+        with pytest.raises(EmkitError, match=r"2 of 2 batch request\(s\) failed.*no logprobs"):
+            run_judging(store, batch_config(), make_engine=engines(srv, batch=True, **FAST), progress=False)
+        assert len(srv.stats.batches) == 1 and set(srv.stats.batch_lines.values()) == {1}
+    assert store.count("scores") == 0
+    assert [v["status"] for _, v in store.records("batch")] == ["ingested"]

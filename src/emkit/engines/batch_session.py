@@ -82,16 +82,21 @@ class BatchSession:
             bodies[cid] = dict(request)
         done: set[str] = set()
         failed: dict[str, str] = {}
+        unusable: dict[str, str] = {}  # a reply that cannot be read (no logprobs...): not asked again
         client = chat.sync_client()
         for _ in range(self.rounds):
-            pending = [cid for cid in where if cid not in done]
+            pending = [cid for cid in where if cid not in done and cid not in unusable]
             if not pending:
                 break
             for key, record in self._claim(chat, pending, bodies):
                 for cid, body in self._follow(chat, client, key, record, bodies, failed):
                     if cid in done or cid not in where:
                         continue
-                    item = self._convert(chat, body, convert)
+                    try:
+                        item = self._convert(chat, body, convert)
+                    except (EmkitError, ValueError) as err:
+                        unusable[cid] = str(err)
+                        continue
                     done.add(cid)
                     failed.pop(cid, None)
                     for index in where[cid]:
@@ -103,7 +108,7 @@ class BatchSession:
                     self._save(key, record)
         missing = [cid for cid in where if cid not in done]
         if missing:
-            first = failed.get(missing[0], "no result")
+            first = next(iter(unusable.values()), None) or failed.get(missing[0], "no result")
             raise EmkitError(
                 f"{chat.name}: {len(missing)} of {len(where)} batch request(s) failed in {self.rounds} "
                 f"batch(es); the {len(where) - len(missing)} others are stored; first error: {first}"
