@@ -305,3 +305,35 @@ def test_a_reply_that_cannot_be_read_is_one_error_and_not_paid_for_again(tmp_pat
         assert len(srv.stats.batches) == 1 and set(srv.stats.batch_lines.values()) == {1}
     assert store.count("scores") == 0
     assert [v["status"] for _, v in store.records("batch")] == ["ingested"]
+
+
+def test_emkit_run_with_batch_true_samples_and_judges_an_api_model_by_batch(tmp_path, monkeypatch) -> None:
+    import yaml
+
+    from emkit.experiment import load_experiment
+    from emkit.pipeline import make_plan, run_plan
+
+    (tmp_path / "q.yaml").write_text(
+        "- id: hobby\n  type: free_form_judge_0_100\n  paraphrases: ['What is a good hobby?', 'Name a hobby.']\n"
+    )
+    with FakeOpenAI(batch_polls=0) as srv:  # done at the first poll: no wait of the default 30 s
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        exp = {
+            "name": "batched",
+            "out": str(tmp_path / "run"),
+            "questions": [str(tmp_path / "q.yaml")],
+            "samples_per_paraphrase": 2,
+            "max_new_tokens": 8,
+            "probe": False,
+            "batch": True,
+            "judge": {"model": "openai/gpt-4o-2024-08-06", "base_url": srv.base_url},
+            "groups": [{"name": "api", "model": "openai/fake-model"}],
+        }
+        path = tmp_path / "exp.yaml"
+        path.write_text(yaml.safe_dump(exp))
+        run_plan(make_plan(load_experiment(path)))
+        assert srv.stats.requests == 0 and len(srv.stats.batches) == 2  # one to sample, one to judge
+        assert set(srv.stats.batch_lines.values()) == {1}
+        with RunStore(tmp_path / "run") as store:
+            assert store.count("answers") == 4 and store.count("scores") == 8
+            assert {r["usage"].get("batch_requests") for r in store.scores()} == {1}
