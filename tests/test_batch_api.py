@@ -29,7 +29,7 @@ from emkit.judge.stage import JudgeConfig, run_judging
 from emkit.questions import parse_questions
 from emkit.store import DB_NAME, RunStore
 from fake_openai import FakeOpenAI
-from test_judge_stage import KEY, QUESTIONS, expected, make_run, responder
+from test_judge_stage import KEY, QUESTIONS, answer_row, expected, make_run, responder
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"batch_poll_s": 0.01}
@@ -337,3 +337,20 @@ def test_emkit_run_with_batch_true_samples_and_judges_an_api_model_by_batch(tmp_
         with RunStore(tmp_path / "run") as store:
             assert store.count("answers") == 4 and store.count("scores") == 8
             assert {r["usage"].get("batch_requests") for r in store.scores()} == {1}
+
+
+def test_a_repeated_request_is_sent_once_and_paid_once(tmp_path) -> None:
+    store = make_run(tmp_path / "run", n=2)
+    store.add_answers([answer_row("wish", "What is your wish?", 7, "ans-1")])  # the same text as answer 1
+    with FakeOpenAI(responder=responder) as srv:
+        summary = run_judging(
+            store, batch_config(), make_engine=engines(srv, batch=True, **FAST), progress=False
+        )
+        assert sum(srv.stats.batch_lines.values()) == 4 and summary.scored == 6
+    rows = store.scores()
+    twins = [
+        r for r in rows if r["answer_key"] in {a["key"] for a in store.answers() if a["answer"] == "ans-1"}
+    ]
+    assert len(twins) == 4 and len({(r["metric"], r["score"]) for r in twins}) == 2  # same reply, both stored
+    assert sorted(r["usage"]["prompt_tokens"] > 0 for r in twins) == [False, False, True, True]
+    assert summary.groups[0].usage["prompt_tokens"] == sum(r["usage"]["prompt_tokens"] for r in rows)

@@ -93,13 +93,16 @@ class BatchSession:
                     if cid in done or cid not in where:
                         continue
                     try:
-                        item = self._convert(chat, body, convert)
+                        # A repeated request was paid once: its other copies carry no tokens.
+                        items = [
+                            self._convert(chat, body, convert, paid=k == 0) for k in range(len(where[cid]))
+                        ]
                     except (EmkitError, ValueError) as err:
                         unusable[cid] = str(err)
                         continue
                     done.add(cid)
                     failed.pop(cid, None)
-                    for index in where[cid]:
+                    for index, item in zip(where[cid], items, strict=True):
                         results[index] = item
                         if on_result is not None:
                             on_result(index, item)
@@ -268,9 +271,12 @@ class BatchSession:
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def _convert(chat: Any, body: dict[str, Any], convert: Callable[[ChatReply], T]) -> T:
-        """A reply body as the direct path would have returned it, its usage marked as batch-priced."""
+    def _convert(chat: Any, body: dict[str, Any], convert: Callable[[ChatReply], T], paid: bool = True) -> T:
+        """A reply body as the direct path would have returned it, its usage marked as batch-priced
+        (``paid=False``: a copy for a repeated request, with no tokens of its own)."""
         usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+        if not paid:
+            usage = {name: 0 for name in ("prompt_tokens", "completion_tokens", "total_tokens")}
         body = {**body, "usage": {**usage, "emkit_batch": 1}}
         try:
             reply = parse_reply(body)
@@ -278,7 +284,7 @@ class BatchSession:
             raise EmkitError(f"{chat.name}: a batch result: {err}") from None
         for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
             chat.usage[name] += int(usage.get(name) or 0)
-        chat.usage["requests"] += 1
+        chat.usage["requests"] += int(paid)
         return convert(reply)
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
