@@ -354,3 +354,26 @@ def test_a_repeated_request_is_sent_once_and_paid_once(tmp_path) -> None:
     assert len(twins) == 4 and len({(r["metric"], r["score"]) for r in twins}) == 2  # same reply, both stored
     assert sorted(r["usage"]["prompt_tokens"] > 0 for r in twins) == [False, False, True, True]
     assert summary.groups[0].usage["prompt_tokens"] == sum(r["usage"]["prompt_tokens"] for r in rows)
+
+
+def test_a_kill_while_storing_the_results_reads_the_same_batch_again(tmp_path, monkeypatch) -> None:
+    store = make_run(tmp_path / "run", n=3)
+    real = BatchSession._convert
+    calls = []
+
+    def convert(chat, body, to, paid=True):  # the process dies after storing two results
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(chat, body, to, paid)
+
+    monkeypatch.setattr(BatchSession, "_convert", staticmethod(convert))
+    with FakeOpenAI(responder=responder) as srv:
+        with pytest.raises(KeyboardInterrupt):
+            run_judging(store, batch_config(), make_engine=engines(srv, batch=True, **FAST), progress=False)
+        assert store.count("scores") == 2
+        assert [v["status"] for _, v in store.records("batch")] == ["completed"]  # not ingested
+        run_judging(store, batch_config(), make_engine=engines(srv, batch=True, **FAST), progress=False)
+        assert len(srv.stats.batches) == 1 and set(srv.stats.batch_lines.values()) == {1}
+    assert store.count("scores") == 6
+    assert [v["status"] for _, v in store.records("batch")] == ["ingested"]
