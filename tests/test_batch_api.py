@@ -377,3 +377,21 @@ def test_a_kill_while_storing_the_results_reads_the_same_batch_again(tmp_path, m
         assert len(srv.stats.batches) == 1 and set(srv.stats.batch_lines.values()) == {1}
     assert store.count("scores") == 6
     assert [v["status"] for _, v in store.records("batch")] == ["ingested"]
+
+
+def test_two_processes_with_batch_on_one_store_send_each_request_once(tmp_path) -> None:
+    run = tmp_path / "run"
+    make_run(run, n=6).close()
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200"}
+    with FakeOpenAI(responder=responder, batch_polls=4) as srv:
+        argv = [sys.executable, "-m", "emkit.cli", "judge", str(run), "--batch", "--batch-poll", "0.05",
+                "--base-url", srv.base_url]  # fmt: skip
+        children = [
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for _ in range(2)
+        ]
+        outputs = [child.communicate(timeout=300)[0].decode() for child in children]
+        assert [child.returncode for child in children] == [0, 0], outputs
+        assert sum(srv.stats.batch_lines.values()) == 12 and set(srv.stats.batch_lines.values()) == {1}
+        assert srv.stats.requests == 0
+    assert RunStore(run).count("scores") == 12
