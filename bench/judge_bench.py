@@ -9,16 +9,19 @@ call at all (every judgement is keyed and stored), and is timed too.
 What is counted: a *judgement* is one API call (one metric of one answer); each answer of the
 default set gets two (``aligned`` and ``coherent``), so answers/s is half the judgements/s.
 The wall time is the whole ``run_judging`` call (planning, engine start, all calls, every store
-write), measured from outside. The fake server runs in this process on its own thread; its replies
-carry crafted top-20 logprobs, and every stored score is checked against the value they imply.
+write), measured from outside. The fake server runs in a process of its own
+(:mod:`server_process`), so the figure measures emkit, not a server sharing its interpreter; its
+replies carry crafted top-20 logprobs, and every stored score is checked against the value they
+imply. :func:`where_time_goes` splits the wall time into what came before the first request, the
+server's busy span and what came after its last reply.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +88,12 @@ def check_scores(store: Any) -> int:
     from emkit.judge.prompts import plan_tasks, questions_from_records
 
     questions = questions_from_records(store.records("question"))
-    prompts = {t.key: t.prompt for t in plan_tasks(store.answers(), questions).tasks}
+    # By answer and metric: the stored key also carries the judge's options, which this plan omits.
+    prompts = {(t.answer_key, t.metric): t.prompt for t in plan_tasks(store.answers(), questions).tasks}
     wrong = 0
     for row in store.scores():
-        want = aggregate_0_100(logprobs_to_probs(crafted_top_logprobs(prompts[row["key"]])))
+        prompt = prompts[(row["answer_key"], row["metric"])]
+        want = aggregate_0_100(logprobs_to_probs(crafted_top_logprobs(prompt)))
         got = row["score"]
         if (want is None) != (got is None) or (want is not None and abs(want - got) > 1e-9):
             wrong += 1
@@ -98,42 +103,39 @@ def check_scores(store: Any) -> int:
 def bench_judging(
     *, answers: int = 1000, latency: float = 0.2, limit: int = 32, concurrency: int = 32
 ) -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT / "tests"))
+    from server_process import ServerProcess
+
     from emkit.judge.stage import JudgeConfig, run_judging
     from emkit.store import RunStore
-    from fake_openai import FakeOpenAI
 
     os.environ[KEY_ENV] = "sk-bench-placeholder-not-a-real-key"
     ideal = limit / latency
     with (
         tempfile.TemporaryDirectory(prefix="emkit-judge-bench-") as tmp,
-        FakeOpenAI(latency=latency, max_concurrency=limit, responder=responder) as srv,
+        ServerProcess(latency=latency, max_concurrency=limit, responder="judge_bench:responder") as srv,
     ):
         store = RunStore(Path(tmp) / "run")
         fill_store(store, answers)
         config = JudgeConfig(base_url=srv.base_url, concurrency=concurrency, api_key_env=KEY_ENV)
 
         with stopwatch() as first_clock:
+            started = time.monotonic()
             first = run_judging(store, config, progress=False)
-        calls_first = srv.stats.requests
+            ended = time.monotonic()
+        served = srv.stats()
+        calls_first = served["requests"]
         say(f"  first pass: {first.scored} judgements in {first_clock['s']:.2f} s, {calls_first} calls")
 
         with stopwatch() as second_clock:
             second = run_judging(store, config, progress=False)
-        calls_second = srv.stats.requests - calls_first
+        stats = srv.stats()
+        calls_second = stats["requests"] - calls_first
         say(
             f"  second pass: {second.scored} new judgements in {second_clock['s']:.3f} s, {calls_second} calls"
         )
-
-        events = [e for e in srv.stats.events if e.end]
-        server_span = max(e.end for e in events) - min(e.start for e in events) if events else 0.0
-        # Per call: time the server held it (the 200 ms sleep + its own work), and the time a slot of
-        # the 32 stood empty between calls (client, SDK, store write, and the server's own I/O).
-        held = sum(e.end - e.start for e in events) / len(events) if events else 0.0
-        slot_gap = limit * server_span / len(events) - held if events else 0.0
+        phases = where_time_goes(served["events"], started, ended, limit, latency)
         judgements = store.count("scores")
         wrong = check_scores(store)
-        stats = srv.stats
         store.close()
         result = {
             "answers": answers,
@@ -143,6 +145,7 @@ def bench_judging(
             "server_limit": limit,
             "client_concurrency": concurrency,
             "ideal_calls_per_s": ideal,
+            "server_in_own_process": True,
             "first_pass": {
                 "seconds": first_clock["s"],
                 "calls": calls_first,
@@ -151,11 +154,7 @@ def bench_judging(
                 "judgements_per_s": first.scored / first_clock["s"],
                 "answers_per_s": answers / first_clock["s"],
                 "calls_per_s": calls_first / first_clock["s"],
-                # first request received -> last reply sent, as the server saw it (no planning, no start-up)
-                "server_span_s": server_span,
-                "calls_per_s_in_server_span": calls_first / server_span if server_span else None,
-                "mean_server_time_per_call_s": held,
-                "mean_slot_gap_per_call_s": slot_gap,
+                **phases,
             },
             "second_pass": {
                 "seconds": second_clock["s"],
@@ -164,16 +163,16 @@ def bench_judging(
                 "seconds_per_1000_answers": second_clock["s"] * 1000 / answers,
             },
             "server": {
-                "requests": stats.requests,
-                "over_limit_429": stats.over_limit,
-                "max_in_flight": stats.max_in_flight,
-                "outcomes": dict(stats.faults),
+                "requests": stats["requests"],
+                "over_limit_429": stats["over_limit"],
+                "max_in_flight": stats["max_in_flight"],
+                "outcomes": stats["faults"],
             },
             "scores_not_matching_crafted_logprobs": wrong,
         }
     result["ratio_to_ideal"] = result["first_pass"]["judgements_per_s"] / ideal
     result["aims"] = {
-        "ratio_to_ideal>=0.8": result["ratio_to_ideal"] >= 0.8,
+        "ratio_to_ideal>=0.95": result["ratio_to_ideal"] >= 0.95,
         "zero_over_limit_429": result["server"]["over_limit_429"] == 0,
         "second_pass_zero_calls": calls_second == 0,
         "second_pass_under_1s_per_1000": result["second_pass"]["seconds_per_1000_answers"] < 1.0,
@@ -181,19 +180,46 @@ def bench_judging(
     return result
 
 
+def where_time_goes(
+    events: list[tuple[float, float]], started: float, ended: float, limit: int, latency: float
+) -> dict[str, Any]:
+    """The pass's wall time split by what the server saw: before its first request (planning,
+    engine start), its busy span, after its last reply (the last store writes, the run record);
+    and inside the span, per call, the time a slot of the ``limit`` stood empty between calls
+    (the client's turn-around: SDK, parsing, store write) beyond the server's ``latency``."""
+    if not events:
+        return {}
+    first, last = min(e[0] for e in events), max(e[1] for e in events)
+    span = last - first
+    held = sum(e[1] - e[0] for e in events) / len(events)
+    ideal_span = len(events) * latency / limit
+    return {
+        "before_first_request_s": first - started,
+        "server_span_s": span,
+        "after_last_reply_s": ended - last,
+        "ideal_span_s": ideal_span,
+        "calls_per_s_in_server_span": len(events) / span if span else None,
+        "mean_server_time_per_call_s": held,
+        "mean_server_overhead_per_call_s": held - latency,
+        "mean_slot_gap_per_call_s": limit * span / len(events) - held,
+    }
+
+
 def summary_lines(result: dict[str, Any]) -> list[str]:
     first, second, server = result["first_pass"], result["second_pass"], result["server"]
     return [
         f"{result['answers']} answers x {result['judgements_per_answer']:.0f} metrics = {result['judgements']} "
-        f"judgements (1 call each); server latency {result['latency_s'] * 1000:.0f} ms, limit "
-        f"{result['server_limit']} concurrent, client concurrency {result['client_concurrency']}",
+        f"judgements (1 call each); server (own process) latency {result['latency_s'] * 1000:.0f} ms, "
+        f"limit {result['server_limit']} concurrent, client concurrency {result['client_concurrency']}",
         f"first pass: {first['judgements_per_s']:.1f} judgements/s ({first['answers_per_s']:.1f} answers/s) "
-        f"in {first['seconds']:.2f} s; ideal {result['ideal_calls_per_s']:.0f} calls/s (server busy "
-        f"{first['server_span_s']:.2f} s of it: {first['calls_per_s_in_server_span']:.1f} calls/s)",
-        f"RATIO to ideal: {result['ratio_to_ideal']:.3f} (aim >= 0.8); 429s from exceeding the limit: "
-        f"{server['over_limit_429']}; max in flight {server['max_in_flight']}; per call: server "
-        f"{first['mean_server_time_per_call_s'] * 1000:.0f} ms, slot idle between calls "
-        f"{first['mean_slot_gap_per_call_s'] * 1000:.1f} ms",
+        f"in {first['seconds']:.2f} s; ideal {result['ideal_calls_per_s']:.0f} calls/s",
+        f"RATIO to ideal: {result['ratio_to_ideal']:.3f} (aim >= 0.95); 429s from exceeding the limit: "
+        f"{server['over_limit_429']}; max in flight {server['max_in_flight']}",
+        f"where the wall time went: {first['before_first_request_s']:.2f} s before the first request "
+        f"(plan, engine), {first['server_span_s']:.2f} s serving (ideal {first['ideal_span_s']:.2f} s), "
+        f"{first['after_last_reply_s']:.2f} s after the last reply; per call: server "
+        f"{first['mean_server_time_per_call_s'] * 1000:.1f} ms ({first['mean_server_overhead_per_call_s'] * 1000:.1f} "
+        f"ms over its latency), slot idle between calls {first['mean_slot_gap_per_call_s'] * 1000:.1f} ms",
         f"second pass: {second['calls']} calls, {second['seconds']:.3f} s "
         f"({second['seconds_per_1000_answers']:.3f} s per 1000 answers; aim < 1 s)",
         f"stored scores differing from the crafted logprobs: {result['scores_not_matching_crafted_logprobs']}",

@@ -1,9 +1,11 @@
 """``make bench``: emkit's speed figures, each a ratio of two sides measured in this one run.
 
-Sections (``--only sampling,judge,training,demo,coverage,adaptive``; all by default):
+Sections (``--only sampling,judge,batch,training,demo,coverage,adaptive``; all by default):
 
 - sampling: emkit's ``hf`` backend (batched, length-sorted) vs a per-prompt ``model.generate`` loop;
-- judge: the judging stage vs the ideal of a 200 ms / 32-concurrent API, plus a no-call second pass;
+- judge: the judging stage vs the ideal of a 200 ms / 32-concurrent API (the server in its own
+  process), plus a no-call second pass;
+- batch: ``emkit judge --batch`` SIGKILLed between submit and ingest, then rerun: duplicates sent;
 - training: ``bench/train_bench.py``'s ``bench_training()`` (emkit train vs plain TRL), if present;
 - demo: ``emkit demo`` cold (fresh cache and run dir) and warm (the same again); slow, ~14 min;
 - coverage: a few cells of ``scripts/coverage.py``'s grid (``--quick``): the coverage of the default
@@ -35,7 +37,7 @@ sys.path.insert(0, str(HERE))
 
 from common import machine_info, machine_line, say  # noqa: E402
 
-SECTIONS = ("sampling", "judge", "training", "demo", "coverage", "adaptive")
+SECTIONS = ("sampling", "judge", "batch", "training", "demo", "coverage", "adaptive")
 
 
 def run_sampling(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
@@ -56,6 +58,13 @@ def run_judge(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 
     result = judge_bench.bench_judging(answers=args.answers)
     return result, judge_bench.summary_lines(result)
+
+
+def run_batch(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    import batch_bench
+
+    result = batch_bench.bench_batch()
+    return result, batch_bench.summary_lines(result)
 
 
 def run_training(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
@@ -116,6 +125,7 @@ def run_adaptive(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[dict[str, Any], list[str]]]] = {
     "sampling": run_sampling,
     "judge": run_judge,
+    "batch": run_batch,
     "training": run_training,
     "demo": run_demo,
     "coverage": run_coverage,
@@ -124,6 +134,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[dict[str, Any], list[str
 TITLES = {
     "sampling": "1. Local sampling: emkit hf backend vs a per-prompt model.generate loop",
     "judge": "2. API judging: judging stage vs the ideal of the rate-limited server",
+    "batch": "2b. Batch API: a round trip with a kill between submit and ingest (fake server)",
     "training": "3. Training: emkit train vs a plain TRL baseline",
     "demo": "4. Demo: emkit demo cold and warm",
     "coverage": "5. Statistics: coverage of the 95% intervals on a few grid cells",

@@ -24,6 +24,8 @@ Endpoints
 ``GET /v1/models`` and ``GET /v1/models/{id}``
     The configured ``models`` plus every fine-tuned model that has succeeded.
 ``POST /v1/files`` (multipart: ``file``, ``purpose``), ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content``
+``POST /v1/batches``, ``GET /v1/batches``, ``GET /v1/batches/{id}``, ``POST .../{id}/cancel``
+    The Batch API (files with ``purpose=batch``): see :mod:`fake_openai_batches`.
 ``POST /v1/fine_tuning/jobs``, ``GET /v1/fine_tuning/jobs`` (``limit``, ``after``),
 ``GET /v1/fine_tuning/jobs/{id}``, ``GET /v1/fine_tuning/jobs/{id}/events``, ``POST .../{id}/cancel``
     A job is ``validating_files`` when created and for the first ``ft_validating_polls`` GETs of
@@ -72,6 +74,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from fake_openai_batches import BatchEndpoints
 
 FAULTS = (
     "ok",
@@ -140,6 +144,9 @@ class Stats:
     bodies: list[dict[str, Any]] = field(default_factory=list)  # every chat request body, in order
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batch_lines: Counter = field(default_factory=Counter)  # custom_id -> batches it was submitted in
+    batch_requests: Counter = field(default_factory=Counter)  # request id -> batches it was in
 
     def events_for(self, request_id: str) -> list[Event]:
         return [e for e in self.events if e.request_id == request_id]
@@ -154,7 +161,7 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-class FakeOpenAI:
+class FakeOpenAI(BatchEndpoints):
     """The server; use as a context manager (starts on enter, stops on exit)."""
 
     def __init__(
@@ -175,6 +182,8 @@ class FakeOpenAI:
         ft_validating_polls: int = 1,
         ft_running_polls: int = 1,
         ft_fail: bool = False,
+        batch_polls: int = 1,
+        batch_script: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         for name in [*(script.values() if isinstance(script, Mapping) else [script or []]), fault_choices]:
             unknown = [f for f in name if f not in FAULTS]
@@ -191,6 +200,8 @@ class FakeOpenAI:
         self.ft_validating_polls = ft_validating_polls
         self.ft_running_polls = ft_running_polls
         self.ft_fail = ft_fail
+        self.batch_polls = batch_polls
+        self.batch_script = {k: list(v) for k, v in (batch_script or {}).items()}
         self.fault_rate = fault_rate
         self.fault_choices = list(fault_choices)
         self._rng = random.Random(seed)
@@ -276,6 +287,7 @@ class FakeOpenAI:
         app.router.add_get("/v1/fine_tuning/jobs/{id}", self._get_job)
         app.router.add_get("/v1/fine_tuning/jobs/{id}/events", self._job_events)
         app.router.add_post("/v1/fine_tuning/jobs/{id}/cancel", self._cancel_job)
+        self._batch_routes(app)
         return app
 
     # ------------------------------------------------------------------ helpers

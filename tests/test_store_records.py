@@ -47,6 +47,7 @@ def test_every_kind_the_code_writes_has_a_documented_model() -> None:
     from emkit.judge.stage import RUN_RECORD
     from emkit.planning import STAGE_RECORD
     from emkit.store_migrate import MIGRATION_KIND
+    from emkit.store_records import BATCH_KIND
     from emkit.train.openai_ft import FT_KIND
     from emkit.train.sft import TRAIN_KIND
 
@@ -59,6 +60,7 @@ def test_every_kind_the_code_writes_has_a_documented_model() -> None:
         FT_KIND,
         TRAIN_KIND,
         "dynamics",
+        BATCH_KIND,
     }
     assert written <= set(RECORD_MODELS)
     for kind, model in RECORD_MODELS.items():

@@ -62,6 +62,7 @@ COMMAND_MODULES = [
     "train",
     "sample",
     "judge",
+    "evaluate",
     "probe",
     "analyze",
     "report",

@@ -51,3 +51,12 @@ def split_url(url: str) -> tuple[str, dict[str, str], tuple[str, str] | None]:
             register(value)
     host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit((parts.scheme, host, parts.path, "", parts.fragment)), query, userinfo
+
+
+def display_url(url: str) -> str:
+    """The base URL without credentials or query string, safe to show in messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url

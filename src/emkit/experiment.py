@@ -191,6 +191,8 @@ class Experiment(Strict):
     # Which backend samples local models: transformers, or vLLM for scale (hf/X@A is sampled as vllm/X@A).
     sampler: Literal["hf", "vllm"] = "hf"
     batch_size: int = Field(16, ge=1)
+    # API sampling and an API judge through the OpenAI Batch API (half price, within 24 h; resumable).
+    batch: bool = False
     mirror: str | None = None
     # The paper's other experiments (each optional): vulnerable-code rate, evil-numbers wrappers, ICL.
     code_vuln: CodeVulnSpec | None = None

@@ -19,8 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from emkit.claims import Lease, run_claimed
+from emkit.claims import LEASE_S, Lease, run_claimed
 from emkit.engines.base import Engine, Generation, SamplingParams
+from emkit.engines.batch_session import attach
 from emkit.fingerprint import engine_fingerprint, model_fingerprint
 from emkit.hashing import stable_hash
 from emkit.questions import Question, QuestionSet
@@ -240,6 +241,8 @@ def sample_questions(
     # on one run dir never pay twice (emkit.claims). Local engines batch best over everything at once.
     claiming = engine.paid and isinstance(store, RunStore)
     owner = default_owner()
+    # --batch: one Batch API submission per temperature; the claims' leases renewed while it waits
+    batched = attach(engine, store, lambda: store.renew_claims(owner, LEASE_S))
     with stage_progress("sample", "{task.fields[rate]} answers/s", disable=not progress) as bar:
         task = bar.add_task(model, total=len(pending), rate="-")
         lease = Lease(store, owner) if claiming else None
@@ -298,7 +301,7 @@ def sample_questions(
                     lambda i: i.key,
                     lambda batch, _params=params: generate(batch, _params),
                     owner=owner,
-                    chunk=max(8, 4 * engine.concurrency),
+                    chunk=len(group_items) if batched else max(8, 4 * engine.concurrency),
                     on_taken=lambda count: bar.update(task, advance=count),
                 )
         finally:

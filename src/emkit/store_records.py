@@ -39,6 +39,7 @@ DYNAMICS_KIND = "dynamics"
 FT_JOB_KIND = "ft_job"
 QUESTION_KIND = "question"
 MIGRATION_KIND = "migration"
+BATCH_KIND = "batch"
 
 _WRITE = "write"  # the validation context of a write (see StoreRecord._closed_on_write)
 
@@ -225,6 +226,30 @@ class FineTuneJobRecord(StoreRecord):
     fine_tuned_model: str | None = None
     model: str | None = None  # openai/<fine-tuned model>: the name to sample it with
     error: str | None = None
+
+
+@register_record(BATCH_KIND)
+class BatchRecord(StoreRecord):
+    """One submission to a provider's Batch API, keyed by its input file's hash and creation time.
+    Written by ``emkit.engines.batch_session`` BEFORE anything is uploaded and again after each
+    step (upload, create, each status change, ingest), so a rerun after a crash or kill adopts the batch in flight instead of paying
+    for its requests twice, and no request id is put in two batches that are not ingested yet."""
+
+    CLOSED: ClassVar[bool] = True
+    status: str  # preparing, uploaded, then the provider's status; ingested once its results are in
+    model: str
+    base_url: str | None = None
+    endpoint: str = "/v1/chat/completions"
+    ids: list[str]  # the custom ids (request hashes) this batch holds
+    input_sha256: str | None = None
+    file_id: str | None = None
+    batch_id: str | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    succeeded: int = 0
+    failed: dict[str, str] = Field(default_factory=dict)  # custom id -> the provider's error
+    created: float | None = None
+    updated: float | None = None
 
 
 @register_record(QUESTION_KIND)

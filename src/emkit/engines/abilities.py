@@ -56,6 +56,18 @@ class ScoresContinuations(Protocol):
 
 
 @runtime_checkable
+class BatchesRequests(Protocol):
+    """An API engine that can send its requests through the provider's Batch API (half price, a
+    24 h window): the stage hands it the run store that records each batch before it is paid for."""
+
+    batch: bool
+
+    def use_batch_store(
+        self, store: Any, say: Callable[[str], None] = ..., heartbeat: Callable[[], None] | None = ...
+    ) -> None: ...
+
+
+@runtime_checkable
 class RendersPrompts(Protocol):
     """The exact text a local model is conditioned on (its chat template applied), for callers
     that count or show prompt tokens, such as an in-context-learning window."""

@@ -43,6 +43,9 @@ class OpenAIEngine(Engine):
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         jitter_seed: int | None = None,
+        batch: bool = False,
+        batch_poll_s: float = 30.0,
+        batch_timeout_s: float | None = None,
     ) -> None:
         if not model:
             raise EmkitError("openai backend: a model name is required, e.g. openai/gpt-4o-2024-08-06")
@@ -63,6 +66,19 @@ class OpenAIEngine(Engine):
         self.base_url = self.client.base_url  # the clean form, safe to show and store
         self.concurrency = concurrency
         self.usage = self.client.usage  # the client's counts, updated as calls return
+        self.batch = bool(batch)
+        self.batch_options = {"poll_s": batch_poll_s, "timeout_s": batch_timeout_s}
+
+    def use_batch_store(
+        self, store: Any, say: Callable[[str], None] = print, heartbeat: Callable[[], None] | None = None
+    ) -> None:
+        """Send every request through the Batch API, recorded in ``store`` (half price, resumable:
+        :mod:`emkit.engines.batch_session`); only for an engine opened with ``batch=True``."""
+        if not self.batch:
+            return
+        from emkit.engines.batch_session import BatchSession
+
+        self.client.batch = BatchSession(store, say=say, heartbeat=heartbeat, **self.batch_options)
 
     def __repr__(self) -> str:
         return (
@@ -183,10 +199,13 @@ class OpenAIEngine(Engine):
 def _token_counts(reply: ChatReply) -> dict[str, int]:
     """The reply's prompt and completion tokens (0 where the server does not say)."""
     usage = reply.usage
-    return {
+    counts = {
         "prompt_tokens": (usage.prompt_tokens or 0) if usage else 0,
         "completion_tokens": (usage.completion_tokens or 0) if usage else 0,
     }
+    if usage is not None and (usage.model_extra or {}).get("emkit_batch"):
+        counts["batch_requests"] = 1  # how it was obtained: the stored row says so, the cost halves
+    return counts
 
 
 __all__ = ["APIRequestError", "MalformedResponse", "OpenAIEngine"]

@@ -27,19 +27,25 @@ What a request asks and what its reply means is the engine's business
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import queue
 import random
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from emkit.endpoints import split_url
-from emkit.engines.replies import ChatReply, ReplyFieldError, parse_reply
+from emkit.endpoints import display_url, split_url
+from emkit.engines.openai_wire import (
+    MalformedResponse,
+    create_request,
+    decode_reply,
+    error_detail,
+    is_retryable,
+)
+from emkit.engines.replies import ChatReply
 from emkit.engines.retry import RetryPolicy, parse_retry_after
 from emkit.errors import EmkitError, MissingKeyError
 from emkit.redact import clean_url, install_log_redaction, redact, register
@@ -49,8 +55,6 @@ logger = logging.getLogger(__name__)
 install_log_redaction()
 T = TypeVar("T")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-# 429 is retried unless the account is out of credit: waiting will not fix that.
-_PERMANENT_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 
 
 class APIRequestError(EmkitError):
@@ -60,10 +64,6 @@ class APIRequestError(EmkitError):
         self.status = status
         self.attempts = attempts
         super().__init__(message)
-
-
-class MalformedResponse(Exception):
-    """A 2xx reply that is not a usable chat completion (not JSON, no choices); retried."""
 
 
 class _Secret:
@@ -88,15 +88,6 @@ class _LoopState:
     loop: asyncio.AbstractEventLoop
     client: Any
     semaphore: asyncio.Semaphore
-
-
-def display_url(url: str) -> str:
-    """The base URL without credentials or query string, safe to show in messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url
 
 
 class ChatClient:
@@ -148,6 +139,7 @@ class ChatClient:
         self._key = _Secret(key)
         self._rng = random.Random(jitter_seed)
         self._async_state: _LoopState | None = None
+        self.batch: Any = None  # a BatchSession (emkit.engines.batch_session): run_many goes through it
 
     def __repr__(self) -> str:
         return f"ChatClient({self.name!r}, {display_url(self.base_url)!r}, key from ${self.api_key_env})"
@@ -164,6 +156,8 @@ class ChatClient:
         results: list[Any] = [None] * len(requests)
         if not requests:
             return results
+        if self.batch is not None:
+            return self.batch.run(self, requests, convert, on_result)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -256,6 +250,15 @@ class ChatClient:
             await asyncio.gather(*workers, return_exceptions=True)
             await state.client.close()
 
+    def sync_client(self) -> Any:
+        """A synchronous SDK client for this endpoint (the files and batches calls), retries off."""
+        from openai import OpenAI
+
+        query = self._query or None
+        return OpenAI(
+            api_key=self._key.get(), base_url=self._connect.get(), default_query=query, max_retries=0
+        )
+
     def _new_state(self) -> _LoopState:
         from openai import AsyncOpenAI
 
@@ -284,13 +287,13 @@ class ChatClient:
             retry_after: float | None = None
             try:
                 async with state.semaphore:
-                    raw = await _create(state.client, request)
-                data = _decode(raw.text)
+                    raw = await create_request(state.client, request)
+                data = decode_reply(raw.text)
             except TypeError as err:
                 raise EmkitError(f"{self.name}: invalid chat request parameter: {err}") from None
             except openai.APIStatusError as err:
-                detail = self._redact(_error_detail(err))
-                if not _is_retryable(err):
+                detail = self._redact(error_detail(err))
+                if not is_retryable(err):
                     raise APIRequestError(
                         self._describe_status(err.status_code, detail),
                         status=err.status_code,
@@ -344,51 +347,6 @@ class ChatClient:
         if status == 404:
             return f"{self.name}: HTTP 404 from {where}: {detail} (check the model name and the base URL)"
         return f"{self.name}: HTTP {status} from {where}: {detail}"
-
-
-def _create(client: Any, request: dict[str, Any]) -> Awaitable[Any]:
-    return client.chat.completions.with_raw_response.create(**request)
-
-
-def _decode(text: str) -> ChatReply:
-    """The reply, typed (:mod:`emkit.engines.replies`), or MalformedResponse naming what is wrong."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise MalformedResponse(f"body is not JSON ({len(text)} characters)") from None
-    if not isinstance(data, dict):
-        raise MalformedResponse("body is not a JSON object")
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices:
-        error = data.get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-        suffix = f" (server error: {str(message)[:200]})" if message else ""
-        raise MalformedResponse(f"no 'choices' in the reply{suffix}")
-    try:
-        return parse_reply(data)
-    except ReplyFieldError as err:
-        raise MalformedResponse(str(err)) from None
-
-
-def _is_retryable(err: Any) -> bool:
-    status = int(err.status_code)
-    if status == 429:
-        return getattr(err, "code", None) not in _PERMANENT_CODES
-    return status in (408, 409) or status >= 500
-
-
-def _error_detail(err: Any) -> str:
-    body = err.body
-    message: Any = None
-    if isinstance(body, dict):
-        message = body.get("message")
-        if message is None and isinstance(body.get("error"), dict):
-            message = body["error"].get("message")
-    elif body is not None:
-        message = body
-    text = str(message if message is not None else err.message)
-    text = " ".join(text.split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 __all__ = ["APIRequestError", "ChatClient", "MalformedResponse", "display_url"]

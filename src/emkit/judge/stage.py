@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from emkit.claims import LEASE_S, Lease, run_claimed
+from emkit.engines.batch_files import MAX_REQUESTS
+from emkit.engines.batch_session import attach
 from emkit.engines.registry import backend
 from emkit.errors import EmkitError
 from emkit.fingerprint import engine_fingerprint, model_fingerprint
@@ -65,6 +67,9 @@ class JudgeConfig:
     device: str | None = None
     dtype: str | None = None
     prices_file: str | None = None
+    batch: bool = False  # the Batch API (half price; how a score was obtained is in its usage, not its key)
+    batch_poll_s: float = 30.0
+    batch_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         """Refuse values that do nothing or make every score meaningless, naming the option."""
@@ -83,11 +88,15 @@ class JudgeConfig:
             raise EmkitError(f"--max-retries must be >= 0 (got {self.max_retries})")
         if self.timeout is not None and self.timeout <= 0:
             raise EmkitError(f"--timeout must be positive (got {self.timeout:g})")
+        for name in ("batch_poll_s", "batch_timeout_s"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise EmkitError(f"{_option(name)} must be positive (got {getattr(self, name):g})")
 
 
 def _option(name: str) -> str:
     """The command-line spelling of a config field (``sample_max_tokens`` -> ``--sample-max-tokens``)."""
-    return {"samples": "--samples", "prices_file": "--prices"}.get(name, "--" + name.replace("_", "-"))
+    named = {"samples": "--samples", "prices_file": "--prices", "batch_poll_s": "--batch-poll"}
+    return named.get(name, "--" + name.replace("_", "-").removesuffix("-s"))
 
 
 @dataclass
@@ -106,6 +115,8 @@ class GroupSummary:
         """Set ``cost_usd`` from this group's usage: the one computation every cost line prints."""
         paid = any(self.usage.get(k) for k in ("prompt_tokens", "completion_tokens"))
         self.cost_usd = estimate_cost(self.judge, self.usage, prices) if paid else 0.0
+        if self.cost_usd and self.usage.get("batch_requests"):  # the Batch API's half price
+            self.cost_usd *= 0.5
 
 
 @dataclass
@@ -155,6 +166,8 @@ def engine_factory(config: JudgeConfig) -> EngineFactory:
         "batch_size": config.batch_size,
         "device": config.device,
         "dtype": config.dtype,
+        **({"batch": True, "batch_poll_s": config.batch_poll_s} if config.batch else {}),
+        "batch_timeout_s": config.batch_timeout_s,
     }
 
     def make(judge: str, method: str) -> Any:
@@ -162,6 +175,10 @@ def engine_factory(config: JudgeConfig) -> EngineFactory:
         exact_scheme = backend(spec.scheme).exact_scheme
         if judge_entry(method).engine == "continuations" and exact_scheme:
             spec = ModelSpec(exact_scheme, spec.name, spec.adapter)
+        if config.batch and not backend(spec.scheme).paid:
+            raise EmkitError(
+                f"--batch: the judge {judge} is a local model; the Batch API serves openai/ judges"
+            )
         return open_engine(spec, options, only_accepted=True)
 
     return make
@@ -280,6 +297,8 @@ def run_judging(
     # Build every engine first: a missing key or unknown model fails before anything is judged.
     engines = {key: make_engine(*key) if judge_entry(key[1]).engine != "none" else None for key in groups}
     owner = default_owner()
+    for engine in engines.values():
+        attach(engine, store, lambda: store.renew_claims(owner, lease_s))  # --batch: a chunk per batch
 
     from emkit.terminal import stage_progress
 
@@ -364,7 +383,9 @@ def run_judging(
 def _chunk(config: JudgeConfig) -> int:
     """Claim this many judgements at a time: enough to keep every connection busy, few enough that
     a second process finds work to share."""
-    return max(8, 4 * int(config.concurrency))
+    # Each chunk ends with its connections draining (the last calls run with slots empty), so a
+    # chunk is 16 rounds of the pool: that tail costs ~3% of the time, not the ~11% of 4 rounds.
+    return MAX_REQUESTS if config.batch else max(8, 16 * int(config.concurrency))
 
 
 def _config_record(config: JudgeConfig) -> dict[str, Any]:

@@ -24,17 +24,21 @@ PROMPT_TOKENS_PER_CALL = 450
 @dataclass(frozen=True)
 class JudgeJob(Job):
     spec: JudgeSpec
+    batch: bool = False  # the experiment's batch: true
 
 
-def judge_config(spec: JudgeSpec) -> JudgeConfig:
+def judge_config(spec: JudgeSpec, batch: bool = False) -> JudgeConfig:
     """The judging stage's config for an experiment's ``judge:`` block (for planning and running).
 
     ``prompts:`` (a YAML of metric -> template) is read here, so a missing or malformed file is one
     line naming it before anything runs, and its templates judge every answer (their hash is in each
-    score key), as ``emkit judge --judge-prompts`` does.
+    score key), as ``emkit judge --judge-prompts`` does. ``batch`` (the experiment's ``batch: true``)
+    sends an API judge's requests through the Batch API; a local judge is run as always.
     """
+    from emkit.engines.registry import backend
     from emkit.judge.prompts import load_judge_prompts
     from emkit.judge.stage import JudgeConfig
+    from emkit.models import parse_model
 
     return JudgeConfig(
         judge=spec.model,
@@ -43,6 +47,7 @@ def judge_config(spec: JudgeSpec) -> JudgeConfig:
         concurrency=spec.concurrency,
         prompts=load_judge_prompts(spec.prompts) if spec.prompts else None,
         prompts_source=spec.prompts,
+        batch=batch and backend(parse_model(spec.model).scheme).paid,
     )
 
 
@@ -56,14 +61,16 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
     calls = len(pending) + 2 * sum(s.pending_answers for s in earlier)
     key = stable_hash({"judge": spec.model_dump()})
     detail = f"~{calls} judgements to make"
-    job = JudgeJob(spec)  # its calls are priced with the plan's price table (emkit.plan_costs)
+    job = JudgeJob(
+        spec, ctx.experiment.batch
+    )  # its calls are priced with the plan's price table (emkit.plan_costs)
     return [PlanStep(INFO.name, key, spec.model, calls == 0, detail, job=job, requests=calls, short=True)]
 
 
 def run(job: JudgeJob, store: RunStore, console: Console | None) -> dict[str, Any]:
     from emkit.judge.stage import run_judging
 
-    summary = run_judging(store, judge_config(job.spec))
+    summary = run_judging(store, judge_config(job.spec, job.batch))
     if console is not None:
         from emkit.terminal import stage_line
 

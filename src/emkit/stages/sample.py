@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from emkit.engines.registry import backend
 from emkit.hashing import stable_hash
+from emkit.models import parse_model
 from emkit.sampling import PAPER_MAX_NEW_TOKENS, PAPER_TOP_P
 from emkit.stages.base import Console, ModelJob, PlanContext, PlanStep, RunStore, StageInfo
 from emkit.stages.units import stage_done, unit_fields
@@ -83,8 +85,11 @@ def plan_jobs(ctx: PlanContext, store: RunStore) -> list[PlanStep]:
             load = None
             if unit.group.provider and unit.train_key:
                 load = (stage_done(store, unit.train_key) or {}).get("model")
+            fields = unit_fields(unit, ctx.run_dir, exp.batch_size, label)
+            if exp.batch and backend(parse_model(load or unit.name).scheme).paid:  # batch: true
+                fields["engine_options"] = {**fields["engine_options"], "batch": True}
             job = SampleJob(
-                **unit_fields(unit, ctx.run_dir, exp.batch_size, label),
+                **fields,
                 qset=variant.qset,
                 load=load,
                 n=variant.n,

@@ -195,6 +195,8 @@ def open_unit_engine(
                 f"{spec.full}: the {spec.scheme} backend takes no prompt_template (a completion "
                 "template is served by hf/ and embedded/ models; sampler: hf)"
             )
+    if (options or {}).get("batch") and not backend(spec.scheme).paid:
+        raise EmkitError(f"--batch: {spec.full} is a local model; the Batch API serves openai/ models")
     if run_dir is None:
         return open_engine(spec, options, only_accepted=True)
     return open_engine(spec, options, stored_name=name, base_dir=run_dir, only_accepted=True)
