@@ -66,6 +66,7 @@ COMMAND_MODULES = [
     "analyze",
     "report",
     "export",
+    "import_logs",
     "run",
     "demo",
     "codevuln",
