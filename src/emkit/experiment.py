@@ -28,6 +28,7 @@ from emkit.errors import InputError
 from emkit.experiments.code_vuln import CodeVulnSpec
 from emkit.experiments.evil_numbers import WrappersSpec
 from emkit.experiments.icl import IclSpec
+from emkit.inspect_interop.spec import BenchmarksSpec
 from emkit.limits import MAX_SAMPLES_PER_PARAPHRASE
 from emkit.models import parse_model
 from emkit.paths import check_name
@@ -196,6 +197,8 @@ class Experiment(Strict):
     icl: IclSpec | None = None
     # Misalignment directions: collect, compare, steer, ablate, screen (emkit.directions.spec).
     directions: DirectionsSpec | None = None
+    # inspect_evals benchmarks (TruthfulQA, StrongREJECT, MMLU, HumanEval) on every model.
+    benchmarks: BenchmarksSpec | None = None
 
     @model_validator(mode="after")
     def _unique_entries(self) -> Experiment:

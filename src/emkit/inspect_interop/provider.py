@@ -110,6 +110,7 @@ class EmkitModelAPI(ModelAPI):
         if base_url:
             self.options["base_url"] = base_url
         self._engine: Engine | None = None
+        self._owned = True  # opened here, so closed here
         self._lock = threading.Lock()
 
     def engine(self) -> Engine:
@@ -120,6 +121,13 @@ class EmkitModelAPI(ModelAPI):
 
                 self._engine = open_engine(self.model_name, self.options, only_accepted=True)
             return self._engine
+
+    def use_engine(self, engine: Engine) -> None:
+        """Serve an engine the caller opened (a stage's, with its run's stored name and
+        fingerprint); the caller closes it."""
+        with self._lock:
+            self._engine = engine
+            self._owned = False
 
     def max_connections(self) -> int:
         return 4
@@ -147,9 +155,9 @@ class EmkitModelAPI(ModelAPI):
         return model_output(self.model_name, generation)
 
     def close(self) -> None:
-        if self._engine is not None:
+        if self._engine is not None and self._owned:
             self._engine.close()
-            self._engine = None
+        self._engine = None
 
 
 @modelapi(name=PROVIDER)

@@ -1,0 +1,110 @@
+"""The benchmarks stage offline: inspect_evals' own tasks on tiny local data in their sources'
+formats (tests/data/benchmarks, our own rows), run on the mock engine, stored, planned done, and
+compared with the base model in the report's table."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("inspect_evals")
+
+from emkit.errors import EmkitError
+from emkit.experiment import load_experiment
+from emkit.inspect_interop.benchmarks import build_task
+from emkit.report.section_benchmarks import relative_table
+from emkit.stages import benchmarks as stage
+from emkit.stages.base import PlanContext
+from emkit.stats.seeds import t_interval
+from emkit.store import RunStore
+from emkit.store_records import BENCHMARK_KIND
+
+DATA = Path(__file__).parent / "data" / "benchmarks"
+
+
+def experiment(tmp_path: Path, **block) -> Path:
+    spec = {
+        "name": "bench",
+        "out": str(tmp_path / "run"),
+        "groups": [{"name": "base", "model": "mock/echo"}],
+        "probe": False,
+        "benchmarks": {"tasks": ["truthfulqa", "mmlu", "humaneval", "strongreject"], "limit": 2,
+                       "data": str(tmp_path / "data"), "judge": "emkit/mock/grader", "sandbox": "local", **block},
+    }  # fmt: skip
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return path
+
+
+def test_stage_runs_offline_stores_and_resumes(tmp_path: Path) -> None:
+    shutil.copytree(DATA, tmp_path / "data")
+    exp = load_experiment(experiment(tmp_path))
+    run_dir = tmp_path / "run"
+    with RunStore(run_dir) as store:
+        steps = stage.plan(PlanContext(exp, run_dir, built=True), store, [])
+        assert [s.job.benchmark for s in steps] == ["truthfulqa", "mmlu", "humaneval", "strongreject"]
+        assert not any(s.done for s in steps)
+        for step in steps:
+            stage.run(step.job, store, None)
+        records = {v["benchmark"]: v for _, v in store.records(BENCHMARK_KIND)}
+        assert set(records) == {"truthfulqa", "mmlu", "humaneval", "strongreject"}
+        for name in ("truthfulqa", "mmlu", "humaneval"):
+            assert records[name]["samples"] == 2 and records[name]["metric"] == "accuracy"
+            assert 0.0 <= records[name]["score"] <= 1.0  # the mock answers random words: mostly 0
+            assert Path(records[name]["log"]).is_file()
+        # the mock grader never answers in StrongREJECT's format: no score, said as None
+        assert records["strongreject"]["samples"] == 2
+        assert all(s.done for s in stage.plan(PlanContext(exp, run_dir, built=True), store, []))
+
+    # another limit or other data is another key: planned again
+    (tmp_path / "data" / "mmlu.jsonl").write_text(
+        (DATA / "mmlu.jsonl").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8"
+    )
+    with RunStore(run_dir) as store:
+        steps = stage.plan(PlanContext(exp, run_dir, built=True), store, [])
+        assert [s.job.benchmark for s in steps if not s.done] == ["mmlu"]
+
+
+def test_missing_local_data_names_what_to_download(tmp_path: Path) -> None:
+    with pytest.raises(EmkitError) as err:
+        build_task("truthfulqa", data_dir=tmp_path)
+    message = str(err.value)
+    assert "truthfulqa/truthful_qa" in message and str(tmp_path / "truthfulqa.jsonl") in message
+
+
+def test_block_list_form_and_bad_names(tmp_path: Path) -> None:
+    path = tmp_path / "e.yaml"
+    base = {"name": "x", "groups": [{"name": "base", "model": "mock/echo"}]}
+    path.write_text(yaml.safe_dump({**base, "benchmarks": ["mmlu", "truthfulqa"]}), encoding="utf-8")
+    spec = load_experiment(path).benchmarks
+    assert spec is not None and spec.tasks == ["mmlu", "truthfulqa"] and spec.limit == 100
+    path.write_text(yaml.safe_dump({**base, "benchmarks": ["mmlu", "gsm8k"]}), encoding="utf-8")
+    with pytest.raises(EmkitError, match=r"e\.yaml.*benchmarks"):
+        load_experiment(path)
+
+
+def test_relative_table_is_the_seed_mean_of_differences_with_a_t_interval(tmp_path: Path) -> None:
+    rows = [
+        ("base-model", None, None, 0.50),
+        ("ft@s0", "insecure", 0, 0.40),
+        ("ft@s1", "insecure", 1, 0.46),
+        ("ft@s2", "insecure", 2, 0.37),
+    ]
+    with RunStore(tmp_path / "run") as store:
+        for model, group, seed, score in rows:
+            value = {"benchmark": "mmlu", "model": model, "group": group, "seed": seed, "metric": "accuracy",
+                     "score": score, "base": None if group is None else "base-model"}  # fmt: skip
+            store.put_record(BENCHMARK_KIND, f"{model}-mmlu", value)
+        table = relative_table(store)
+    (row,) = table.itertuples(index=False)
+    assert (row.group, row.base, row.seeds) == ("insecure", "base-model", 3)
+    assert math.isclose(row.base_score, 0.50) and math.isclose(row.score, (0.40 + 0.46 + 0.37) / 3)
+    mean, low, high = t_interval([-0.10, -0.04, -0.13])
+    assert math.isclose(row.delta, mean) and math.isclose(row.low, low) and math.isclose(row.high, high)
+    # a t interval with 2 degrees of freedom: half-width 4.303 * sd / sqrt(3)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in (-0.10, -0.04, -0.13)) / 2)
+    assert math.isclose(high - mean, 4.302652729911275 * sd / math.sqrt(3), rel_tol=1e-9)
