@@ -72,7 +72,7 @@ def test_round_trip_matches_emkit_eval(tmp_path: Path, judge_server: FakeOpenAI)
     with RunStore(tmp_path / "imported") as store:
         summary = import_logs(store, [log])
         assert (summary.answers_added, summary.scores_added) == (4, 8)
-        again = import_logs(store, [log])  # idempotent
+        again = import_logs(store, [log.parent])  # idempotent (a folder: the logs in it)
         assert (again.answers_added, again.scores_added) == (0, 0)
         imported = table(store)
 
@@ -145,6 +145,9 @@ def test_bad_logs_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "junk.json: not an inspect log" in err and len(err.strip().splitlines()) == 1
     assert main(["import", "inspect", str(tmp_path / "missing.eval"), "--out", str(tmp_path / "run")]) == 2
     assert "missing.eval: no such log file" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["import", "inspect", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 2
+    assert "a folder without inspect logs" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # nothing was created
 
 

@@ -19,7 +19,9 @@ import_app = typer.Typer(
 
 @import_app.command("inspect")
 def import_inspect(
-    logs: list[Path] = typer.Argument(..., help="inspect_ai log files (.eval or .json)."),
+    logs: list[Path] = typer.Argument(
+        ..., help="inspect_ai log files (.eval or .json), or folders of them (inspect's --log-dir)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory (created if absent)."),
     group: str | None = typer.Option(None, help="Group label stored with the answers (for analysis)."),
     model_seed: int | None = typer.Option(None, help="Training seed of the model (for analysis over seeds)."),

@@ -229,11 +229,27 @@ def log_rows(path: str | Path, *, group: str | None = None, model_seed: int | No
     return rows
 
 
+def log_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The log files named: a folder stands for the ``.eval`` and ``.json`` logs in it (inspect's
+    ``--log-dir``), sorted; a folder without any is refused."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in (".eval", ".json") and p.is_file())
+            if not found:
+                raise EmkitError(f"{path}: a folder without inspect logs (.eval or .json files)")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
+
+
 def read_logs(
     paths: Iterable[str | Path], *, group: str | None = None, model_seed: int | None = None
 ) -> list[LogRows]:
     """Every log's rows; all of them are read and checked before a store is even opened."""
-    return [log_rows(path, group=group, model_seed=model_seed) for path in paths]
+    return [log_rows(path, group=group, model_seed=model_seed) for path in log_files(paths)]
 
 
 def write_rows(store: RunStore, logs: Iterable[LogRows]) -> ImportSummary:
