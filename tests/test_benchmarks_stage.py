@@ -4,6 +4,7 @@ compared with the base model in the report's table."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ import yaml
 
 pytest.importorskip("inspect_evals")
 
+from emkit.cli import main
 from emkit.errors import EmkitError
 from emkit.experiment import load_experiment
 from emkit.inspect_interop.benchmarks import build_task
@@ -108,3 +110,11 @@ def test_relative_table_is_the_seed_mean_of_differences_with_a_t_interval(tmp_pa
     # a t interval with 2 degrees of freedom: half-width 4.303 * sd / sqrt(3)
     sd = math.sqrt(sum((d - mean) ** 2 for d in (-0.10, -0.04, -0.13)) / 2)
     assert math.isclose(high - mean, 4.302652729911275 * sd / math.sqrt(3), rel_tol=1e-9)
+
+    # the report shows it (a figure and the table) and keeps the numbers in metrics.json
+    assert main(["report", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "report" / "metrics.json").read_text(encoding="utf-8"))
+    (shown,) = metrics["sections"]["benchmarks"]["relative"]
+    assert math.isclose(shown["delta"], mean) and shown["seeds"] == 3
+    assert (tmp_path / "run" / "report" / "benchmarks.png").is_file()
+    assert "Benchmarks relative to the base model" in (tmp_path / "run" / "report" / "index.html").read_text()

@@ -134,5 +134,5 @@ def benchmarks(ctx: SectionContext) -> Section | None:
             },
         )
     )
-    data = {"benchmarks": {"relative": relative.to_dict("records"), "scores": scores.to_dict("records")}}
+    data = {"relative": relative.to_dict("records"), "scores": scores.to_dict("records")}
     return Section("Benchmarks relative to the base model", blocks, data=data)
