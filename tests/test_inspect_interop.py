@@ -181,3 +181,23 @@ def test_entry_point_names_the_registry_module() -> None:
     }
     assert ("modelapi", "emkit") in names or ("modelapi", "emkit/emkit") in names
     assert ("task", "emkit/default") in names and ("task", "emkit/questions") in names
+
+
+def test_concurrent_samples_reach_the_engine_in_batches(tmp_path: Path) -> None:
+    """inspect's concurrent samples are batched (same answers as one by one: mock is per-request seeded)."""
+    from inspect_ai.model import get_model
+
+    model = get_model("emkit/mock/echo", memoize=False, batch_size=8)
+    task = question_task("default", n=4, judge="mock/judge")
+    logs = inspect_eval(task, model=model, limit=8, log_dir=str(tmp_path / "logs"), display="none")
+    assert logs[0].status == "success"
+    calls = model.api.engine().calls
+    sizes = [len(conversations) for conversations, _, _ in calls]
+    assert sum(sizes) == 8 and max(sizes) > 1
+    with RunStore(tmp_path / "imported") as store:
+        import_logs(store, [Path(logs[0].location)])
+        imported = {a["key"]: a["answer"] for a in store.answers()}
+    args = ["sample", "--model", "mock/echo", "--n", "4", "--limit", "8", "--out", str(tmp_path / "native")]
+    assert main(args) == 0
+    with RunStore(tmp_path / "native") as store:
+        assert imported == {a["key"]: a["answer"] for a in store.answers()}

@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import anyio
 from inspect_ai.model import (
     ChatMessage,
     GenerateConfig,
@@ -36,6 +35,7 @@ from inspect_ai.util import store
 from emkit.engines.base import Engine, Generation, SamplingParams
 from emkit.errors import EmkitError
 from emkit.hashing import stable_hash
+from emkit.inspect_interop.batching import Batcher
 from emkit.sampling import PAPER_MAX_NEW_TOKENS, PAPER_TEMPERATURE, PAPER_TOP_P
 
 PROVIDER = "emkit"
@@ -94,8 +94,8 @@ def model_output(model: str, generation: Generation) -> ModelOutput:
 
 
 class EmkitModelAPI(ModelAPI):
-    """One emkit engine behind inspect's ``ModelAPI``; opened on first use, one request at a time
-    for a local model (its weights are not shared across threads), concurrently for an API."""
+    """One emkit engine behind inspect's ``ModelAPI``, opened on first use; concurrent samples'
+    requests reach it in batches (:mod:`emkit.inspect_interop.batching`)."""
 
     def __init__(
         self,
@@ -112,6 +112,7 @@ class EmkitModelAPI(ModelAPI):
         self._engine: Engine | None = None
         self._owned = True  # opened here, so closed here
         self._lock = threading.Lock()
+        self.batcher = Batcher(self._generate, int(self.options.get("batch_size") or 16))
 
     def engine(self) -> Engine:
         """The emkit engine of this model, opened once."""
@@ -130,14 +131,13 @@ class EmkitModelAPI(ModelAPI):
             self._owned = False
 
     def max_connections(self) -> int:
-        return 4
+        """Samples in flight at once: one batch of the engine's (``-M batch_size=N``, default 16)."""
+        return self.batcher.size
 
-    def _generate_one(self, messages: list[dict[str, str]], params: SamplingParams, key: int) -> Generation:
-        engine = self.engine()
-        if engine.paid:
-            return engine.generate([messages], params, seeds=[key])[0]
-        with self._lock:
-            return engine.generate([messages], params, seeds=[key])[0]
+    def _generate(
+        self, conversations: list[list[dict[str, str]]], params: SamplingParams, keys: list[int]
+    ) -> list[Generation]:
+        return self.engine().generate(conversations, params, seeds=keys)
 
     async def generate(
         self,
@@ -151,7 +151,7 @@ class EmkitModelAPI(ModelAPI):
         messages = conversation(input)
         params = sampling_params(config)
         key = request_key(messages)
-        generation = await anyio.to_thread.run_sync(self._generate_one, messages, params, key)
+        generation = await self.batcher.submit(messages, params, key)
         return model_output(self.model_name, generation)
 
     def close(self) -> None:
