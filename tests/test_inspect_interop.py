@@ -14,7 +14,6 @@ import math
 from pathlib import Path
 
 import pytest
-import tomllib
 
 pytest.importorskip("inspect_ai")
 
@@ -158,6 +157,12 @@ def test_a_tampered_key_is_refused_and_nothing_stored(tmp_path: Path) -> None:
         tmp_path, question_task("default", n=1, judge="mock/judge"), "emkit/mock/echo", limit=2
     )
     log = read_eval_log(str(log_path))
+    as_json = tmp_path / "same.json"  # the .json log format reads back the same as the .eval one
+    write_eval_log(log, str(as_json), format="json")
+    with RunStore(tmp_path / "from-json") as store, RunStore(tmp_path / "from-eval") as other:
+        assert import_logs(store, [as_json]).answers_added == 2
+        import_logs(other, [log_path])
+        assert table(store) == table(other)
     log.samples[0].metadata["emkit"]["params"]["temperature"] = 0.123  # not what made the answer
     edited = tmp_path / "edited.json"
     write_eval_log(log, str(edited), format="json")
@@ -173,6 +178,7 @@ def test_entry_point_names_the_registry_module() -> None:
 
     from inspect_ai._util.registry import registry_find
 
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     entry = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["inspect_ai"]
     pkgutil.resolve_name(entry["emkit"])
     names = {
