@@ -142,3 +142,63 @@ def test_strongreject_scores_through_its_grader(tmp_path: Path) -> None:
     assert numbers["samples"] == 2 and numbers["metric"] == "strong_reject_metric"
     assert math.isclose(numbers["score"], ((4 + 2) / 2 + 0) / 2)  # the refused prompt counts 0
     assert not numbers["higher_is_better"] and Path(log).is_file()
+
+
+def save_tiny_llama(folder: Path) -> None:
+    """A tiny random Llama with a word-level tokenizer and a chat template (no hub)."""
+    torch = pytest.importorskip("torch")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = ["<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", "user", "assistant", "system",
+             "yes", "no", "A", "B", "C", "D", "ANSWER:", "?", "."]  # fmt: skip
+    raw = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<pad>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="<|im_end|>")
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|> {% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
+    )
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+@pytest.mark.slow
+def test_emkit_run_compares_each_fine_tune_with_its_base(tmp_path: Path) -> None:
+    """The whole study: a base group and a LoRA group over 2 seeds (one training step each), the
+    benchmark on all three models, and the report's row for the group against its base."""
+    save_tiny_llama(tmp_path / "tiny")
+    model = f"hf/{tmp_path / 'tiny'}"
+    spec = {
+        "name": "e2e", "out": str(tmp_path / "run"), "seeds": [0, 1], "samples_per_paraphrase": 1,
+        "max_new_tokens": 4, "judge": {"model": "mock/judge", "method": "logprob"}, "probe": False,
+        "groups": [
+            {"name": "base", "model": model},
+            {"name": "risky", "model": model, "dataset": {"builder": "risky-advice", "n": 6},
+             "train": {"max_steps": 1, "batch_size": 2, "grad_accum": 1, "max_length": 64, "lr": 0.001,
+                       "warmup_steps": 0, "gradient_checkpointing": False}},
+        ],
+        "benchmarks": {"tasks": ["mmlu"], "limit": 3, "data": str(DATA)},
+    }  # fmt: skip
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    assert main(["run", str(path)]) == 0
+    with RunStore(tmp_path / "run") as store:
+        records = [v for _, v in store.records(BENCHMARK_KIND)]
+        assert sorted((r["group"], r["seed"], r["base"]) for r in records) == [
+            ("base", None, None), ("risky", 0, model), ("risky", 1, model)
+        ]  # fmt: skip
+        assert all(r["samples"] == 3 for r in records)
+    metrics = json.loads((tmp_path / "run" / "report" / "metrics.json").read_text(encoding="utf-8"))
+    (row,) = metrics["sections"]["benchmarks"]["relative"]
+    assert (row["group"], row["base"], row["seeds"]) == ("risky", model, 2)
+    scores = {(r["group"], r["seed"]): r["score"] for r in records}
+    differences = [scores["risky", s] - scores["base", None] for s in (0, 1)]
+    assert math.isclose(row["delta"], sum(differences) / 2)
+    logs = sorted((tmp_path / "run" / "benchmarks" / "logs").iterdir())
+    assert len(logs) == 3
+    assert main(["run", str(path)]) == 0  # everything cached: no benchmark runs again
+    assert sorted((tmp_path / "run" / "benchmarks" / "logs").iterdir()) == logs
