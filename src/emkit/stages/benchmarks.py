@@ -6,8 +6,10 @@ is one benchmark on one model, run through inspect with the model's own emkit en
 ``emkit/`` provider), its inspect log kept under ``RUN/benchmarks/logs`` and its numbers stored as
 a ``benchmark`` record under a key that covers everything that shapes them: the benchmark, the
 model and its weights' fingerprint, the sample limit, the local data file's content, StrongREJECT's
-grader, HumanEval's sandbox, and the inspect_evals version. A finished step is done on a rerun;
-the report compares each group with its base model (:mod:`emkit.report.section_benchmarks`).
+grader, HumanEval's sandbox, and the inspect_evals and inspect_ai versions. A finished step is
+done on a rerun; its numbers are stored when its inspect run completes, so a step killed midway
+runs again from its start. The report compares each group with its base model
+(:mod:`emkit.report.section_benchmarks`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def benchmark_key(spec: BenchmarksSpec, name: str, model: str, fingerprint: str)
         "fp": fingerprint,
         "limit": spec.limit,
         "inspect_evals": _version("inspect-evals"),
+        "inspect_ai": _version("inspect-ai"),
     }
     if spec.data is not None:
         path = Path(spec.data) / benchmark(name).local_file
