@@ -202,3 +202,21 @@ def test_emkit_run_compares_each_fine_tune_with_its_base(tmp_path: Path) -> None
     assert len(logs) == 3
     assert main(["run", str(path)]) == 0  # everything cached: no benchmark runs again
     assert sorted((tmp_path / "run" / "benchmarks" / "logs").iterdir()) == logs
+
+
+def test_a_rerun_reads_its_answers_from_the_generation_cache(tmp_path: Path) -> None:
+    """What a killed step had generated is not generated again: the second run of the same step
+    (same scope) asks the engine nothing; another scope (another model or setting) asks again."""
+    from emkit.engines import open_engine
+    from emkit.inspect_interop.run import run_benchmark
+
+    options = {"limit": 3, "data_dir": DATA, "log_dir": tmp_path / "logs", "cache_dir": tmp_path / "cache"}
+    with open_engine("mock/echo") as engine:
+        first, _ = run_benchmark("mmlu", engine, cache_scope="step-a", **options)
+        assert sum(len(c) for c, _, _ in engine.calls) == 3
+        again, _ = run_benchmark("mmlu", engine, cache_scope="step-a", **options)
+        assert sum(len(c) for c, _, _ in engine.calls) == 3  # all three answers came from the cache
+        assert again["score"] == first["score"]
+        run_benchmark("mmlu", engine, cache_scope="step-b", **options)
+        assert sum(len(c) for c, _, _ in engine.calls) == 6
+    assert any((tmp_path / "cache").rglob("*"))  # the cache lives where the stage puts it

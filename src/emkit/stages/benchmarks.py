@@ -7,8 +7,8 @@ is one benchmark on one model, run through inspect with the model's own emkit en
 a ``benchmark`` record under a key that covers everything that shapes them: the benchmark, the
 model and its weights' fingerprint, the sample limit, the local data file's content, StrongREJECT's
 grader, HumanEval's sandbox, and the inspect_evals and inspect_ai versions. A finished step is
-done on a rerun; its numbers are stored when its inspect run completes, so a step killed midway
-runs again from its start. The report compares each group with its base model
+done on a rerun; a step killed midway runs again, its answers made so far read back from inspect's
+generation cache in ``RUN/benchmarks/cache`` (scoped by the step's key). The report compares each group with its base model
 (:mod:`emkit.report.section_benchmarks`).
 """
 
@@ -28,6 +28,7 @@ from emkit.store_records import BENCHMARK_KIND
 
 INFO = StageInfo("benchmark", rank=3)
 LOG_DIR = "benchmarks/logs"
+CACHE_DIR = "benchmarks/cache"  # inspect's generation cache: a killed step resumes from it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +138,8 @@ def run(job: BenchmarkJob, store: RunStore, console: Console | None) -> dict[str
             judge=job.judge,
             sandbox=job.sandbox,
             log_dir=Path(job.run_dir or ".") / LOG_DIR,
+            cache_dir=Path(job.run_dir or ".") / CACHE_DIR,
+            cache_scope=job.key,
         )
     finally:
         engine.close()
