@@ -67,6 +67,7 @@ COMMAND_MODULES = [
     "analyze",
     "report",
     "export",
+    "import_logs",
     "run",
     "demo",
     "codevuln",

@@ -30,6 +30,7 @@ from emkit.experiments.code_vuln import CodeVulnSpec
 from emkit.experiments.dynamics import DynamicsSpec, check_dynamics
 from emkit.experiments.evil_numbers import WrappersSpec
 from emkit.experiments.icl import IclSpec
+from emkit.inspect_interop.spec import BenchmarksSpec
 from emkit.limits import MAX_SAMPLES_PER_PARAPHRASE
 from emkit.models import parse_model
 from emkit.paths import check_name
@@ -204,6 +205,8 @@ class Experiment(Strict):
     dynamics: DynamicsSpec | None = None
     # Adaptive sampling: rounds until each group's interval is narrow enough (emkit.adaptive_spec).
     target_ci: TargetCISpec | None = None
+    # inspect_evals benchmarks (TruthfulQA, StrongREJECT, MMLU, HumanEval) on every model.
+    benchmarks: BenchmarksSpec | None = None
 
     @model_validator(mode="after")
     def _unique_entries(self) -> Experiment:

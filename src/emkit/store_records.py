@@ -40,6 +40,7 @@ FT_JOB_KIND = "ft_job"
 QUESTION_KIND = "question"
 MIGRATION_KIND = "migration"
 BATCH_KIND = "batch"
+BENCHMARK_KIND = "benchmark"
 
 _WRITE = "write"  # the validation context of a write (see StoreRecord._closed_on_write)
 
@@ -330,3 +331,25 @@ def encode_record(path: Path, kind: str, key: str, value: dict[str, Any]) -> str
     text = redact(json.dumps(value, sort_keys=True, default=str), heuristics=False)
     check_record(path, kind, key, json.loads(text), write=True)
     return text
+
+
+@register_record(BENCHMARK_KIND)
+class BenchmarkRecord(StoreRecord):
+    """One inspect_evals benchmark run on one model, keyed by everything that shapes its score
+    (:func:`emkit.stages.benchmarks.benchmark_key`). Written by the benchmarks stage so that
+    planning sees it done and the report compares each group with its base model."""
+
+    CLOSED: ClassVar[bool] = True
+    benchmark: str
+    model: str
+    group: str | None = None
+    seed: int | None = None
+    base: str | None = None
+    metric: str
+    score: float | None = None
+    stderr: float | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    samples: int = 0
+    limit: int | None = None
+    higher_is_better: bool = True
+    log: str | None = None

@@ -18,6 +18,7 @@ STAGES: list[str] = [
     "emkit.stages.dynamics",
     "emkit.stages.judge",
     "emkit.stages.probe",
+    "emkit.stages.benchmarks",
     "emkit.stages.report",
 ]
 
