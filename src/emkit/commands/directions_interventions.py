@@ -20,7 +20,9 @@ import typer
 from emkit.commands._common import console, print_table
 from emkit.errors import EmkitError
 
-MODEL_HELP = "A local model: embedded/smollm2-135m, or hf/<path or id>, optionally followed by @<adapter dir>."
+MODEL_HELP = (
+    "A local model: embedded/smollm2-135m, or hf/<path or id>, optionally followed by @<adapter dir>."
+)
 DIRECTIONS_HELP = (
     "A directions file (safetensors, emkit-directions/1). Default: computed from the probe pairs."
 )
