@@ -201,7 +201,7 @@ def steering_sweep(
                 n=samples_per_question,
                 max_new_tokens=max_new_tokens,
                 seed=seed,
-                group=group,
+                group=f"{group}+steer(alpha={alpha:g})" if group else None,
                 tags={
                     "steer": steer_condition(directions, chosen, alpha)["steer"],
                     "base_model": engine.name,

@@ -16,6 +16,9 @@ STAGES: list[str] = [
     "emkit.stages.code_vuln",
     "emkit.stages.judge",
     "emkit.stages.probe",
+    "emkit.stages.steering",
+    "emkit.stages.ablation",
+    "emkit.stages.screening",
     "emkit.stages.report",
 ]
 
