@@ -185,27 +185,15 @@ def write_screen(result: ScreenResult, out_dir: str | Path) -> tuple[Path, Path]
 
 
 def histogram_png(results: Sequence[ScreenResult]) -> bytes:
-    """Per-row projection differences of each dataset, overlaid, each mean marked."""
-    from emkit.report.plots import literal_text, png_bytes
+    """:func:`emkit.report.plots_interventions.plot_screening` as PNG bytes."""
+    from emkit.report.plots import png_bytes
+    from emkit.report.plots_interventions import plot_screening
 
-    @literal_text
-    def draw() -> Any:
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6.5, 3.4))
-        for k, r in enumerate(results):
-            values = [row["diff"] for row in r.rows]
-            color = plt.get_cmap("tab10").colors[k % 10]
-            ax.hist(values, bins=min(30, max(5, len(values) // 3)), alpha=0.45, color=color, label=r.dataset)
-            ax.axvline(r.mean_diff, color=color, linewidth=1.5)
-        ax.axvline(0, color="black", linewidth=0.6)
-        ax.set_xlabel("projection difference (dataset response - base's own answer)")
-        ax.set_ylabel("rows")
-        ax.set_title(f"Screening on the base's direction (layer {results[0].layer}); lines: means")
-        ax.legend(fontsize=8)
-        return fig
-
-    return png_bytes(draw())
+    return png_bytes(
+        plot_screening(
+            [(r.dataset, [row["diff"] for row in r.rows], r.mean_diff) for r in results], results[0].layer
+        )
+    )
 
 
 def rank_correlation(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
