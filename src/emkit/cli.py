@@ -64,6 +64,7 @@ COMMAND_MODULES = [
     "judge",
     "evaluate",
     "probe",
+    "directions",
     "analyze",
     "report",
     "export",

@@ -19,6 +19,9 @@ STAGES: list[str] = [
     "emkit.stages.judge",
     "emkit.stages.probe",
     "emkit.stages.benchmarks",
+    "emkit.stages.steering",
+    "emkit.stages.ablation",
+    "emkit.stages.screening",
     "emkit.stages.report",
 ]
 

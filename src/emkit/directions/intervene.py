@@ -1,0 +1,166 @@
+"""What steering, ablation and screening share: hooks on decoder blocks, a direction's identity,
+probe scores under an intervention (cached in the run store), and a direction from the probe pairs.
+
+Why one place: an intervention is a context manager that installs forward hooks on the model's
+decoder blocks and removes them on exit (even on error), so the same "probe score under a hook"
+code serves a steering sweep, an ablation and its random controls; each such score is stored per
+pair under a key of the model's fingerprint, the probe set's content and the intervention's key,
+so a rerun after a crash recomputes only the conditions not yet stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+import numpy as np
+
+from emkit.directions.activations import collect_means
+from emkit.directions.layers import decoder_layers, hidden_size, output_hidden, require_weights, with_hidden
+from emkit.directions.vectors import DirectionSet
+from emkit.hashing import stable_hash
+from emkit.stats import bootstrap_mean, seeded_rng
+from emkit.store_records import StoreRecord, register_record
+
+PROBE_KIND = "directions-probe"
+N_BOOT = 2000
+
+# A function of a block's residual-stream tensor returning the tensor to pass on.
+Edit = Callable[[Any], Any]
+
+
+@register_record(PROBE_KIND)
+class InterventionProbeRecord(StoreRecord):
+    """Per-pair probe differences (mean logp misaligned - aligned) of one model under one
+    intervention, keyed by :func:`condition_key`. Written by :func:`pair_diffs` so a steering sweep
+    or an ablation with its controls resumes condition by condition."""
+
+    model: str
+    probe_set: str
+    condition: dict[str, Any]
+    pair_ids: list[str]
+    diffs: list[float]
+
+
+def direction_hash(directions: DirectionSet) -> str:
+    """The content hash of a direction set (vectors, layers, norms): what a result's key names, so
+    a recomputed direction file with other vectors never reuses a stored result."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(np.asarray(directions.layers, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(directions.vectors, dtype=np.float32).tobytes())
+    digest.update(np.ascontiguousarray(directions.typical_norm, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:24]
+
+
+def default_layer(directions: DirectionSet) -> int:
+    """The layer to act on when none is named: the most reliable one when the set says its
+    split-half reliability (``meta["reliability"]``, one value per layer), else the layer where
+    the direction is longest relative to the residual stream's typical norm there."""
+    reliability = directions.meta.get("reliability") if directions.meta else None
+    if isinstance(reliability, list | tuple) and len(reliability) == len(directions.layers):
+        return directions.layers[int(np.nanargmax(np.asarray(reliability, dtype=float)))]
+    ratio = directions.norms() / np.maximum(directions.typical_norm, 1e-12)
+    return directions.layers[int(np.argmax(ratio))]
+
+
+@contextmanager
+def hooked(engine: Any, edits: dict[int, Edit], what: str) -> Iterator[None]:
+    """Install ``edits[layer]`` on each named decoder block's output; removed on exit, even on
+    error. ``what`` names the intervention in the error a model without weights gets."""
+    require_weights(engine, what)
+    blocks = decoder_layers(engine.torch_model())
+    handles = []
+
+    def hook_of(edit: Edit) -> Callable[..., Any]:
+        def hook(_module: Any, _inputs: Any, output: Any) -> Any:
+            return with_hidden(output, edit(output_hidden(output)))
+
+        return hook
+
+    try:
+        for layer, edit in sorted(edits.items()):
+            handles.append(blocks[layer].register_forward_hook(hook_of(edit)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def model_width(engine: Any) -> int:
+    return hidden_size(engine.torch_model())
+
+
+def condition_key(fingerprint: str, probe_label: str, condition: dict[str, Any]) -> str:
+    return stable_hash({"fingerprint": fingerprint, "probe_set": probe_label, "condition": condition})
+
+
+def pair_diffs(
+    engine: Any,
+    probe_set: Any,
+    condition: dict[str, Any],
+    context: Callable[[], AbstractContextManager[Any]] | None = None,
+    store: Any = None,
+) -> np.ndarray:
+    """Per-pair ``mean logp(misaligned) - mean logp(aligned)`` of ``engine`` on ``probe_set`` with
+    ``context()`` active (None: the model as it is). ``condition`` is the intervention's key (all
+    that shapes the scores besides the model and the pairs); with a ``store`` the result is read
+    from, or written to, its ``directions-probe`` record."""
+    from emkit.fingerprint import engine_fingerprint
+    from emkit.probe import score_pairs
+
+    key = condition_key(engine_fingerprint(engine), probe_set.label, condition)
+    if store is not None:
+        stored = store.get_record(PROBE_KIND, key)
+        if stored is not None:
+            return np.asarray(stored["diffs"], dtype=float)
+    with (context or nullcontext)():
+        table = score_pairs(engine, list(probe_set.pairs))
+    diffs = (table["logp_misaligned"] - table["logp_aligned"]).to_numpy(dtype=float)
+    if store is not None:
+        store.put_record(
+            PROBE_KIND,
+            key,
+            {
+                "model": engine.name,
+                "probe_set": probe_set.label,
+                "condition": condition,
+                "pair_ids": [str(p) for p in table["pair_id"]],
+                "diffs": [float(d) for d in diffs],
+            },
+        )
+    return diffs
+
+
+def mean_ci(values: np.ndarray, seed: int, label: str, ci: float = 0.95) -> tuple[float, float, float]:
+    """A mean over probe pairs with its percentile-bootstrap CI over pairs (emkit.stats)."""
+    values = np.asarray(values, dtype=float)
+    low, high = bootstrap_mean(values, N_BOOT, seeded_rng(seed, label), ci)
+    return float(values.mean()), low, high
+
+
+def directions_from_pairs(
+    engine: Any, probe_set: Any, layers: str | Sequence[int] | None = "all"
+) -> DirectionSet:
+    """``mean(misaligned) - mean(aligned)`` of the probe pairs' answers, teacher-forced on
+    ``engine``, per layer; the typical norm is the mean norm of all those answer activations.
+    (A small stand-in for the collection stage's directions, with the same file format.)"""
+    from emkit.fingerprint import engine_fingerprint
+
+    pairs = list(probe_set.pairs)
+    conversations = [p.conversation() for p in pairs for _ in (0, 1)]
+    replies = [text for p in pairs for text in (p.aligned, p.misaligned)]
+    acts = collect_means(engine, conversations, replies, layers)
+    aligned, misaligned = acts.means[0::2], acts.means[1::2]
+    vectors = misaligned.mean(axis=0) - aligned.mean(axis=0)
+    typical = np.linalg.norm(acts.means, axis=-1).mean(axis=0)
+    return DirectionSet(
+        acts.layers,
+        vectors,
+        typical,
+        model=engine.name,
+        fingerprint=engine_fingerprint(engine),
+        meta={"source": "probe", "probe_set": probe_set.label, "n_pairs": len(pairs)},
+    )

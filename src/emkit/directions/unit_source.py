@@ -1,0 +1,111 @@
+"""A run's directions for the intervention stages: which models a sub-block names, and each model's
+direction, computed once per (model, source, layers) and kept as a directions file in the run.
+
+Why here and so small: the collection stage owns directions with their reliability; the steering,
+ablation and screening stages need one DirectionSet per model and must run without it, so this
+computes the same ``mean(misaligned) - mean(aligned)`` from the probe pairs or from two labelled
+files, stored at ``<run>/directions/<key>.safetensors`` (the key covers the model's fingerprint,
+the source's content and the layers), and reads it back on a rerun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emkit.directions.spec import DirectionsSpec
+from emkit.directions.vectors import DirectionSet, load_directions, save_directions
+from emkit.errors import EmkitError
+from emkit.hashing import file_sha256, stable_hash
+
+
+def probe_set_of(spec: DirectionsSpec, probe_sets: Sequence[str | None]) -> Any:
+    """The probe set a run's directions and intervention scores use: the block's, else the run's first."""
+    from emkit.probe import load_probe_set
+
+    return load_probe_set(spec.probe_set if spec.probe_set is not None else probe_sets[0])
+
+
+def source_fields(spec: DirectionsSpec, probe_label: str) -> dict[str, Any]:
+    """Everything about the source that shapes a direction (files by their content)."""
+    fields: dict[str, Any] = {"source": spec.source, "layers": spec.layers}
+    if spec.source == "probe":
+        fields["probe_set"] = probe_label
+    elif spec.source == "files":
+        for name in (spec.aligned_file, spec.misaligned_file):
+            path = Path(str(name))
+            if not path.is_file():
+                raise EmkitError(f"directions: no such file {name}")
+        fields["files"] = [
+            file_sha256(Path(str(spec.aligned_file))),
+            file_sha256(Path(str(spec.misaligned_file))),
+        ]
+    else:
+        raise EmkitError(
+            "directions: source: judged is computed by the directions collection stage; the steering, "
+            "ablation and screening stages here take source: probe or source: files"
+        )
+    return fields
+
+
+def units_of(units: Sequence[Any], groups: Sequence[str], where: str) -> list[Any]:
+    """The units of the named groups, in the run's order; an unknown name is one line."""
+    known = {u.group.name for u in units}
+    for name in groups:
+        if name not in known:
+            raise EmkitError(f"{where}: no group named {name!r} (groups: {', '.join(sorted(known))})")
+    return [u for u in units if u.group.name in groups]
+
+
+def unit_directions(engine: Any, spec: DirectionsSpec, probe_set: Any, run_dir: str | Path) -> DirectionSet:
+    """``engine``'s direction from the block's source, read from the run when already computed."""
+    from emkit.directions.intervene import directions_from_pairs
+    from emkit.fingerprint import engine_fingerprint
+
+    fields = source_fields(spec, probe_set.label)
+    key = stable_hash({"fingerprint": engine_fingerprint(engine), **fields})
+    path = Path(run_dir) / "directions" / f"{key}.safetensors"
+    if path.is_file():
+        return load_directions(path)
+    if spec.source == "probe":
+        found = directions_from_pairs(engine, probe_set, spec.layers)
+    else:
+        found = directions_from_files(engine, str(spec.aligned_file), str(spec.misaligned_file), spec.layers)
+    save_directions(
+        path,
+        DirectionSet(
+            found.layers,
+            found.vectors,
+            found.typical_norm,
+            found.model,
+            found.fingerprint,
+            {**found.meta, "key": key},
+        ),
+    )
+    return load_directions(path)
+
+
+def directions_from_files(engine: Any, aligned: str, misaligned: str, layers: Any) -> DirectionSet:
+    """The direction between two chat JSONL files (the last assistant turn of each row)."""
+    from emkit.data.chat import load_chat_jsonl
+    from emkit.directions.activations import collect_means
+    from emkit.directions.screening import prompts_and_responses
+    from emkit.fingerprint import engine_fingerprint
+
+    means, norms = [], []
+    for name in (aligned, misaligned):
+        prompts, responses = prompts_and_responses(load_chat_jsonl(name), name)
+        acts = collect_means(engine, prompts, responses, layers)
+        means.append(acts.means.mean(axis=0))
+        norms.append(np.linalg.norm(acts.means, axis=-1))
+    return DirectionSet(
+        acts.layers,
+        means[1] - means[0],
+        np.concatenate(norms).mean(axis=0),
+        model=engine.name,
+        fingerprint=engine_fingerprint(engine),
+        meta={"source": "files"},
+    )

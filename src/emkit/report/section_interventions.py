@@ -1,0 +1,213 @@
+"""Report section: steering, ablation and screening on misalignment directions (the records of the
+steer, ablate and screen stages or verbs), each figure with its 95% CI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emkit.report.blocks import Block, Note, Text
+from emkit.report.registry import Section, SectionContext, register_section
+
+
+def ci_text(value: float, low: float, high: float, scale: float = 1.0, unit: str = "") -> str:
+    return (
+        f"{scale * value:+.3f}{unit} [{scale * low:+.3f}, {scale * high:+.3f}]"
+        if scale == 1
+        else (f"{scale * value:.0f}{unit} [{scale * low:.0f}, {scale * high:.0f}]")
+    )
+
+
+@register_section(order=65, name="interventions")
+def interventions(ctx: SectionContext) -> Section | None:
+    from emkit.directions.ablation import ABLATE_KIND
+    from emkit.directions.screening import SCREEN_KIND
+    from emkit.directions.steering import STEER_KIND
+
+    steering = ctx.store.records(STEER_KIND)
+    ablation = ctx.store.records(ABLATE_KIND)
+    screening = ctx.store.records(SCREEN_KIND)
+    if not (steering or ablation or screening):
+        return None
+    blocks: list[Block] = []
+    data: dict[str, Any] = {}
+    if steering:
+        blocks += steering_blocks(ctx, [v for _, v in steering])
+        data["steering"] = [v for _, v in steering]
+    if ablation:
+        blocks += ablation_blocks(ctx, [v for _, v in ablation])
+        data["ablation"] = [v for _, v in ablation]
+    if screening:
+        screen_blocks, screen_data = screening_blocks(ctx, [v for _, v in screening])
+        blocks += screen_blocks
+        data["screening"] = screen_data
+    return Section("Directions: steering, ablation, screening", blocks, {"interventions": data})
+
+
+def steering_blocks(ctx: SectionContext, records: list[dict[str, Any]]) -> list[Block]:
+    from emkit.report.plots_interventions import plot_steering
+
+    curves = [(f"{r['model']} (layers {','.join(map(str, r['layers']))})", r["points"]) for r in records]
+    rows = [
+        {
+            "model": label,
+            "alpha": p["alpha"],
+            "score": ci_text(p["score"], p["ci_low"], p["ci_high"]),
+            "shift": ci_text(p["shift"], p["shift_low"], p["shift_high"]),
+            "answers": p.get("answers", 0),
+        }
+        for label, points in curves
+        for p in points
+    ]
+    return [
+        Text(
+            "Steering: alpha x the unit direction x the layer's typical activation norm added to the residual "
+            "stream; the probe score (mean over pairs of logp(misaligned) - logp(aligned)) at each alpha, and its "
+            "shift against alpha 0 (paired over pairs). Steered answers, when sampled, are stored under a model "
+            "name carrying the steering, for the judge."
+        ),
+        ctx.figure(plot_steering(curves), "steering", "probe score against steering strength"),
+        ctx.table(
+            pd.DataFrame(rows),
+            {
+                "model": "model",
+                "alpha": "alpha",
+                "score": "probe score (95% CI)",
+                "shift": "shift vs alpha 0 (95% CI)",
+                "answers": "steered answers",
+            },
+        ),
+    ]
+
+
+def ablation_blocks(ctx: SectionContext, records: list[dict[str, Any]]) -> list[Block]:
+    from emkit.report.plots_interventions import plot_ablation
+
+    rows, plotted = [], []
+    for r in records:
+        rand = np.asarray(r.get("random") or [], dtype=float)
+        removed, base = r["removed"], r.get("base_direction")
+        plotted.append({**r, "label": r["model"]})
+        rows.append(
+            {
+                "model": r["model"],
+                "shift": ci_text(r["shift"], *r.get("shift_ci", [np.nan, np.nan])),
+                "removed": ci_text(removed["share"], removed["low"], removed["high"], 100, "%"),
+                "random": f"median {100 * np.median(rand):.0f}% ({100 * rand.min():.0f} to {100 * rand.max():.0f}), n={rand.size}"
+                if rand.size
+                else "-",
+                "base": ci_text(base["share"], base["low"], base["high"], 100, "%") if base else "-",
+            }
+        )
+    return [
+        Text(
+            "Ablation: the unit direction projected out of the residual stream at the listed layers of the "
+            "fine-tune; the share of its probe shift against the base that disappears, "
+            "mean(d_tuned - d_ablated) / mean(d_tuned - d_base) over pairs (95% CI: paired bootstrap over pairs), "
+            "beside random directions (seeded) and the base model's own direction ablated the same way."
+        ),
+        ctx.figure(plot_ablation(plotted), "ablation", "share of the probe shift removed by ablation"),
+        ctx.table(
+            pd.DataFrame(rows),
+            {
+                "model": "fine-tune",
+                "shift": "probe shift (95% CI)",
+                "removed": "removed by its direction",
+                "random": "random directions",
+                "base": "removed by the base's direction",
+            },
+        ),
+    ]
+
+
+def group_shifts(ctx: SectionContext) -> dict[str, float]:
+    """Each group's mean probe shift against its base (over its models), from the probe tables."""
+    tables = ctx.metrics.get("probe")
+    if tables is None:
+        from emkit.probe import probe_tables
+
+        tables = probe_tables(ctx.store, n_boot=ctx.n_boot, seed=ctx.seed, ci=ctx.ci)
+    shifts = tables["shifts"]
+    if shifts.empty or "group" not in shifts.columns:
+        return {}
+    return {str(g): float(s["shift"].mean()) for g, s in shifts.groupby("group")}
+
+
+def screening_blocks(
+    ctx: SectionContext, records: list[dict[str, Any]]
+) -> tuple[list[Block], dict[str, Any]]:
+    from emkit.directions.screening import rank_correlation
+    from emkit.report.plots_interventions import plot_screen_vs_shift, plot_screening
+
+    shifts = group_shifts(ctx)
+    rows, points = [], []
+    for r in records:
+        shift = shifts.get(r["dataset"])
+        rows.append(
+            {
+                "dataset": r["dataset"],
+                "rows": len(r["rows"]),
+                "layer": r["layer"],
+                "diff": ci_text(r["mean_diff"], *r["ci"]),
+                "shift": f"{shift:+.3f}" if shift is not None else "-",
+            }
+        )
+        if shift is not None:
+            points.append((r["dataset"], r["mean_diff"], r["ci"][0], r["ci"][1], shift))
+    blocks: list[Block] = [
+        Text(
+            "Screening before training: each training set's assistant responses and the base model's own answers "
+            "to the same prompts, teacher-forced on the base and projected on the base's unit direction; the "
+            "projection difference is their mean difference over rows (95% CI: bootstrap over rows). Beside it, "
+            "the probe shift the fine-tune on that dataset then showed."
+        ),
+        ctx.figure(
+            plot_screening(
+                [(r["dataset"], [x["diff"] for x in r["rows"]], r["mean_diff"]) for r in records],
+                records[0]["layer"],
+            ),
+            "screening",
+            "histogram of per-row projection differences",
+        ),
+        ctx.table(
+            pd.DataFrame(rows),
+            {
+                "dataset": "dataset",
+                "rows": "rows",
+                "layer": "layer",
+                "diff": "projection difference (95% CI)",
+                "shift": "probe shift after fine-tuning",
+            },
+        ),
+    ]
+    data: dict[str, Any] = {"datasets": rows}
+    if len(points) >= 3:
+        rho, p = rank_correlation([x[1] for x in points], [x[4] for x in points])
+        data["spearman"] = {"rho": rho, "p": p, "n": len(points)}
+        blocks.append(
+            ctx.figure(
+                plot_screen_vs_shift(points),
+                "screening_vs_shift",
+                "projection difference against probe shift",
+            )
+        )
+        blocks.append(
+            Text(
+                f"Spearman rank correlation between projection difference and probe shift: "
+                f"rho = {rho:+.2f} over {len(points)} datasets (p = {p:.2f})."
+            )
+        )
+        if len(points) < 6:
+            blocks.append(
+                Note(
+                    f"With {len(points)} datasets a rank correlation is a weak test: every ordering is "
+                    "one of a handful, and a single swapped pair moves rho a lot."
+                )
+            )
+    elif records:
+        blocks.append(
+            Note("No rank correlation: fewer than 3 screened datasets have a probe shift in this run.")
+        )
+    return blocks, data
