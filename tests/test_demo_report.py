@@ -207,3 +207,19 @@ def test_page_screenshot_in_headless_chromium_is_drawn_at_desktop_and_phone_widt
     assert (rows < 0.97).mean() > 0.2, "most of the page should carry text or figures"
     # Nothing sticks out to the right: the last columns are the page's white margin.
     assert pixels[:, -3:, :3].min() > 0.9
+
+
+def test_an_experiments_contrasts_reach_the_report_through_the_run_record(tmp_path, capsys) -> None:
+    from emkit.cli import main
+    from emkit.probe_groups import run_contrasts
+
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        f"name: x\nout: {tmp_path / 'run'}\nsamples_per_paraphrase: 1\nmax_new_tokens: 4\n"
+        "analysis:\n  contrasts: [[a, b]]\n"
+        "groups:\n  - {name: a, model: mock/a}\n  - {name: b, model: mock/b}\n"
+    )
+    assert main(["run", str(path)]) == 0
+    with RunStore(tmp_path / "run") as store:
+        assert run_contrasts(store) == [("a", "b")]
+    assert "report: " in capsys.readouterr().out
