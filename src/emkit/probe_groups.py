@@ -132,7 +132,7 @@ def _finding(
 
 
 def finding_label(row: Any) -> str:
-    """What a findings row is, in words: ``risky-advice - safe-advice``, ``risky-advice - base``,
+    """What a findings row is, in words: ``risky-advice minus safe-advice``, ``risky-advice minus base``,
     ``base``; with the number of seeds behind each side."""
     seeds = f" ({_seeds(row['n_seeds'])})"
     if row["kind"] == "difference":
