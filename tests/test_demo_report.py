@@ -223,3 +223,17 @@ def test_an_experiments_contrasts_reach_the_report_through_the_run_record(tmp_pa
     with RunStore(tmp_path / "run") as store:
         assert run_contrasts(store) == [("a", "b")]
     assert "report: " in capsys.readouterr().out
+
+
+def test_a_one_model_groups_numbers_are_the_per_model_tables_own(tmp_path) -> None:
+    data = json.loads(write_report(make_demo_run(tmp_path / "run"), n_boot=200).metrics_path.read_text())
+    findings = data["sections"]["findings"]["findings"]
+    models = data["sections"]["probe"]["probe"]["models"]
+    for pset in {m["probe_set"] for m in models}:
+        base = next(m for m in models if m["model"] == BASE and m["probe_set"] == pset)
+        row = next(f for f in findings if f["group"] == "base" and f["probe_set"] == pset)
+        assert (row["estimate"], row["ci_low"], row["ci_high"]) == (
+            base["score"],
+            base["ci_low"],
+            base["ci_high"],
+        )

@@ -81,19 +81,25 @@ def probe_findings(
 ) -> pd.DataFrame:
     """Per probe set: each contrast's difference, each fine-tuned group's shift against its base,
     and each group's score, with their intervals over seeds and pairs (:data:`FINDING_COLUMNS`)."""
-    from emkit.probe_stats import probe_rows
+    from emkit.probe_stats import probe_rows, probe_tables
 
     rows = probe_rows(store_or_rows) if isinstance(store_or_rows, RunStore) else store_or_rows
     if rows.empty:
         return pd.DataFrame(columns=list(FINDING_COLUMNS))
     rows = final_step(rows)
+    # A one-model group's score and shift are that model's: taken from the per-model tables, so the
+    # page never shows one number with two intervals (the crossed bootstrap would draw its own).
+    per_model = probe_tables(rows, n_boot=n_boot, seed=seed, ci=ci)
     out: list[dict[str, Any]] = []
     for pset, sub in rows.groupby("probe_set", sort=False):
         matrices, bases = _matrices(sub)
         model_group = {m: g for g, frame in matrices.items() for m in frame.index}
 
         def add(kind: str, group: str, versus: str | None, terms: list[tuple[float, pd.DataFrame]]) -> None:
-            out.append(_finding(str(pset), kind, group, versus, terms, n_boot, seed, ci))  # noqa: B023
+            row = _finding(str(pset), kind, group, versus, terms, n_boot, seed, ci)  # noqa: B023
+            if len(terms) == 1 and len(terms[0][1]) == 1:
+                row.update(_one_model(per_model, kind, str(terms[0][1].index[0]), str(pset)))  # noqa: B023
+            out.append(row)
 
         for treated, control in contrasts:
             if treated in matrices and control in matrices:
@@ -108,6 +114,13 @@ def probe_findings(
         for group, frame in matrices.items():
             add("score", group, None, [(1.0, frame)])
     return pd.DataFrame(out, columns=list(FINDING_COLUMNS))
+
+
+def _one_model(tables: dict[str, pd.DataFrame], kind: str, model: str, pset: str) -> dict[str, float]:
+    """A single model's score (or shift against its base) and interval, as the per-model tables hold it."""
+    frame, column = (tables["models"], "score") if kind == "score" else (tables["shifts"], "shift")
+    row = frame[(frame["model"] == model) & (frame["probe_set"] == pset)].iloc[0]
+    return {"estimate": float(row[column]), "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"])}
 
 
 def _finding(

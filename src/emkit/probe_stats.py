@@ -244,5 +244,21 @@ def _group_scores(
 
 
 def results_json(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """The probe tables as plain JSON-able lists (NaN as null)."""
-    return {name: json.loads(frame.to_json(orient="records")) for name, frame in tables.items()}
+    """The probe tables as plain JSON-able lists (NaN as null), every float to its last digit (so a
+    number here equals the same number elsewhere in ``metrics.json``)."""
+    return {name: json.loads(json.dumps(_records(frame))) for name, frame in tables.items()}
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for record in frame.to_dict(orient="records"):
+        row = {}
+        for key, value in record.items():
+            if isinstance(value, np.generic):
+                value = value.item()
+            missing = not isinstance(value, (str, list, dict)) and pd.isna(value)
+            if missing or (isinstance(value, float) and not np.isfinite(value)):
+                value = None
+            row[str(key)] = value
+        out.append(row)
+    return out

@@ -234,9 +234,10 @@ def plot_pair_effects(effects: pd.DataFrame, title: str, top: Sequence[str] = ()
     ax.bar(x, value, color=colors, width=0.85)
     ax.axhline(0, color="#444", lw=1)
     for i, pair in enumerate(effects["pair_id"]):
-        if pair in top:
+        if pair in top:  # numbered as the quotes below the figure are
+            rank = str(list(top).index(pair) + 1)
             ax.annotate(
-                str(pair), (i, value[i]), fontsize=7, rotation=60, xytext=(2, 3), textcoords="offset points"
+                rank, (i, value[i]), fontsize=8, ha="center", xytext=(0, 3), textcoords="offset points"
             )
     ax.set_xticks([])
     ax.set_xlabel(f"probe pairs ({len(value)}), sorted")
