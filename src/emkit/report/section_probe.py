@@ -96,4 +96,6 @@ def probe(ctx: SectionContext) -> Section | None:
     blocks.append(
         Details("Model ids (as stored in the run)", (ctx.table(ids, {"name": "model", "model": "id"}),))
     )
-    return Section("Judge-free probe, per model", blocks, {"probe": results_json(tables)})
+    # The group-level numbers are the comparisons section's (sections.findings): not written twice.
+    per_model = {name: frame for name, frame in tables.items() if name != "groups"}
+    return Section("Judge-free probe, per model", blocks, {"probe": results_json(per_model)})
