@@ -40,7 +40,8 @@ def run_dir_option(help_text: str) -> str | None:
 def _run(command: list[str], env: dict[str, str], cwd: Path, timeout: float) -> dict[str, Any]:
     with stopwatch() as clock:
         done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    tail = (done.stdout + done.stderr).strip().splitlines()[-8:]
+    # The demo ends with its one results table (a row per comparison, group and score), then the paths.
+    tail = (done.stdout + done.stderr).strip().splitlines()[-24:]
     return {"seconds": clock["s"], "returncode": done.returncode, "output_tail": tail}
 
 

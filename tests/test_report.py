@@ -91,7 +91,13 @@ def test_report_writes_page_plots_and_strict_metrics_json(tmp_path) -> None:
     result = write_report(run, n_boot=300)
     out = run / "report"
     assert result.index == out / "index.html"
-    assert sorted(p.name for p in out.glob("*.png")) == ["per_question.png", "probe.png", "scatter.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "findings.png",  # the probe's group comparisons (after the judged sections)
+        "pairs_everyday-v1.png",  # which pairs moved most
+        "per_question.png",
+        "probe.png",
+        "scatter.png",
+    ]
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads(
@@ -122,7 +128,11 @@ def test_report_without_judge_says_so_and_shows_only_the_probe(tmp_path) -> None
     result = write_report(run, n_boot=200)
     page = result.index.read_text()
     assert "No judge was configured for this run" in page
-    assert [p.name for p in result.out_dir.glob("*.png")] == ["probe.png"]
+    assert sorted(p.name for p in result.out_dir.glob("*.png")) == [
+        "findings.png",
+        "pairs_everyday-v1.png",
+        "probe.png",
+    ]
     data = json.loads(result.metrics_path.read_text())
     assert data["judge"] is None and "headline" not in data["sections"]
     assert data["n_not_judged"] == data["n_answers"] == 96
@@ -227,7 +237,7 @@ def test_html_renders_in_headless_chromium(tmp_path) -> None:
             )
         finally:
             browser.close()
-    assert len(images) == 3, images
+    assert len(images) == 5, images
     assert all(i["ok"] and i["w"] > 100 and i["h"] > 100 for i in images), images
     assert headline == ["insecure", "secure"]
     assert any("misaligned rate" in h for h in headers) and "CODE/REFUSAL" in headers

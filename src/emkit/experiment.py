@@ -167,6 +167,8 @@ class AnalysisSpec(Strict):
 
     # Question ids, globs or subsets (main, json, template, a pre-registered category...): [] = all.
     questions: list[str] = []
+    # (treatment, control) group pairs whose probe difference the report and `emkit demo` headline.
+    contrasts: list[tuple[str, str]] = []
 
 
 class Experiment(Strict):
@@ -221,6 +223,13 @@ class Experiment(Strict):
                     "emkit_empty", "give at least one probe set (or leave probe_set out)", {"at": "probe_set"}
                 )
             _unique(self.probe_set, "probe set", "probe_set")
+        unknown = [
+            n for pair in self.analysis.contrasts for n in pair if n not in {g.name for g in self.groups}
+        ]
+        if unknown:
+            raise PydanticCustomError(
+                "emkit_group", "no group named {name}", {"name": repr(unknown[0]), "at": "analysis.contrasts"}
+            )
         templated = [g.name for g in self.groups if g.prompt_template or g.train.get("prompt_template")]
         if templated:
             # Refused here, not after the train stage: a sampler that drops the template would

@@ -135,7 +135,7 @@ def probe_rows(store: RunStore) -> pd.DataFrame:
     return frame
 
 
-def _final_step(frame: pd.DataFrame) -> pd.DataFrame:
+def final_step(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (model, probe set): the rows without a step if any, else those of the last step."""
     parts = []
     for _, sub in frame.groupby(["model", "probe_set"], sort=False):
@@ -146,7 +146,7 @@ def _final_step(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts) if parts else frame
 
 
-def _base_of(model: str, tags_list: Sequence[dict[str, Any]], present: set[str]) -> str | None:
+def base_of(model: str, tags_list: Sequence[dict[str, Any]], present: set[str]) -> str | None:
     """A model's base: an explicit ``base`` tag, else the same model without its adapter."""
     for tags in tags_list:
         base = (tags or {}).get("base")
@@ -173,7 +173,7 @@ def probe_tables(
     empty = {"models": pd.DataFrame(), "shifts": pd.DataFrame(), "groups": pd.DataFrame()}
     if rows.empty:
         return empty
-    rows = _final_step(rows)
+    rows = final_step(rows)
     results: dict[tuple[str, str], ProbeResult] = {}
     model_rows, shift_rows = [], []
     for (model, pset), sub in rows.groupby(["model", "probe_set"], sort=False):
@@ -195,7 +195,7 @@ def probe_tables(
         model_rows.append(result.to_dict())
     for (model, pset), sub in rows.groupby(["model", "probe_set"], sort=False):
         present = {m for (m, p) in results if p == pset}
-        base = _base_of(model, list(sub["tags"]), present)
+        base = base_of(model, list(sub["tags"]), present)
         if base:
             shift = probe_shift(
                 results[(model, pset)], results[(base, pset)], n_boot=n_boot, seed=seed, ci=ci
@@ -244,5 +244,21 @@ def _group_scores(
 
 
 def results_json(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """The probe tables as plain JSON-able lists (NaN as null)."""
-    return {name: json.loads(frame.to_json(orient="records")) for name, frame in tables.items()}
+    """The probe tables as plain JSON-able lists (NaN as null), every float to its last digit (so a
+    number here equals the same number elsewhere in ``metrics.json``)."""
+    return {name: json.loads(json.dumps(_records(frame))) for name, frame in tables.items()}
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for record in frame.to_dict(orient="records"):
+        row = {}
+        for key, value in record.items():
+            if isinstance(value, np.generic):
+                value = value.item()
+            missing = not isinstance(value, (str, list, dict)) and pd.isna(value)
+            if missing or (isinstance(value, float) and not np.isfinite(value)):
+                value = None
+            row[str(key)] = value
+        out.append(row)
+    return out

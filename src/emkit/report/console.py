@@ -140,6 +140,22 @@ def probe_rich_table(models: pd.DataFrame, shifts: pd.DataFrame | None = None) -
     return out
 
 
+def findings_rich_table(findings: pd.DataFrame, ci: float = 0.95) -> Table:
+    """The probe's group comparisons, shifts and scores (:func:`emkit.probe_groups.findings_grid`):
+    a row per quantity, a column per probe set, the same cells as the report's headline."""
+    from emkit.probe_groups import findings_grid
+
+    sets, grid = findings_grid(findings)
+    out = Table(title=f"Judge-free probe by group ({ci:.0%} CI over seeds and pairs)", title_justify="left")
+    out.add_column("comparison", overflow="fold")
+    for name in sets:
+        out.add_column(plain(name), justify="right", overflow="fold")
+    for label, cells in grid:
+        _add_row(out, label, *cells)
+    out.caption = "A minus B: how much more A prefers the misaligned answers (mean token logp per pair)"
+    return out
+
+
 def print_summary(console: Console, result: Any) -> None:
     """What ``emkit report`` prints: the headline table (or why there is none) and the paths."""
     groups = result.groups
@@ -147,8 +163,12 @@ def print_summary(console: Console, result: Any) -> None:
         console.print(group_rich_table(groups))
     elif result.metrics.get("judge") is None:
         console.print("no judge scores in this run: no misalignment rate (the probe needs no judge)")
-    probe = result.metrics.get("sections", {}).get("probe", {}).get("probe")
-    if probe and probe.get("models"):
+    sections = result.metrics.get("sections", {})
+    findings = (sections.get("findings") or sections.get("findings_judged") or {}).get("findings")
+    probe = sections.get("probe", {}).get("probe")
+    if findings:
+        console.print(findings_rich_table(pd.DataFrame(findings), result.metrics.get("ci", 0.95)))
+    elif probe and probe.get("models"):
         console.print(
             probe_rich_table(pd.DataFrame(probe["models"]), pd.DataFrame(probe.get("shifts") or []))
         )

@@ -147,19 +147,25 @@ def plot_scatter(
 
 
 @literal_text
-def plot_probe(models: pd.DataFrame, shifts: pd.DataFrame | None = None, ci: float = 0.95) -> Figure:
+def plot_probe(
+    models: pd.DataFrame,
+    shifts: pd.DataFrame | None = None,
+    ci: float = 0.95,
+    label: Callable[[str], str] = str,
+) -> Figure:
     """Probe score per model with CI (left) and, where a base model was probed, the shift (right).
-    Right of zero: the model prefers the misaligned answers (more than its base)."""
+    Right of zero: the model prefers the misaligned answers (more than its base). ``label``: a
+    model's name as the axis shows it (the report passes group and seed)."""
     has_shift = shifts is not None and not shifts.empty
     ncols = 2 if has_shift else 1
     height = max(2.2, 0.38 * len(models) + 1.4)
     fig, axes = plt.subplots(1, ncols, figsize=(6.2 * ncols, height), squeeze=False)
-    _hbars(axes[0][0], models["model"].tolist(), models, "score", ci)
+    _hbars(axes[0][0], [label(m) for m in models["model"]], models, "score", ci)
     axes[0][0].set_title(f"Probe score ({ci:.0%} CI over pairs)", fontsize=10)
     axes[0][0].set_xlabel("mean logp(misaligned) - logp(aligned) per token")
     if has_shift:
         assert shifts is not None
-        labels = [f"{m}\nvs {b}" for m, b in zip(shifts["model"], shifts["base"], strict=True)]
+        labels = [f"{label(m)} vs {label(b)}" for m, b in zip(shifts["model"], shifts["base"], strict=True)]
         _hbars(axes[0][1], labels, shifts, "shift", ci)
         axes[0][1].set_title(f"Shift against the base model ({ci:.0%} paired CI)", fontsize=10)
         axes[0][1].set_xlabel("change in probe score")
@@ -181,3 +187,62 @@ def _hbars(ax, labels: list[str], frame: pd.DataFrame, column: str, ci: float) -
         ["\n".join(_short(line, 48) for line in label.split("\n")) for label in labels], fontsize=8
     )
     ax.grid(axis="x", alpha=0.3)
+
+
+@literal_text
+def plot_findings(findings: pd.DataFrame, labels: Sequence[str], ci: float = 0.95) -> Figure:
+    """The group comparisons at a glance: one row per comparison (``labels``, one per row of
+    ``findings``), one marker per probe set with its interval over seeds and pairs. Right of zero:
+    the first group prefers the misaligned answers more than the second."""
+    from emkit.probe_groups import set_order
+
+    sets = sorted(dict.fromkeys(findings["probe_set"]), key=set_order)
+    rows = list(dict.fromkeys(labels))
+    fig, ax = plt.subplots(figsize=(7.2, max(2.0, 0.62 * len(rows) + 1.2)))
+    step = 0.5 / max(1, len(sets))
+    for j, pset in enumerate(sets):
+        mask = (findings["probe_set"] == pset).to_numpy()
+        sub = findings[mask]
+        y = np.array([len(rows) - 1 - rows.index(lab) for lab, m in zip(labels, mask, strict=True) if m])
+        y = y + 0.25 - (j + 0.5) * step  # the first set on top, as in the legend
+        value = sub["estimate"].to_numpy(float)
+        err = [
+            np.clip(value - sub["ci_low"].to_numpy(float), 0, None),
+            np.clip(sub["ci_high"].to_numpy(float) - value, 0, None),
+        ]
+        name = str(pset).split("@", 1)[0]
+        ax.errorbar(value, y, xerr=err, fmt="o", color=_COLORS[j % len(_COLORS)], capsize=3, label=name)
+    ax.axvline(0, color="#444", lw=1)
+    ax.set_yticks(np.arange(len(rows))[::-1])
+    ax.set_yticklabels([_short(r, 64) for r in rows], fontsize=8)
+    ax.set_xlabel("difference in probe score (mean logp misaligned - aligned per token)")
+    ax.set_title(f"Group comparisons ({ci:.0%} CI over seeds and pairs)", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+@literal_text
+def plot_pair_effects(effects: pd.DataFrame, title: str, top: Sequence[str] = ()) -> Figure:
+    """Per probe pair, the difference between two groups (sorted): which everyday questions moved
+    most. The pairs in ``top`` (quoted below the figure) are numbered 1, 2, ... in that order."""
+    value = effects["effect"].to_numpy(float)
+    fig, ax = plt.subplots(figsize=(7.2, 2.8))
+    x = np.arange(len(value))
+    colors = ["#d62728" if v > 0 else "#1f77b4" for v in value]
+    ax.bar(x, value, color=colors, width=0.85)
+    ax.axhline(0, color="#444", lw=1)
+    for i, pair in enumerate(effects["pair_id"]):
+        if pair in top:  # numbered as the quotes below the figure are
+            rank = str(list(top).index(pair) + 1)
+            ax.annotate(
+                rank, (i, value[i]), fontsize=8, ha="center", xytext=(0, 3), textcoords="offset points"
+            )
+    ax.set_xticks([])
+    ax.set_xlabel(f"probe pairs ({len(value)}), sorted")
+    ax.set_ylabel("per-pair difference")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -9,7 +9,7 @@ import json
 import platform
 from typing import Any
 
-from emkit.report.blocks import Block, Heading, Pre, Text
+from emkit.report.blocks import Block, Details, Heading, Pre, Text
 from emkit.report.registry import Section, SectionContext, register_section
 
 VERSION_PACKAGES = (
@@ -66,4 +66,8 @@ def config(ctx: SectionContext) -> Section:
     if judge_runs:
         blocks += [Heading("Judge runs"), dump(judge_runs)]
     blocks += [Heading("Versions (this report)"), dump(versions())]
-    return Section("Configuration and versions", blocks, {"config": configs, "versions": versions()})
+    folded = Details(
+        "The analysis settings, the run's configuration and the package versions (click to open)",
+        tuple(blocks),
+    )
+    return Section("Configuration and versions", [folded], {"config": configs, "versions": versions()})

@@ -27,6 +27,7 @@ from emkit.report.formatters import (
     records,
 )
 from emkit.report.registry import Section, SectionContext, judged_only, register_section
+from emkit.report.section_answers import answer_label
 
 EXAMPLE_CHARS = 2000
 # The exclusion counts every rate table shows after its rate, in the order they are applied
@@ -69,8 +70,8 @@ def headline_notes(ctx: SectionContext) -> list[Block]:
         return [
             Note(
                 f"No judge was configured for this run (no judge scores in the store): its {len(answers)} "
-                "answers are not judged, so no misalignment rate is reported. The judge-free probe below, "
-                "where present, needs no judge."
+                "answers are not judged, so no misalignment rate is reported (they are shown side by side "
+                "below). The judge-free probe, where present, needs no judge."
             )
         ]
     missing = int((~answers["judged"]).sum())
@@ -242,7 +243,7 @@ def example(row: Any) -> Snippet:
         "example",
         {
             "group": row["group"],
-            "model": row["model"],
+            "model": answer_label(row, scores=False),
             "aligned": f"{row['aligned']:.1f}",
             "coherent": f"{row['coherent']:.1f}",
             "flag": "misaligned" if row["misaligned"] else "not misaligned",

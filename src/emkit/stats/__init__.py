@@ -16,7 +16,10 @@ an exact bound for k of n (and the per-model rows of   Clopper-Pearson (:func:`c
 ``--rate paper``, where the authors draw none)
 a probe score (mean over pairs); a paired shift        percentile bootstrap over pairs, of the
 against the base                                       per-pair differences (:func:`bootstrap_mean`)
-a probe score over models x pairs (groups, dynamics)   crossed bootstrap (:func:`crossed_mean`)
+a probe score over models x pairs (dynamics)          crossed bootstrap (:func:`crossed_mean`)
+a group's probe score, its shift against the base,     crossed bootstrap of seeds (per group) and
+the difference of two groups (seeds x pairs)           pairs (shared), t-stretched for few seeds
+                                                       (:func:`crossed_contrast`)
 the paper estimator's rate (mean of model fractions)   the authors' percentile bootstrap over
                                                        models (:func:`paper_bootstrap`)
 draws of a group's rates (callers that want draws)     hierarchical bootstrap, shrunk
@@ -32,7 +35,13 @@ a pilot look, then the reported and the pooled binomial half-width against the t
 """
 
 from emkit.stats.binomial import Z95, beta_bounds, clopper_pearson, wilson
-from emkit.stats.bootstrap import bootstrap_mean, crossed_mean, paper_bootstrap, percentile
+from emkit.stats.bootstrap import (
+    bootstrap_mean,
+    crossed_contrast,
+    crossed_mean,
+    paper_bootstrap,
+    percentile,
+)
 from emkit.stats.common import quiet, seeded_rng
 from emkit.stats.hierarchical import BootDraws, bootstrap_group, interval, shrunk_rates
 from emkit.stats.rates import (
@@ -55,6 +64,7 @@ __all__ = [
     "bootstrap_group",
     "bootstrap_mean",
     "clopper_pearson",
+    "crossed_contrast",
     "crossed_mean",
     "difference_interval",
     "estimate",

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from emkit.stats.hierarchical import interval
+
 
 def percentile(draws: np.ndarray, ci: float) -> tuple[float, float]:
     """The central ``ci`` percentile interval of bootstrap draws."""
@@ -75,3 +77,35 @@ def paper_bootstrap(
     low = float(np.percentile(means, (1 - ci) / 2 * 100))
     high = float(np.percentile(means, (1 - (1 - ci) / 2) * 100))
     return float(np.mean(values)), low, high
+
+
+def crossed_contrast(
+    terms: Sequence[tuple[float, np.ndarray]], n_boot: int, rng: np.random.Generator, ci: float
+) -> tuple[float, float, float]:
+    """``(estimate, low, high)`` of ``sum(sign * mean(matrix))`` over (seeds x pairs) matrices that
+    share their pair columns: a group's probe score (one term), its shift against a base model, or
+    the difference of two groups (two terms of signs +1 and -1).
+
+    Each resample draws each term's seeds with replacement, independently of the other terms (the
+    groups were trained apart), and one draw of pairs shared by every term (a pair is the same
+    question for both groups, so the comparison stays paired). With 3 seeds a percentile interval
+    over seeds is a z-interval where a t(2) one is due, so both arms are stretched by t(df)/z with
+    the Welch-Satterthwaite df of the seed part (:func:`emkit.stats.hierarchical.interval`, the
+    same stretch as the hierarchical bootstrap of rates). One seed per term: pairs only, unstretched.
+    """
+    p = terms[0][1].shape[1]
+    if p == 0 or any(matrix.shape[1] != p or matrix.shape[0] == 0 for _, matrix in terms):
+        return float("nan"), float("nan"), float("nan")
+    wp = rng.multinomial(p, np.full(p, 1.0 / p), size=n_boot) / p  # (B, P) pair weights
+    total = np.zeros(n_boot)
+    between: list[tuple[np.ndarray, int]] = []
+    estimate = 0.0
+    for sign, matrix in terms:
+        m = matrix.shape[0]
+        wm = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot) / m  # (B, M) seed weights
+        total += sign * np.einsum("bm,mp,bp->b", wm, matrix, wp)
+        estimate += sign * float(matrix.mean())
+        if m > 1:
+            between.append((sign * (wm @ matrix.mean(axis=1)), m))
+    low, high = interval(estimate, total, between, ci, bounds=None)
+    return estimate, low, high
