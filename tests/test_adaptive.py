@@ -206,7 +206,8 @@ def write_study(tmp_path, srv: FakeOpenAI, target: object, judge: bool = True):
     return path
 
 
-def test_run_samples_each_group_in_rounds_and_resumes(tmp_path, capsys) -> None:
+def test_run_samples_each_group_in_rounds_and_resumes(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # the plan table's detail column whole, unwrapped
     with FakeOpenAI(responder=judge_responder(0.0)) as srv:
         path = write_study(tmp_path, srv, {"half_width": 0.1, "round_size": 10})
         dry = main(["run", str(path), "--dry-run"])
