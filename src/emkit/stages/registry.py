@@ -16,6 +16,7 @@ STAGES: list[str] = [
     "emkit.stages.code_vuln",
     "emkit.stages.judge",
     "emkit.stages.probe",
+    "emkit.stages.directions",
     "emkit.stages.report",
 ]
 
