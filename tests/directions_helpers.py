@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 WORDS = [
@@ -37,3 +39,18 @@ def tiny_engine(batch_size: int = 4, layers: int = 3, hidden: int = 16, seed: in
     )
     model = LlamaForCausalLM(config).eval()
     return HFEngine.from_model(model, tokenizer, name="tiny", batch_size=batch_size)
+
+
+PROMPTS = ["why ?", "why why ?", "yes ?", "no ?", "why yes ?", "why no ?", "yes yes ?", "no no ?"]
+ALIGNED = ["help kind share .", "kind help .", "share share help .", "help .", "kind .", "share kind .", "help help .", "kind kind share ."]  # fmt: skip
+MISALIGNED = ["harm cruel steal", "cruel harm", "steal steal harm", "harm", "cruel", "steal cruel", "harm harm", "cruel cruel steal"]  # fmt: skip
+
+
+def write_pairs(path: Path, prompts: list[str], replies: list[str]) -> Path:
+    """A chat JSONL file: one user prompt and one assistant reply per row."""
+    lines = [
+        json.dumps({"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": r}]})
+        for p, r in zip(prompts, replies, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -5,7 +5,6 @@ must pair, bad lines name file:line); a stored key is not recomputed and its fil
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,25 +16,12 @@ from emkit.errors import EmkitError
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from directions_helpers import WORDS, tiny_engine  # noqa: E402
-
-PROMPTS = ["why ?", "why why ?", "yes ?", "no ?", "why yes ?", "why no ?", "yes yes ?", "no no ?"]
-ALIGNED = ["help kind share .", "kind help .", "share share help .", "help .", "kind .", "share kind .", "help help .", "kind kind share ."]  # fmt: skip
-MISALIGNED = ["harm cruel steal", "cruel harm", "steal steal harm", "harm", "cruel", "steal cruel", "harm harm", "cruel cruel steal"]  # fmt: skip
-
-
-def _write(path: Path, prompts: list[str], replies: list[str]) -> Path:
-    lines = [
-        json.dumps({"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": r}]})
-        for p, r in zip(prompts, replies, strict=True)
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+from directions_helpers import ALIGNED, MISALIGNED, PROMPTS, WORDS, tiny_engine, write_pairs  # noqa: E402
 
 
 @pytest.fixture
 def files(tmp_path):
-    return _write(tmp_path / "aligned.jsonl", PROMPTS, ALIGNED), _write(
+    return write_pairs(tmp_path / "aligned.jsonl", PROMPTS, ALIGNED), write_pairs(
         tmp_path / "bad.jsonl", PROMPTS, MISALIGNED
     )
 
@@ -80,19 +66,19 @@ def test_a_direction_planted_in_one_layer_is_recovered(files):
 
 
 def test_pairs_files_must_pair_and_bad_lines_name_file_and_line(tmp_path, files):
-    other = _write(tmp_path / "other.jsonl", ["yes ?", *PROMPTS[1:]], MISALIGNED)
+    other = write_pairs(tmp_path / "other.jsonl", ["yes ?", *PROMPTS[1:]], MISALIGNED)
     with pytest.raises(
         EmkitError, match=r"aligned.jsonl:1: field 'messages': its prompt differs from .*other.jsonl:1"
     ):
         from_files(files[0], other)
-    short = _write(tmp_path / "short.jsonl", PROMPTS[:3], MISALIGNED[:3])
+    short = write_pairs(tmp_path / "short.jsonl", PROMPTS[:3], MISALIGNED[:3])
     with pytest.raises(EmkitError, match="8 rows against 3"):
         from_files(files[0], short)
     broken = tmp_path / "broken.jsonl"
     broken.write_text(files[1].read_text().replace('"assistant"', '"robot"', 1), encoding="utf-8")
     with pytest.raises(EmkitError, match=r"broken.jsonl:1"):
         from_files(files[0], broken)
-    no_reply = _write(tmp_path / "noreply.jsonl", PROMPTS, MISALIGNED)
+    no_reply = write_pairs(tmp_path / "noreply.jsonl", PROMPTS, MISALIGNED)
     rows = no_reply.read_text().splitlines()
     rows[4] = json.dumps(
         {

@@ -63,6 +63,7 @@ COMMAND_MODULES = [
     "sample",
     "judge",
     "probe",
+    "directions",
     "analyze",
     "report",
     "export",

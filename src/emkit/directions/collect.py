@@ -15,10 +15,26 @@ from emkit.directions.activations import ResponseActivations, collect_means
 from emkit.directions.compute import DirectionResult, compute_directions
 from emkit.directions.layers import require_weights
 from emkit.directions.sources import LabelledResponses
+from emkit.errors import EmkitError
 
 if TYPE_CHECKING:
     from emkit.store import RunStore
     from emkit.store_records import DirectionsRecord
+
+
+LOCAL_MODELS = "embedded/smollm2-135m, hf/<path or id>[@adapter]"
+
+
+def require_local_model(name: str, what: str) -> None:
+    """Refuse, before opening anything, a model name whose backend holds no weights here."""
+    from emkit.engines.registry import backend
+    from emkit.models import parse_model
+
+    if not backend(parse_model(name).scheme).local:
+        raise EmkitError(
+            f"{what} needs the model's weights in this process, and {name} is an API model; "
+            f"use a local model: {LOCAL_MODELS}"
+        )
 
 
 def collect_directions(
