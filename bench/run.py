@@ -1,6 +1,6 @@
 """``make bench``: emkit's speed figures, each a ratio of two sides measured in this one run.
 
-Sections (``--only sampling,judge,training,demo,coverage``; all by default):
+Sections (``--only sampling,judge,training,demo,coverage,directions``; all by default):
 
 - sampling: emkit's ``hf`` backend (batched, length-sorted) vs a per-prompt ``model.generate`` loop;
 - judge: the judging stage vs the ideal of a 200 ms / 32-concurrent API, plus a no-call second pass;
@@ -8,7 +8,9 @@ Sections (``--only sampling,judge,training,demo,coverage``; all by default):
 - demo: ``emkit demo`` cold (fresh cache and run dir) and warm (the same again); slow, ~14 min;
 - coverage: a few cells of ``scripts/coverage.py``'s grid (``--quick``): the coverage of the default
   95% interval of a group's rate and the paper estimator's, and the time the grid takes (the full
-  grid is ``scripts/coverage.py`` itself, published in docs/statistics.md).
+  grid is ``scripts/coverage.py`` itself, published in docs/statistics.md);
+- directions: activation collection (hooks on every layer) vs a plain forward pass over the same
+  tokens, and collection's memory against the model's (``bench/directions_bench.py``).
 
 Nothing is compared with a stored number: both sides of every ratio run here, now. The machine
 (cores, CPU model, RAM) and the versions are printed first and stored with the results in
@@ -33,7 +35,7 @@ sys.path.insert(0, str(HERE))
 
 from common import machine_info, machine_line, say  # noqa: E402
 
-SECTIONS = ("sampling", "judge", "training", "demo", "coverage")
+SECTIONS = ("sampling", "judge", "training", "demo", "coverage", "directions")
 
 
 def run_sampling(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
@@ -105,12 +107,20 @@ def run_coverage(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     return result, lines
 
 
+def run_directions(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    import directions_bench
+
+    result = directions_bench.bench_directions(args.directions_models, args.directions_repeats)
+    return result, directions_bench.summary_lines(result)
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[dict[str, Any], list[str]]]] = {
     "sampling": run_sampling,
     "judge": run_judge,
     "training": run_training,
     "demo": run_demo,
     "coverage": run_coverage,
+    "directions": run_directions,
 }
 TITLES = {
     "sampling": "1. Local sampling: emkit hf backend vs a per-prompt model.generate loop",
@@ -118,6 +128,7 @@ TITLES = {
     "training": "3. Training: emkit train vs a plain TRL baseline",
     "demo": "4. Demo: emkit demo cold and warm",
     "coverage": "5. Statistics: coverage of the 95% intervals on a few grid cells",
+    "directions": "6. Directions: activation collection vs a plain forward pass over the same tokens",
 }
 
 
@@ -146,6 +157,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--answers", type=int, default=1000, help="judge: synthetic answers to judge")
     parser.add_argument("--coverage-reps", type=int, default=400, help="coverage: repetitions per cell")
+    parser.add_argument(
+        "--directions-models", default="both", choices=("tiny", "embedded", "both"), help="directions: models"
+    )
+    parser.add_argument("--directions-repeats", type=int, default=3, help="directions: runs of each side")
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in args.sections if s not in SECTIONS]

@@ -121,3 +121,12 @@ def test_bad_groups_are_one_line(tmp_path, tiny_models):
     _, store, steps = _plan(_experiment(tmp_path, groups=api))  # default: the local groups only
     assert [s.label for s in steps] == ["collect base"]
     store.close()
+
+
+def test_judged_source_without_judged_answers_is_listed_pending_not_run(tmp_path, tiny_models):
+    path = _experiment(tmp_path)
+    path.write_text(path.read_text().replace("source: files", "source: judged"), encoding="utf-8")
+    _, store, steps = _plan(path)
+    assert [s.label for s in steps] == ["collect base", "collect other", "compare"]
+    assert all(s.job is None and not s.done and s.detail.startswith("pending") for s in steps)
+    store.close()

@@ -90,7 +90,11 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
     for unit in units:
         if unit.pending_model or responses is None:
             key = stable_hash({"directions": unit.label, "pending": True})
-            why = "the model is not trained yet" if unit.pending_model else "no judged answers yet"
+            why = (
+                "the model is not trained yet"
+                if unit.pending_model
+                else "fewer than 2 judged aligned and misaligned answers (a judge: block judges them)"
+            )
             done, detail, pending = False, f"pending: {why}", True
         else:
             fingerprint = unit.fingerprint(ctx.run_dir)
@@ -100,7 +104,15 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
             done = stored_directions(store, key) is not None
             n = len(responses.aligned) + len(responses.misaligned)
             detail = f"{n} responses, layers {spec.layers}" if not done else "stored"
-        job = DirectionsJob(**unit_fields(unit, ctx.run_dir, ctx.experiment.batch_size), key=key, spec=spec)
+        # A pending step is listed but has no job: the stage is planned again just before it runs,
+        # when the model is trained; judged answers too few then leave it pending, not failing.
+        job = (
+            None
+            if unit.pending_model or responses is None
+            else DirectionsJob(
+                **unit_fields(unit, ctx.run_dir, ctx.experiment.batch_size), key=key, spec=spec
+            )
+        )
         steps.append(PlanStep(INFO.name, key, f"collect {unit.label}", done, detail, job=job))
         keys.append(key)
         labels.append(unit.label)
