@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from emkit.commands._common import PROMPT_TEMPLATE_OPTION, console, print_table
+from emkit.directions.vectors import DirectionSet
 from emkit.errors import EmkitError, InputError
 
 directions_app = typer.Typer(
@@ -137,14 +138,14 @@ def collect(
         write_text(json_out, json.dumps({"key": key, **record.model_dump()}, indent=2), what="--json file")
 
 
-def _named_sets(paths: list[Path]) -> dict[str, object]:
+def _named_sets(paths: list[Path]) -> dict[str, DirectionSet]:
     """Each path's direction sets by label: a file (its stem) or a run dir (every stored set, by
     group and seed, else by model)."""
-    from emkit.directions.storage import all_stored, load_stored
+    from emkit.directions.storage import all_stored, load_stored, record_label
     from emkit.directions.vectors import load_directions
     from emkit.store import read_store
 
-    sets: dict[str, object] = {}
+    sets: dict[str, DirectionSet] = {}
     for path in paths:
         if path.is_dir():
             with read_store(path) as store:
@@ -153,16 +154,21 @@ def _named_sets(paths: list[Path]) -> dict[str, object]:
                 if not found:
                     raise EmkitError(f"{path}: no stored directions (run emkit directions collect first)")
                 for _key, record in found:
-                    label = record.group or record.model
-                    if record.seed is not None:
-                        label = f"{label}/seed{record.seed}"
-                    sets[_unique(sets, label)] = load_stored(store, record)
+                    sets[_unique(sets, record_label(record))] = load_stored(store, record)
         else:
-            sets[_unique(sets, path.stem)] = load_directions(path)
+            loaded = load_directions(path)
+            if sets:  # name the file that does not fit, not only its label
+                first, ref = next(iter(sets.items()))
+                if loaded.width != ref.width:
+                    raise EmkitError(
+                        f"{path}: directions of width {loaded.width} do not fit {first}'s, whose residual "
+                        f"stream is {ref.width} wide (another model's file?)"
+                    )
+            sets[_unique(sets, path.stem)] = loaded
     return sets
 
 
-def _unique(taken: dict[str, object], label: str) -> str:
+def _unique(taken: dict[str, DirectionSet], label: str) -> str:
     out, n = label, 2
     while out in taken:
         out, n = f"{label} ({n})", n + 1
@@ -196,7 +202,7 @@ def compare(
         raise EmkitError(
             f"compare needs at least two direction sets; {', '.join(map(str, sources))} hold {len(sets)} in all"
         )
-    comparisons = compare_all(sets)  # type: ignore[arg-type]
+    comparisons = compare_all(sets)
     layers = sorted({x for c in comparisons for x in c.layers})
     columns = ["layer", *[f"{c.first} vs {c.second}" for c in comparisons]]
     rows = []

@@ -107,6 +107,13 @@ def load_stored(store: RunStore, record: DirectionsRecord) -> DirectionSet:
     return load_directions(path)
 
 
+def record_label(record: DirectionsRecord) -> str:
+    """A record's name for people: its group (and seed), else its model (a fine-tune's model id
+    is an adapter folder, which says nothing to a reader)."""
+    label = record.group or record.model
+    return f"{label}/seed{record.seed}" if record.seed is not None else label
+
+
 def all_stored(store: RunStore) -> list[tuple[str, DirectionsRecord]]:
     """Every directions record of a run, oldest first."""
     return store.records_of(DirectionsRecord)

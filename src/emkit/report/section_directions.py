@@ -13,12 +13,6 @@ from emkit.report.blocks import Block, Details, Heading, Table, Text
 from emkit.report.registry import Section, SectionContext, register_section
 
 
-def record_label(record: Any) -> str:
-    """A record's name on the page: its group (and seed), else its model."""
-    label = record.group or record.model
-    return f"{label}/seed{record.seed}" if record.seed is not None else label
-
-
 def _layer_table(record: Any) -> Table:
     rows = tuple(
         (
@@ -36,7 +30,7 @@ def _layer_table(record: Any) -> Table:
 def directions(ctx: SectionContext) -> Section | None:
     from emkit.directions.compare import compare_all
     from emkit.directions.plots import heatmap_figure, reliability_figure
-    from emkit.directions.storage import all_stored, load_stored
+    from emkit.directions.storage import all_stored, load_stored, record_label
 
     found = all_stored(ctx.store)
     if not found:
