@@ -89,6 +89,12 @@ def test_stage_collects_each_model_compares_resumes_and_reports(tmp_path, tiny_m
     section = json.loads((out / "metrics.json").read_text())["sections"]["directions"]
     assert [d["label"] for d in section["directions"]] == ["base", "other"]
     assert section["comparisons"][0]["cosine"] == pytest.approx(compare["cosine"])
+    # a vectors file lost: the report still builds and says which
+    other = next(d for d in section["directions"] if d["label"] == "other")
+    (tmp_path / "run" / other["file"]).rename(tmp_path / "kept.safetensors")
+    html = (build_report(tmp_path / "run") / "index.html").read_text()
+    assert "Vectors file missing (rerun the directions stage to rebuild): other" in html
+    (tmp_path / "kept.safetensors").rename(tmp_path / "run" / other["file"])
     # the CLI compares the run's stored sets, and refuses a set of another width in one line
     from emkit.directions.vectors import DirectionSet, save_directions
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emkit.report.blocks import Block, Details, Heading, Table, Text
+from emkit.report.blocks import Block, Details, Heading, Note, Table, Text
 from emkit.report.registry import Section, SectionContext, register_section
 
 
@@ -32,8 +32,9 @@ def directions(ctx: SectionContext) -> Section | None:
     from emkit.directions.plots import heatmap_figure, reliability_figure
     from emkit.directions.storage import all_stored, load_stored, record_label
 
-    found = all_stored(ctx.store)
-    if not found:
+    every = all_stored(ctx.store)
+    found = [(key, r) for key, r in every if (ctx.run_dir / r.file).is_file()]
+    if not every:
         return None
     blocks: list[Block] = [
         Text(
@@ -44,6 +45,11 @@ def directions(ctx: SectionContext) -> Section | None:
             "sample."
         )
     ]
+    missing = [record_label(r) for _, r in every if not (ctx.run_dir / r.file).is_file()]
+    if missing:
+        blocks.append(
+            Note(f"Vectors file missing (rerun the directions stage to rebuild): {', '.join(missing)}")
+        )
     summary, labels, data = [], {}, []
     for key, record in found:
         label = record_label(record)
