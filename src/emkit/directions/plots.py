@@ -63,6 +63,11 @@ def reliability_figure(
     )
     twin.set_ylim(-1.05, 1.05)
     twin.set_ylabel("split-half cosine (95% interval)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles = [*ax.get_legend_handles_labels()[0], *twin.get_legend_handles_labels()[0]]
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
     ax.set_title(f"{label}: direction norm and reliability per layer")
     fig.tight_layout()
     return fig
