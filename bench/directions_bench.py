@@ -6,8 +6,8 @@ is the hooks' work; so both sides here run the SAME engine over the SAME token b
 engine's own ``teacher_forced``, length-grouped), one with the hooks on every layer and one with
 none, alternating, in this process. Tokens are the prompt and answer tokens of every row, padding
 never. The figure is tokens/s of collection over tokens/s of the plain pass (aim: >= 0.9); each
-side's time is its fastest of ``repeats`` runs (the CPUs are shared, the fastest run is the one
-least disturbed).
+side's time is its fastest of ``repeats`` runs, in ABBA order (the CPUs are shared: the fastest run
+is the one least disturbed, and neither side always goes first).
 
 Memory: what collection keeps is per-response means (``responses x layers x width`` float32),
 never token activations. On the CPU it is measured with tracemalloc (numpy's allocations are
@@ -86,8 +86,11 @@ def bench_engine(engine: Any, conversations: list, replies: list, repeats: int) 
     model = engine.torch_model()
     cuda = _cuda(engine)
     tokens = _plain(engine, conversations, replies)  # warm-up (allocator, kernels)
-    plain_s, collect_s, peak_plain, peak_collect, traced = [], [], 0, 0, 0
-    for _ in range(repeats):
+    plain_s: list[float] = []
+    collect_s: list[float] = []
+    peaks = {"plain": 0, "collect": 0, "traced": 0}
+
+    def plain_side() -> None:
         gc.collect()
         if cuda:
             cuda.synchronize()
@@ -96,21 +99,28 @@ def bench_engine(engine: Any, conversations: list, replies: list, repeats: int) 
         _plain(engine, conversations, replies)
         if cuda:
             cuda.synchronize()
-            peak_plain = max(peak_plain, cuda.max_memory_allocated())
+            peaks["plain"] = max(peaks["plain"], cuda.max_memory_allocated())
         plain_s.append(time.perf_counter() - started)
+
+    def collect_side() -> None:
         gc.collect()
         if cuda:
+            cuda.synchronize()
             cuda.reset_peak_memory_stats()
         tracemalloc.start()
         started = time.perf_counter()
-        acts = collect_means(engine, conversations, replies, "all")
+        collect_means(engine, conversations, replies, "all")
         if cuda:
             cuda.synchronize()
-            peak_collect = max(peak_collect, cuda.max_memory_allocated())
+            peaks["collect"] = max(peaks["collect"], cuda.max_memory_allocated())
         collect_s.append(time.perf_counter() - started)
-        traced = max(traced, tracemalloc.get_traced_memory()[1])
+        peaks["traced"] = max(peaks["traced"], tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
-        del acts
+
+    for r in range(repeats):  # ABBA: neither side always runs first (warm caches, drifting load)
+        for side in (plain_side, collect_side) if r % 2 == 0 else (collect_side, plain_side):
+            side()
+    peak_plain, peak_collect, traced = peaks["plain"], peaks["collect"], peaks["traced"]
     model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     n_layers, width = len(decoder_layers(model)), hidden_size(model)
     result: dict[str, Any] = {
