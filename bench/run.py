@@ -1,6 +1,6 @@
 """``make bench``: emkit's speed figures, each a ratio of two sides measured in this one run.
 
-Sections (``--only sampling,judge,batch,training,demo,coverage,adaptive``; all by default):
+Sections (``--only sampling,judge,batch,training,demo,coverage,adaptive,directions``; all by default):
 
 - sampling: emkit's ``hf`` backend (batched, length-sorted) vs a per-prompt ``model.generate`` loop;
 - judge: the judging stage vs the ideal of a 200 ms / 32-concurrent API (the server in its own
@@ -13,6 +13,8 @@ Sections (``--only sampling,judge,batch,training,demo,coverage,adaptive``; all b
   grid is ``scripts/coverage.py`` itself, published in docs/statistics.md);
 - adaptive: ``bench/adaptive_bench.py``: the calls ``--target-ci`` saves on a simulated study against
   the fixed design, with the coverage of both.
+- directions: activation collection (hooks on every layer) vs a plain forward pass over the same
+  tokens, and collection's memory against the model's (``bench/directions_bench.py``).
 
 Nothing is compared with a stored number: both sides of every ratio run here, now. The machine
 (cores, CPU model, RAM) and the versions are printed first and stored with the results in
@@ -37,7 +39,7 @@ sys.path.insert(0, str(HERE))
 
 from common import machine_info, machine_line, say  # noqa: E402
 
-SECTIONS = ("sampling", "judge", "batch", "training", "demo", "coverage", "adaptive")
+SECTIONS = ("sampling", "judge", "batch", "training", "demo", "coverage", "adaptive", "directions")
 
 
 def run_sampling(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
@@ -122,6 +124,13 @@ def run_adaptive(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     return adaptive_bench.bench_adaptive(args.coverage_reps)
 
 
+def run_directions(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    import directions_bench
+
+    result = directions_bench.bench_directions(args.directions_models, args.directions_repeats)
+    return result, directions_bench.summary_lines(result)
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[dict[str, Any], list[str]]]] = {
     "sampling": run_sampling,
     "judge": run_judge,
@@ -130,6 +139,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[dict[str, Any], list[str
     "demo": run_demo,
     "coverage": run_coverage,
     "adaptive": run_adaptive,
+    "directions": run_directions,
 }
 TITLES = {
     "sampling": "1. Local sampling: emkit hf backend vs a per-prompt model.generate loop",
@@ -139,6 +149,7 @@ TITLES = {
     "demo": "4. Demo: emkit demo cold and warm",
     "coverage": "5. Statistics: coverage of the 95% intervals on a few grid cells",
     "adaptive": "6. Adaptive sampling (--target-ci): calls saved on a simulated study, coverage of both",
+    "directions": "7. Directions: activation collection vs a plain forward pass over the same tokens",
 }
 
 
@@ -167,6 +178,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--answers", type=int, default=1000, help="judge: synthetic answers to judge")
     parser.add_argument("--coverage-reps", type=int, default=400, help="coverage: repetitions per cell")
+    parser.add_argument(
+        "--directions-models", default="both", choices=("tiny", "embedded", "both"), help="directions: models"
+    )
+    parser.add_argument("--directions-repeats", type=int, default=3, help="directions: runs of each side")
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in args.sections if s not in SECTIONS]

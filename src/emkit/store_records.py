@@ -41,6 +41,7 @@ QUESTION_KIND = "question"
 MIGRATION_KIND = "migration"
 BATCH_KIND = "batch"
 BENCHMARK_KIND = "benchmark"
+DIRECTIONS_KIND = "directions"
 
 _WRITE = "write"  # the validation context of a write (see StoreRecord._closed_on_write)
 
@@ -280,6 +281,33 @@ class MigrationRecord(StoreRecord):
     score_options: dict[str, int]
     adapter_models: dict[str, str]
     cannot_recover: list[str]
+
+
+@register_record(DIRECTIONS_KIND)
+class DirectionsRecord(StoreRecord):
+    """One model's misalignment directions, keyed by the hash of its fingerprint, the data, the
+    layer set and the resampling (``emkit.directions.storage.direction_key``). Written by the
+    directions stage and ``emkit directions collect`` beside the vectors file (``file``, relative
+    to the run dir), so that compare, the report and steering find them; per layer of ``layers``."""
+
+    CLOSED: ClassVar[bool] = True
+    model: str
+    group: str | None = None
+    seed: int | None = None
+    fingerprint: str
+    source: str
+    data_hash: str
+    file: str
+    layers: list[int]
+    norm: list[float]
+    typical_norm: list[float]
+    reliability: list[float]
+    reliability_low: list[float]
+    reliability_high: list[float]
+    n_aligned: int
+    n_misaligned: int
+    resamples: int
+    split_seed: int
 
 
 def model_of(kind: str) -> type[StoreRecord] | None:

@@ -61,14 +61,18 @@ def collect_means(
     means = np.zeros((len(replies), len(chosen), width), dtype=np.float32)
     tokens = np.zeros(len(replies), dtype=np.int64)
     current: dict[str, Any] = {}
+    device = next(model.parameters()).device
 
     def reader(j: int) -> Any:
         def hook(_module: Any, _inputs: Any, output: Any) -> None:
             hidden = output_hidden(output)
-            batch = current["batch"]
-            for b, (row, n) in enumerate(zip(batch.rows, batch.answer_lengths, strict=True)):
-                span = hidden[b, hidden.shape[1] - n :, :].to(torch.float32)
-                means[row, j] = (span.sum(dim=0) / n).cpu().numpy()
+            # One batched reduction and one device-to-host copy per layer and pass: the weights
+            # (1/n over each row's answer positions, 0 elsewhere) are float32, so is the sum.
+            weights = current["weights"]
+            if weights.device != hidden.device:  # a model split over devices
+                weights = weights.to(hidden.device)
+            sums = torch.bmm(weights.unsqueeze(1), hidden.to(torch.float32)).squeeze(1)
+            means[current["rows"], j] = sums.cpu().numpy()
 
         return hook
 
@@ -76,9 +80,12 @@ def collect_means(
     try:
 
         def before_pass(batch: Any) -> None:
-            current["batch"] = batch
-            for row, n in zip(batch.rows, batch.answer_lengths, strict=True):
+            weights = torch.zeros((len(batch.rows), batch.width), dtype=torch.float32)
+            for b, (row, n) in enumerate(zip(batch.rows, batch.answer_lengths, strict=True)):
                 tokens[row] = n
+                weights[b, batch.width - n :] = 1.0 / n
+            current["weights"] = weights.to(device)
+            current["rows"] = list(batch.rows)
 
         engine.teacher_forced(conversations, replies, before_pass)
     finally:

@@ -19,6 +19,7 @@ STAGES: list[str] = [
     "emkit.stages.judge",
     "emkit.stages.probe",
     "emkit.stages.benchmarks",
+    "emkit.stages.directions",
     "emkit.stages.steering",
     "emkit.stages.ablation",
     "emkit.stages.screening",
