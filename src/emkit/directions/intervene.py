@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from emkit.directions.activations import collect_means
 from emkit.directions.layers import decoder_layers, hidden_size, output_hidden, require_weights, with_hidden
 from emkit.directions.vectors import DirectionSet
 from emkit.hashing import stable_hash
@@ -145,22 +144,16 @@ def directions_from_pairs(
     engine: Any, probe_set: Any, layers: str | Sequence[int] | None = "all"
 ) -> DirectionSet:
     """``mean(misaligned) - mean(aligned)`` of the probe pairs' answers, teacher-forced on
-    ``engine``, per layer; the typical norm is the mean norm of all those answer activations.
-    (A small stand-in for the collection stage's directions, with the same file format.)"""
+    ``engine``, per layer: the collection stage's own computation
+    (:func:`emkit.directions.collect.collect_directions`), so an intervention acts on the very
+    direction the report's directions section shows."""
+    from emkit.directions.collect import collect_directions
+    from emkit.directions.sources import from_probe_set
     from emkit.fingerprint import engine_fingerprint
 
-    pairs = list(probe_set.pairs)
-    conversations = [p.conversation() for p in pairs for _ in (0, 1)]
-    replies = [text for p in pairs for text in (p.aligned, p.misaligned)]
-    acts = collect_means(engine, conversations, replies, layers)
-    aligned, misaligned = acts.means[0::2], acts.means[1::2]
-    vectors = misaligned.mean(axis=0) - aligned.mean(axis=0)
-    typical = np.linalg.norm(acts.means, axis=-1).mean(axis=0)
-    return DirectionSet(
-        acts.layers,
-        vectors,
-        typical,
-        model=engine.name,
-        fingerprint=engine_fingerprint(engine),
-        meta={"source": "probe", "probe_set": probe_set.label, "n_pairs": len(pairs)},
+    result = collect_directions(
+        engine, from_probe_set(probe_set), layers, model=engine.name, fingerprint=engine_fingerprint(engine)
     )
+    found = result.directions
+    meta = {**found.meta, "source": "probe", "probe_set": probe_set.label, "n_pairs": len(probe_set.pairs)}
+    return DirectionSet(found.layers, found.vectors, found.typical_norm, found.model, found.fingerprint, meta)

@@ -22,7 +22,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emkit.engines.abilities import Conversation
 from emkit.errors import EmkitError, InputError
@@ -74,11 +74,12 @@ def _response(messages: Sequence[dict[str, str]], reply: str) -> Response:
     return Response(tuple((str(m["role"]), str(m["content"])) for m in messages), reply)
 
 
-def from_probe_set(name: str | Path | None = None) -> LabelledResponses:
-    """The probe pairs of a built-in set or a pairs YAML file (``None``: the default set)."""
-    from emkit.probe import load_probe_set
+def from_probe_set(name: Any = None) -> LabelledResponses:
+    """The probe pairs of a built-in set or a pairs YAML file (``None``: the default set), or of a
+    probe set already loaded."""
+    from emkit.probe import ProbeSet, load_probe_set
 
-    probe_set = load_probe_set(name)
+    probe_set = name if isinstance(name, ProbeSet) else load_probe_set(name)
     conversations = [p.conversation() for p in probe_set.pairs]
     return LabelledResponses(
         tuple(_response(c, p.aligned) for c, p in zip(conversations, probe_set.pairs, strict=True)),

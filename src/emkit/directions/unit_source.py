@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from emkit.directions.spec import DirectionsSpec
 from emkit.directions.vectors import DirectionSet, load_directions, save_directions
 from emkit.errors import EmkitError
@@ -89,23 +87,25 @@ def unit_directions(engine: Any, spec: DirectionsSpec, probe_set: Any, run_dir: 
 
 
 def directions_from_files(engine: Any, aligned: str, misaligned: str, layers: Any) -> DirectionSet:
-    """The direction between two chat JSONL files (the last assistant turn of each row)."""
-    from emkit.data.chat import load_chat_jsonl
-    from emkit.directions.activations import collect_means
-    from emkit.directions.screening import prompts_and_responses
+    """The direction between two chat JSONL files paired row by row (the last assistant turn of each
+    row), computed as the collection stage computes it."""
+    from emkit.directions.collect import collect_directions
+    from emkit.directions.sources import from_files
     from emkit.fingerprint import engine_fingerprint
 
-    means, norms = [], []
-    for name in (aligned, misaligned):
-        prompts, responses = prompts_and_responses(load_chat_jsonl(name), name)
-        acts = collect_means(engine, prompts, responses, layers)
-        means.append(acts.means.mean(axis=0))
-        norms.append(np.linalg.norm(acts.means, axis=-1))
-    return DirectionSet(
-        acts.layers,
-        means[1] - means[0],
-        np.concatenate(norms).mean(axis=0),
+    result = collect_directions(
+        engine,
+        from_files(aligned, misaligned),
+        layers,
         model=engine.name,
         fingerprint=engine_fingerprint(engine),
-        meta={"source": "files"},
+    )
+    found = result.directions
+    return DirectionSet(
+        found.layers,
+        found.vectors,
+        found.typical_norm,
+        found.model,
+        found.fingerprint,
+        {**found.meta, "source": "files"},
     )
