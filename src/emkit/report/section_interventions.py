@@ -46,10 +46,23 @@ def interventions(ctx: SectionContext) -> Section | None:
     return Section("Directions: steering, ablation, screening", blocks, {"interventions": data})
 
 
+def person_names(ctx: SectionContext) -> dict[str, str]:
+    """Model id -> group (and seed), from the probe section's table when it ran (it comes first)."""
+    from emkit.report.section_probe import model_names
+
+    tables = ctx.metrics.get("probe")
+    models = tables.get("models") if isinstance(tables, dict) else None
+    return model_names(models) if isinstance(models, pd.DataFrame) and not models.empty else {}
+
+
 def steering_blocks(ctx: SectionContext, records: list[dict[str, Any]]) -> list[Block]:
     from emkit.report.plots_interventions import plot_steering
 
-    curves = [(f"{r['model']} (layers {','.join(map(str, r['layers']))})", r["points"]) for r in records]
+    names = person_names(ctx)
+    curves = [
+        (f"{names.get(r['model'], r['model'])} (layers {','.join(map(str, r['layers']))})", r["points"])
+        for r in records
+    ]
     rows = [
         {
             "model": label,
@@ -86,13 +99,14 @@ def ablation_blocks(ctx: SectionContext, records: list[dict[str, Any]]) -> list[
     from emkit.report.plots_interventions import plot_ablation
 
     rows, plotted = [], []
+    names = person_names(ctx)
     for r in records:
         rand = np.asarray(r.get("random") or [], dtype=float)
         removed, base = r["removed"], r.get("base_direction")
-        plotted.append({**r, "label": r["model"]})
+        plotted.append({**r, "label": names.get(r["model"], r["model"])})
         rows.append(
             {
-                "model": r["model"],
+                "model": names.get(r["model"], r["model"]),
                 "shift": ci_text(r["shift"], *r.get("shift_ci", [np.nan, np.nan])),
                 "removed": ci_text(removed["share"], removed["low"], removed["high"], 100, "%"),
                 "random": f"median {100 * np.median(rand):.0f}% ({100 * rand.min():.0f} to {100 * rand.max():.0f}), n={rand.size}"
