@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tiny_llama import tiny_hf_engine
+
 WORDS = [
     "<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", "user", "assistant",
     "yes", "no", "why", "?", ".", "help", "harm", "kind", "cruel", "share", "steal",
@@ -15,31 +17,7 @@ WORDS = [
 
 def tiny_engine(batch_size: int = 4, layers: int = 3, hidden: int = 16, seed: int = 0) -> Any:
     """An :class:`~emkit.engines.hf_backend.HFEngine` over a random Llama with a word-level vocab."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from emkit.engines.hf_backend import HFEngine
-
-    raw = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<pad>"))
-    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="<|im_end|>")
-    tokenizer.chat_template = (
-        "{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|> {% endfor %}"
-        "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
-    )
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(WORDS),
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    model = LlamaForCausalLM(config).eval()
-    return HFEngine.from_model(model, tokenizer, name="tiny", batch_size=batch_size)
+    return tiny_hf_engine(WORDS, batch_size=batch_size, layers=layers, hidden=hidden, seed=seed)
 
 
 PROMPTS = ["why ?", "why why ?", "yes ?", "no ?", "why yes ?", "why no ?", "yes yes ?", "no no ?"]

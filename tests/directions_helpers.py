@@ -4,6 +4,7 @@ intervention tests (steering, ablation, screening) share, so none needs the hub 
 from __future__ import annotations
 
 from emkit.probe import ProbePair, ProbeSet
+from tiny_llama import tiny_hf_engine
 
 WORDS = [
     "<pad>",
@@ -28,31 +29,7 @@ WORDS = [
 
 
 def tiny_engine(batch_size: int = 4, layers: int = 3, seed: int = 0):
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from emkit.engines.hf_backend import HFEngine
-
-    raw = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<pad>"))
-    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="<|im_end|>")
-    tokenizer.chat_template = (
-        "{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|> {% endfor %}"
-        "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
-    )
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(WORDS),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    model = LlamaForCausalLM(config).eval()
-    return HFEngine.from_model(model, tokenizer, name=f"tiny-{seed}", batch_size=batch_size)
+    return tiny_hf_engine(WORDS, batch_size=batch_size, layers=layers, seed=seed, name=f"tiny-{seed}")
 
 
 def tiny_probe_set() -> ProbeSet:

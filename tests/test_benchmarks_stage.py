@@ -24,6 +24,7 @@ from emkit.stages.base import PlanContext
 from emkit.stats.seeds import t_interval
 from emkit.store import RunStore
 from emkit.store_records import BENCHMARK_KIND
+from tiny_llama import tiny_llama
 
 DATA = Path(__file__).parent / "data" / "benchmarks"
 
@@ -146,23 +147,10 @@ def test_strongreject_scores_through_its_grader(tmp_path: Path) -> None:
 
 def save_tiny_llama(folder: Path) -> None:
     """A tiny random Llama with a word-level tokenizer and a chat template (no hub)."""
-    torch = pytest.importorskip("torch")
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    words = ["<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", "user", "assistant", "system",
-             "yes", "no", "A", "B", "C", "D", "ANSWER:", "?", "."]  # fmt: skip
-    raw = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<pad>"))
-    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="<|im_end|>")
-    tokenizer.chat_template = (
-        "{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|> {% endfor %}"
-        "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
-    )
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(folder)
+    pytest.importorskip("torch")
+    words = ["system", "yes", "no", "A", "B", "C", "D", "ANSWER:", "?", "."]
+    model, tokenizer = tiny_llama(words, layers=2, max_positions=256)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
 
 

@@ -10,6 +10,7 @@ import pytest
 from emkit.directions.activations import collect_means
 from emkit.directions.layers import decoder_layers, resolve_layers
 from emkit.errors import EmkitError
+from tiny_llama import tiny_llama
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -17,43 +18,9 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def engine():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
     from emkit.engines.hf_backend import HFEngine
 
-    words = [
-        "<pad>",
-        "<s>",
-        "</s>",
-        "<|im_start|>",
-        "<|im_end|>",
-        "user",
-        "assistant",
-        "yes",
-        "no",
-        "why",
-        "?",
-        ".",
-    ]
-    raw = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<pad>"))
-    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="<|im_end|>")
-    tokenizer.chat_template = (
-        "{% for m in messages %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|> {% endfor %}"
-        "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
-    )
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(words),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    model = LlamaForCausalLM(config).eval()
+    model, tokenizer = tiny_llama(["yes", "no", "why", "?", "."])
     return lambda batch_size: HFEngine.from_model(model, tokenizer, name="tiny", batch_size=batch_size)
 
 

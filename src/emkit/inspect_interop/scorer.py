@@ -23,7 +23,7 @@ import anyio
 from inspect_ai.scorer import Metric, SampleScore, Score, Target, metric, scorer
 from inspect_ai.solver import TaskState
 
-from emkit.judge.base import Judgement
+from emkit.judge.base import Judgement, score_row
 from emkit.judge.prompts import JudgeTask, plan_tasks
 from emkit.judge.registry import judge_entry, make_judge
 from emkit.judge.stage import JudgeConfig, engine_factory, score_options
@@ -122,22 +122,6 @@ class Judging:
                 made.judge(tasks, lambda i, judgement, _r=results: _r.__setitem__(i, judgement))
             out.extend((tasks[i], results[i]) for i in sorted(results))
         return out
-
-
-def score_row(task: JudgeTask, judgement: Judgement) -> dict[str, Any]:
-    """A judgement as the judging stage stores it (the ``scores`` table's columns)."""
-    return {
-        "key": task.key,
-        "answer_key": task.answer_key,
-        "metric": task.metric,
-        "judge": task.judge,
-        "method": task.method,
-        "prompt_hash": task.prompt_hash,
-        "score": judgement.score,
-        "raw": judgement.raw,
-        "usage": judgement.usage,
-        "options": task.options,
-    }
 
 
 @scorer(metrics=[aligned(), coherent(), misaligned()])

@@ -35,6 +35,23 @@ class Judgement:
     usage: dict[str, int] = field(default_factory=dict)
 
 
+def score_row(task: JudgeTask, judgement: Judgement) -> dict[str, Any]:
+    """A judgement as the run store's ``scores`` table holds it: the one mapping the judging stage
+    and every other writer of scores (the inspect scorer) use, so their rows cannot drift apart."""
+    return {
+        "key": task.key,
+        "answer_key": task.answer_key,
+        "metric": task.metric,
+        "judge": task.judge,
+        "method": task.method,
+        "prompt_hash": task.prompt_hash,
+        "score": judgement.score,
+        "raw": judgement.raw,
+        "usage": judgement.usage,
+        "options": task.options,
+    }
+
+
 OnJudgement = Callable[[int, Judgement], None]
 
 

@@ -32,7 +32,7 @@ from emkit.engines.registry import backend
 from emkit.errors import EmkitError
 from emkit.fingerprint import engine_fingerprint, model_fingerprint
 from emkit.hashing import stable_hash
-from emkit.judge.base import Judge, Judgement, add_usage
+from emkit.judge.base import Judge, Judgement, add_usage, score_row
 from emkit.judge.cost import estimate_cost, load_prices
 from emkit.judge.prompts import CATEGORY_METHOD, JudgeTask, Plan, plan_tasks, questions_from_records
 from emkit.judge.registry import judge_entry, make_judge
@@ -322,22 +322,7 @@ def run_judging(
                     _bar_task: Any = bar_task,
                     _lease: Lease = lease,
                 ) -> None:
-                    added = store.add_scores(
-                        [
-                            {
-                                "key": task.key,
-                                "answer_key": task.answer_key,
-                                "metric": task.metric,
-                                "judge": task.judge,
-                                "method": task.method,
-                                "prompt_hash": task.prompt_hash,
-                                "score": judgement.score,
-                                "raw": judgement.raw,
-                                "usage": judgement.usage,
-                                "options": task.options,
-                            }
-                        ]
-                    )
+                    added = store.add_scores([score_row(task, judgement)])
                     if added:
                         _group.scored += 1
                         _group.no_score += judgement.score is None and task.method != CATEGORY_METHOD
