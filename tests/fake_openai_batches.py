@@ -128,13 +128,20 @@ class BatchEndpoints:
         batch["output_file_id"] = self._store_file(output, "batch_output")
         batch["error_file_id"] = self._store_file(errors, "batch_output")
 
-    async def _get_batch(self, request: web.Request) -> web.Response:
+    def _batch_of(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The batch the request's path names, or the response refusing it (401 or 404)."""
         denied = self._auth(request)  # type: ignore[attr-defined]
         if denied is not None:
             return denied
         batch = self.stats.batches.get(request.match_info["id"])  # type: ignore[attr-defined]
         if batch is None:
             return web.json_response(_error_body(404, "No such batch"), status=404)
+        return batch
+
+    async def _get_batch(self, request: web.Request) -> web.Response:
+        batch = self._batch_of(request)
+        if isinstance(batch, web.Response):
+            return batch
         with self._lock:  # type: ignore[attr-defined]
             if batch["status"] in ("validating", "in_progress"):
                 batch["_polls"] += 1
@@ -145,12 +152,9 @@ class BatchEndpoints:
         return web.json_response(self._batch_public(batch))
 
     async def _cancel_batch(self, request: web.Request) -> web.Response:
-        denied = self._auth(request)  # type: ignore[attr-defined]
-        if denied is not None:
-            return denied
-        batch = self.stats.batches.get(request.match_info["id"])  # type: ignore[attr-defined]
-        if batch is None:
-            return web.json_response(_error_body(404, "No such batch"), status=404)
+        batch = self._batch_of(request)
+        if isinstance(batch, web.Response):
+            return batch
         with self._lock:  # type: ignore[attr-defined]
             if batch["status"] in ("validating", "in_progress"):
                 batch["status"] = "cancelled"
