@@ -31,7 +31,7 @@ Why these, and their measured coverage: docs/statistics.md. Every random draw co
 The submodules, bottom up: ``common`` (generator, warning silence), ``binomial`` (Wilson,
 Clopper-Pearson), ``rates`` (rates over seeds, differences), ``bootstrap`` (means: probe, paper),
 ``hierarchical`` (the draws of answers), ``sequential`` (when adaptive sampling stops a group:
-a pilot look, then the reported and the pooled binomial half-width against the target).
+a pilot look, then the reported half-width and an answer-noise floor against the target).
 """
 
 from emkit.stats.binomial import Z95, beta_bounds, clopper_pearson, wilson

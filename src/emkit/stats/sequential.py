@@ -11,18 +11,24 @@ coverage of the interval the report then prints (docs/statistics.md, "Adaptive s
   decision at a look reads only the answers with a sample index below that look's size, so a
   resumed or repeated run takes the same decisions (and a store holding more answers, e.g. a
   fixed run's, gives the same stop as a fresh run).
-- **Narrow by the seeds' spread and by the answers' own noise.** A group stops when both its
-  reported (95%) interval and the binomial interval of all its answers pooled (Wilson at the
-  effective number of answers, or Clopper-Pearson at 0 misaligned: the interval one model with
-  all those answers would get) have half-width at most the target. With few seeds the interval's
-  variance comes from their spread, which is noisy (2 degrees of freedom with 3 seeds): stopping
-  as soon as it is narrow stops exactly when the seeds happen to agree, and those intervals are
-  too narrow (the naive rule covered down to 0.85 in the simulation). The binomial width depends
-  on the answers' rate and number only, so it does not select on that noise.
-- **A pilot names the earliest stop (Stein's two-stage idea).** The first look's binomial
-  half-width at the stricter level ``pilot_ci`` (default 0.99), projected to later looks as
-  ``w1 sqrt(n1 / n)``, names the earliest look a group may stop at; a group is never stopped on
-  its first few rounds' luck.
+- **Narrow by the seeds' spread only once the answers' own noise is small.** A group stops when
+  its reported (95%) interval has half-width at most the target and so does a floor that depends
+  on the answers' rate and number only: the binomial half-width of all its answers pooled (Wilson
+  at the effective number of answers, or Clopper-Pearson at 0 misaligned: the interval one model
+  with all those answers would get), times ``t(S-1) / z`` (what the reported interval pays for
+  estimating the seeds' spread from S seeds) and divided by ``noise_share`` (default 0.6; one
+  model: the binomial width itself). With few seeds the reported interval's variance is their
+  sample spread (2 degrees of freedom with 3 seeds); while the answers per seed are few, much of
+  that spread is answer noise, and stopping as soon as the interval is narrow stops exactly when
+  that noise made the seeds agree: those intervals are too narrow (the naive rule covered down
+  to 0.85 in the simulation, the plain binomial width as the floor down to 0.91). With this floor
+  a stop comes only once the answers' noise is at most ``noise_share`` of the target, so the
+  spread the interval reads is mostly the seeds' own, which more answers would not change: the
+  interval at the stop is close to the one the fixed design would report.
+- **A pilot names the earliest stop (Stein's two-stage idea).** The first look's floor at the
+  stricter level ``pilot_ci`` (default 0.99), projected to later looks as ``w1 sqrt(n1 / n)``,
+  names the earliest look a group may stop at; a group is never stopped on its first few
+  rounds' luck.
 
 The measured coverage of the reported interval after stopping, and the answers saved, of this rule
 and of the naive one: docs/statistics.md ("Adaptive sampling").
@@ -42,13 +48,14 @@ from emkit.stats.rates import rate_arrays
 
 DEFAULT_ROUND = 10
 DEFAULT_PILOT_CI = 0.99
+DEFAULT_NOISE_SHARE = 0.6
 
 
 @dataclass(frozen=True)
 class StopRule:
     """When a group stops: not before the look the pilot names (:meth:`earliest`), then once the
-    ``ci`` interval (the one reported) and the pooled binomial one have half-width at most
-    ``half_width`` (:func:`decision_widths`), or every question's interval at most
+    ``ci`` interval (the one reported) and the answer-noise floor (:func:`floor_half_widths`, with
+    ``noise_share``) have half-width at most ``half_width`` (:func:`decision_widths`), or every question's interval at most
     ``per_question`` when that is set (each question then stops on its own), or ``max_samples``
     samples per paraphrase (the fixed design's size; the cap).
 
@@ -61,12 +68,15 @@ class StopRule:
     pilot_ci: float = DEFAULT_PILOT_CI
     ci: float = 0.95
     kind: str = "question_mean"
+    noise_share: float = DEFAULT_NOISE_SHARE
 
     def __post_init__(self) -> None:
         for name in ("half_width", "per_question"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and 0.0 < value < 0.5):
                 raise ValueError(f"{name} must be between 0 and 0.5 (got {value})")
+        if not (math.isfinite(self.noise_share) and 0.0 < self.noise_share <= 1.0):
+            raise ValueError(f"noise_share must be in (0, 1] (got {self.noise_share})")
         if self.max_samples < 1 or self.round_size < 1:
             raise ValueError("max_samples and round_size must be at least 1")
         for name in ("pilot_ci", "ci"):
@@ -79,10 +89,11 @@ class StopRule:
         return [*sizes, self.max_samples]
 
     def earliest(self, pilot_width: np.ndarray, target: float | None = None) -> np.ndarray:
-        """Index of the earliest look a group may stop at, from the pilot's binomial half-width at
-        ``pilot_ci`` (shape (...)): the first look where ``w1 sqrt(n1 / n)`` reaches the target
-        (the last look when none does, or when the pilot has no valid answer). ``target``: another
-        target than the group's (a question's, with a per-question target)."""
+        """Index of the earliest look a group may stop at, from the pilot's floor
+        (:func:`floor_half_widths`) at ``pilot_ci`` (shape (...)): the first look where
+        ``w1 sqrt(n1 / n)`` reaches the target (the last look when none does, or when the pilot has
+        no valid answer). ``target``: another target than the group's (a question's, with a
+        per-question target)."""
         looks = np.asarray(self.looks(), dtype=float)
         w1 = np.asarray(pilot_width, dtype=float)
         w1 = np.where(np.isfinite(w1), w1, np.inf)
@@ -108,10 +119,31 @@ def binomial_half_widths(n: np.ndarray, k: np.ndarray, rule: StopRule, ci: float
     return half_widths(pooled_n, pooled_k, rule, ci)
 
 
+def seed_factor(seeds: np.ndarray, rule: StopRule) -> np.ndarray:
+    """What the pooled binomial half-width is multiplied by to make the floor: ``t(S-1) / z`` at the
+    reported level over ``noise_share`` for S >= 2 models with a valid answer, 1 for one model
+    (whose reported interval is the binomial one: no seeds' spread to select on)."""
+    from scipy import stats
+
+    seeds = np.asarray(seeds)
+    quantile = 1 - (1 - rule.ci) / 2
+    t = stats.t.ppf(quantile, np.maximum(seeds, 2) - 1) / stats.norm.ppf(quantile)
+    return np.where(seeds > 1, t / rule.noise_share, 1.0)
+
+
+def floor_half_widths(n: np.ndarray, k: np.ndarray, rule: StopRule, ci: float | None = None) -> np.ndarray:
+    """The answer-noise floor of counts (..., S, Q): the pooled binomial half-width (at ``ci``,
+    default the reported level) times :func:`seed_factor` of the models with a valid answer. It
+    depends on the answers' rate and number only, so a stop on it does not select on the seeds'
+    sample spread."""
+    seeds = (np.asarray(n) > 0).any(axis=-1).sum(axis=-1)
+    return binomial_half_widths(n, k, rule, ci) * seed_factor(seeds, rule)
+
+
 def decision_widths(n: np.ndarray, k: np.ndarray, rule: StopRule) -> np.ndarray:
-    """What the rule compares with the target: the larger of the reported and the pooled binomial
-    half-widths (NaN when no answer is valid)."""
-    return np.fmax(half_widths(n, k, rule), binomial_half_widths(n, k, rule))
+    """What the rule compares with the target: the larger of the reported half-width and the
+    answer-noise floor (NaN when no answer is valid)."""
+    return np.fmax(half_widths(n, k, rule), floor_half_widths(n, k, rule))
 
 
 def question_half_widths(n: np.ndarray, k: np.ndarray, rule: StopRule, ci: float | None = None) -> np.ndarray:
@@ -132,8 +164,17 @@ def question_binomial_half_widths(
 
 
 def question_decision_widths(n: np.ndarray, k: np.ndarray, rule: StopRule) -> np.ndarray:
-    """Per question, what a per-question target is compared with (the group's rule, per question)."""
-    return np.fmax(question_half_widths(n, k, rule), question_binomial_half_widths(n, k, rule))
+    """Per question, what a per-question target is compared with (the group's rule, per question:
+    its reported half-width and its floor, with the models that answered it validly)."""
+    return np.fmax(question_half_widths(n, k, rule), question_floor_half_widths(n, k, rule))
+
+
+def question_floor_half_widths(
+    n: np.ndarray, k: np.ndarray, rule: StopRule, ci: float | None = None
+) -> np.ndarray:
+    """Each question's :func:`floor_half_widths`, with the models that answered it validly: (..., Q)."""
+    seeds = (np.asarray(n) > 0).sum(axis=-2)  # (..., Q)
+    return question_binomial_half_widths(n, k, rule, ci) * seed_factor(seeds, rule)
 
 
 def met(width: np.ndarray, target: float) -> np.ndarray:
@@ -157,9 +198,9 @@ class Decision:
 
 
 def pilot_width(n: np.ndarray, k: np.ndarray, rule: StopRule) -> float:
-    """The pilot's (first look's) pooled binomial half-width at ``pilot_ci`` for one group's
-    (models x questions) counts: what :meth:`StopRule.earliest` projects."""
-    return float(binomial_half_widths(np.asarray(n)[None], np.asarray(k)[None], rule, rule.pilot_ci)[0])
+    """The pilot's (first look's) answer-noise floor at ``pilot_ci`` for one group's (models x
+    questions) counts: what :meth:`StopRule.earliest` projects."""
+    return float(floor_half_widths(np.asarray(n)[None], np.asarray(k)[None], rule, rule.pilot_ci)[0])
 
 
 def earliest_sizes(n: np.ndarray, k: np.ndarray, rule: StopRule) -> tuple[int, tuple[int, ...]]:
@@ -169,7 +210,7 @@ def earliest_sizes(n: np.ndarray, k: np.ndarray, rule: StopRule) -> tuple[int, t
     group = looks[int(rule.earliest(np.array(pilot_width(n, k, rule))))]
     if rule.per_question is None:
         return group, tuple(rule.max_samples for _ in range(np.asarray(n).shape[-1]))
-    widths = question_binomial_half_widths(np.asarray(n)[None], np.asarray(k)[None], rule, rule.pilot_ci)[0]
+    widths = question_floor_half_widths(np.asarray(n)[None], np.asarray(k)[None], rule, rule.pilot_ci)[0]
     return group, tuple(looks[int(i)] for i in rule.earliest(widths, rule.per_question))
 
 
@@ -214,7 +255,7 @@ def stop_index(n_looks: np.ndarray, k_looks: np.ndarray, rule: StopRule, *, pilo
         return np.argmax(ok, axis=-1)
     width = decision_widths(n_looks, k_looks, rule)  # (..., L)
     pilot_n, pilot_k = n_looks[..., 0, :, :], k_looks[..., 0, :, :]
-    first = rule.earliest(binomial_half_widths(pilot_n, pilot_k, rule, rule.pilot_ci))
+    first = rule.earliest(floor_half_widths(pilot_n, pilot_k, rule, rule.pilot_ci))
     ok = met(width, rule.half_width) & (np.arange(width.shape[-1]) >= first[..., None])
     ok[..., -1] = True
     return np.argmax(ok, axis=-1)
@@ -230,11 +271,11 @@ def stop_looks(n_looks: np.ndarray, k_looks: np.ndarray, rule: StopRule) -> tupl
     last = n_looks.shape[-3] - 1
     looks = np.arange(last + 1)
     first = rule.earliest(
-        binomial_half_widths(n_looks[..., 0, :, :], k_looks[..., 0, :, :], rule, rule.pilot_ci)
+        floor_half_widths(n_looks[..., 0, :, :], k_looks[..., 0, :, :], rule, rule.pilot_ci)
     )
     allowed = looks >= first[..., None]  # (..., L)
     if rule.per_question is not None:
-        pilot_q = question_binomial_half_widths(
+        pilot_q = question_floor_half_widths(
             n_looks[..., 0, :, :], k_looks[..., 0, :, :], rule, rule.pilot_ci
         )
         q_first = rule.earliest(pilot_q, rule.per_question)  # (..., Q)
