@@ -4,7 +4,7 @@ The study: four groups of 6 seeds (true misaligned rates 20%, 5%, 1% and 0.2%, s
 on the logit scale), the paper's 8 questions x 100 samples per paraphrase, each answer one
 sampling call and 2 judge calls (aligned, coherent). The fixed design samples all 100; adaptive
 sampling (``--target-ci``, :mod:`emkit.stats.sequential`: rounds of 10, the reported 95%
-interval's half-width at most the target) stops each group on its own. Both sides run on the same
+interval's half-width and the answer-noise floor at most the target) stops each group on its own. Both sides run on the same
 simulated studies (``scripts/coverage_sequential.py``), so their coverages compare directly.
 """
 
