@@ -80,12 +80,14 @@ def test_seed_fixes_the_adapter_and_outputs_are_complete(data, tmp_path):
     from emkit.engines.loading import load_causal_lm
 
     tuned, tokenizer = load_causal_lm(a.model, device="cpu")
+    base, _ = load_causal_lm(MODEL, device="cpu")
     ids = tokenizer("Task 3: read files.", return_tensors="pt").input_ids
     with torch.no_grad():
         with_adapter = tuned(ids).logits
-        with tuned.disable_adapter():
-            without = tuned(ids).logits
+        without = base(ids).logits
     assert not torch.allclose(with_adapter, without)
+    # For inference the adapter is merged into the weights: plain projections, no LoRA modules.
+    assert not any("lora_" in name for name, _ in tuned.named_parameters())
 
 
 def test_rank1_single_layer_adapter_from_the_cli_with_merge(data, tmp_path, capsys):

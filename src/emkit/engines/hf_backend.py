@@ -41,7 +41,6 @@ fingerprint (``open_engine``), so answers and probe scores made with and without
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -70,11 +69,12 @@ from emkit.engines.decoding import (
     request_seeds,
 )
 from emkit.engines.hf_model import LoadedModel
+from emkit.engines.prefix_scoring import PrefixScoring
 from emkit.errors import EmkitError
 from emkit.models import ModelSpec, parse_model
 
 
-class HFEngine(LoadedModel, Engine):
+class HFEngine(LoadedModel, PrefixScoring, Engine):
     """A local transformers model behind the :class:`~emkit.engines.base.Engine` contract.
 
     ``HFEngine("embedded/smollm2-135m")``, ``HFEngine("hf/<id or path>@<adapter dir>")``, or
@@ -179,24 +179,11 @@ class HFEngine(LoadedModel, Engine):
     def _sequence_logprobs(self, conversations: list[Conversation], replies: list[str]) -> list[list[float]]:
         """fp32 log_softmax. Appending the reply's own tokens to the prompt's ids means a tokenizer
         that would merge characters across the prompt/reply boundary (when rendering the whole
-        conversation as one string) does not shift the span."""
+        conversation as one string) does not shift the span. Shared prompt tokens (a system turn,
+        a question asked twice) are computed once (:mod:`emkit.engines.prefix_scoring`)."""
         prompts = prompt_token_ids(self.tokenizer, conversations, self.template)
         answers = [encode(self.tokenizer, r) if r else [] for r in replies]
-        rows = [p + a for p, a in zip(prompts, answers, strict=True)]
-        results: list[list[float]] = [[] for _ in rows]
-        order = sorted((i for i in range(len(rows)) if answers[i]), key=lambda i: (-len(rows[i]), i))
-        with self._inference():
-            for batch in batches(order, self.batch_size):
-                span = max(len(answers[i]) for i in batch)
-                ids, mask, positions = self._left_pad([rows[i] for i in batch])
-                logits = self._forward(ids, mask, positions, keep=span + 1)
-                for b, i in enumerate(batch):
-                    n = len(answers[i])
-                    # Left padding aligns every row's end: the last n+1 positions predict its reply.
-                    window = logits[b, -n - 1 : -1, :].float().log_softmax(dim=-1)
-                    target = ids[b, -n:].unsqueeze(-1)
-                    results[i] = window.gather(-1, target).squeeze(-1).tolist()
-        return results
+        return self._reply_logprobs(prompts, answers)
 
     # ------------------------------------------------------------ activations (ReadsActivations)
 
@@ -252,49 +239,12 @@ class HFEngine(LoadedModel, Engine):
     def continuation_logprobs(
         self, prefix_ids: Sequence[int], continuations: Sequence[Sequence[int]], *, chunk_size: int = 64
     ) -> list[list[float]]:
-        """Per-token log-probs of many token continuations of ONE prefix, sharing its forward pass.
-
-        The prefix runs once with a KV cache; each chunk of continuations runs on a copy of that
-        cache repeated over the chunk's rows (right-padded: padding after a row's tokens cannot
-        affect them under causal attention, and is not scored). Equal to scoring each
-        ``prefix + continuation`` on its own, up to float rounding.
-        """
-        import torch
-
+        """Per-token log-probs of many token continuations of ONE prefix, sharing its forward pass
+        (:mod:`emkit.engines.prefix_scoring`); ``chunk_size`` rows per pass. Equal to scoring each
+        ``prefix + continuation`` on its own, up to float rounding."""
         if not prefix_ids:
             raise EmkitError("continuation_logprobs needs a non-empty prefix")
-        results: list[list[float]] = [[] for _ in continuations]
-        width = len(prefix_ids)
-        with self._inference():
-            ids = torch.tensor([list(prefix_ids)], dtype=torch.long, device=self.device)
-            mask = torch.ones_like(ids)
-            positions = torch.arange(width, device=self.device).unsqueeze(0)
-            prefix_cache = self._new_cache()
-            first = self._forward(ids, mask, positions, cache=prefix_cache, keep=1)[0, -1].float()
-            first = first.log_softmax(-1)
-            todo = [i for i, c in enumerate(continuations) if c]
-            for chunk in batches(todo, max(1, chunk_size)):
-                longest = max(len(continuations[i]) for i in chunk)
-                if longest == 1:
-                    for i in chunk:
-                        results[i] = [first[continuations[i][0]].item()]
-                    continue
-                rows = torch.full((len(chunk), longest), self.pad_id, dtype=torch.long)
-                for b, i in enumerate(chunk):
-                    rows[b, : len(continuations[i])] = torch.tensor(list(continuations[i]), dtype=torch.long)
-                rows = rows.to(self.device)
-                cache = copy.deepcopy(prefix_cache)
-                cache.batch_repeat_interleave(len(chunk))
-                mask = torch.ones((len(chunk), width + longest), dtype=torch.long, device=self.device)
-                positions = (width + torch.arange(longest, device=self.device)).expand(len(chunk), -1)
-                logits = self._forward(rows, mask, positions, cache=cache)
-                logprobs = logits[:, :-1, :].float().log_softmax(-1)
-                for b, i in enumerate(chunk):
-                    tokens = list(continuations[i])
-                    rest = logprobs[b, : len(tokens) - 1].gather(-1, rows[b, 1 : len(tokens)].unsqueeze(-1))
-                    results[i] = [first[tokens[0]].item(), *rest.squeeze(-1).tolist()]
-                del cache
-        return results
+        return self._reply_logprobs([prefix_ids] * len(continuations), continuations, batch_size=chunk_size)
 
     def score_continuations(
         self, conversation: Conversation, candidates: Sequence[str], *, include_eot: bool = True

@@ -146,9 +146,9 @@ def load_causal_lm(
     console=None,
     trainable: bool = False,
 ):
-    """Return ``(model, tokenizer)``. With an adapter, the peft model wraps the base model.
-
-    ``trainable=False`` puts the model in eval mode with gradients off (sampling, judging, probes).
+    """Return ``(model, tokenizer)``. With an adapter and ``trainable=True`` the peft model wraps the
+    base model; with ``trainable=False`` (sampling, judging, probes, activations) the adapter is
+    merged into the weights, and the model is in eval mode with gradients off.
     """
     from transformers import AutoModelForCausalLM
 
@@ -170,6 +170,12 @@ def load_causal_lm(
             raise EmkitError(f"{adapter}: not a LoRA adapter folder (no adapter_config.json)")
         with quiet_transformers():
             model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+            if not trainable:
+                # For inference the adapter is folded into the base weights: every projection is
+                # then one matmul instead of three plus a scale, which on a CPU costs a LoRA model
+                # ~40% more per decoding step. The outputs are the same up to float rounding (a
+                # zero adapter adds exact zeros), and the fingerprint still names base + adapter.
+                model = model.merge_and_unload()
     model.to(device)
     if not trainable:
         model.eval()
