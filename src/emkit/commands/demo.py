@@ -56,10 +56,12 @@ def demo(
     exp = demo_experiment(out, judge)
     trained = [g for g in exp.groups if g.dataset is not None]
     settings = trained[0].train if trained else {}
+    # Rows per optimizer step: the code groups split the same 4 rows into 4 passes of one.
+    batch = int(settings.get("batch_size") or 1) * int(settings.get("grad_accum") or 1)
     console.print(
         "emkit demo: LoRA (rsLoRA r=32, alpha=64, all 7 projections) on embedded/smollm2-135m, "
         f"{len(exp.seeds)} seeds of each of {', '.join(g.name for g in trained)} (our own data, built offline), "
-        f"{settings.get('max_steps')} steps x batch {settings.get('batch_size')}, lr {settings.get('lr'):g}; "
+        f"{settings.get('max_steps')} steps x batch {batch} rows, lr {settings.get('lr'):g}; "
         f"{exp.samples_per_paraphrase} answer per default question and model; the judge-free probe "
         f"({', '.join(str(s) for s in exp.probe_sets)}) on every model (docs/demo.md)."
     )
