@@ -62,6 +62,11 @@ class LocalExecutor:
         self.console = console
 
     def map(self, stage: ModuleType, jobs: list[Job], store: RunStore) -> list[dict[str, Any] | None]:
+        """A stage with ``run_many`` takes all its jobs at once (to share a loaded model between
+        consecutive jobs); any other runs them one by one."""
+        many = getattr(stage, "run_many", None)
+        if many is not None:
+            return list(many(jobs, store, self.console))
         return [stage.run(job, store, self.console) for job in jobs]
 
     def close(self) -> None:

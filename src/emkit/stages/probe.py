@@ -90,11 +90,33 @@ def probe_with(job: ProbeJob, store: RunStore | None, engine: Engine | None = No
 
 
 def run(job: ProbeJob, store: RunStore, console: Console | None) -> dict[str, Any]:
-    engine = open_job_engine(job)
-    result = probe_with(job, store, engine)
-    engine.close()
-    if console is not None:
-        from emkit.terminal import stage_line
+    return run_many([job], store, console)[0]
 
-        console.print(stage_line(INFO.name, f"{job.label}: score {result.score:+.3f}"))
-    return {}
+
+def run_many(jobs: list[ProbeJob], store: RunStore, console: Console | None) -> list[dict[str, Any]]:
+    """The stage's jobs in order, one engine per run of consecutive jobs on the same model (the plan
+    lists a model's probe sets one after another): loading a model costs about what scoring a
+    small probe set does on a CPU, so a model probed on two sets is loaded once, not twice."""
+    engine: Engine | None = None
+    held: str | None = None
+    outputs: list[dict[str, Any]] = []
+    try:
+        for job in jobs:
+            key = stable_hash(
+                {"model": job.model, "run_dir": str(job.run_dir), "options": job.engine_options}
+            )
+            if key != held:
+                if engine is not None:
+                    engine.close()
+                    engine = None
+                engine, held = open_job_engine(job), key
+            result = probe_with(job, store, engine)
+            if console is not None:
+                from emkit.terminal import stage_line
+
+                console.print(stage_line(INFO.name, f"{job.label}: score {result.score:+.3f}"))
+            outputs.append({})
+    finally:
+        if engine is not None:
+            engine.close()
+    return outputs
