@@ -26,6 +26,12 @@ def _layer_table(record: Any) -> Table:
     return Table(("layer", "direction norm", "typical norm", "split-half cosine (95% interval)"), rows)
 
 
+def _interval(comparison: Any, j: int) -> str:
+    if comparison.interval is None:
+        return "-"
+    return f"[{comparison.interval.low[j]:+.3f}, {comparison.interval.high[j]:+.3f}]"
+
+
 @register_section(order=62, name="directions")
 def directions(ctx: SectionContext) -> Section | None:
     from emkit.directions.compare import compare_all
@@ -98,7 +104,8 @@ def directions(ctx: SectionContext) -> Section | None:
     comparisons = []
     if len(labels) >= 2:
         sets = {label: load_stored(ctx.store, record) for label, record in labels.items()}
-        comparisons = compare_all(sets)
+        # the directions stage seeds its comparison with the block's seed, which each record keeps
+        comparisons = compare_all(sets, seed=next(iter(labels.values())).split_seed)
         blocks.append(Heading("Cosine between models' directions"))
         blocks.append(
             Text(
@@ -117,6 +124,16 @@ def directions(ctx: SectionContext) -> Section | None:
             for c in comparisons
         )
         blocks.append(Table(("pair", "mean cosine over layers", "lowest", "highest"), rows))
+        for c in comparisons:
+            per_layer = tuple(
+                (str(x), f"{c.cosine[j]:+.3f}", _interval(c, j)) for j, x in enumerate(c.layers)
+            )
+            blocks.append(
+                Details(
+                    f"{c.first} vs {c.second}: cosine per layer with its interval",
+                    (Note(c.ci_note()), Table(("layer", "cosine", "95% CI"), per_layer)),
+                )
+            )
     return Section(
         "Misalignment directions",
         blocks,
