@@ -4,11 +4,13 @@ come from the same responses, and says so when a set has no per-response means."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from emkit.directions.compare import compare_all, compare_pair
-from emkit.directions.compare_ci import cosine_interval, resample_weights, same_responses
+from emkit.directions.compare import compare_all, compare_pair, interval_text
+from emkit.directions.compare_ci import corrected_cosine, cosine_interval, resample_weights, same_responses
 from emkit.directions.compute import cosine_rows
 from emkit.directions.vectors import (
     DirectionSet,
@@ -67,7 +69,8 @@ def test_the_interval_holds_the_estimate_and_narrows_with_more_data():
         a, b = _independent(rng, n, 0.6)
         (c,) = compare_all({"a": a, "b": b}, resamples=400, seed=1)
         low, high = np.array(c.interval.low), np.array(c.interval.high)
-        assert (low <= np.array(c.cosine)).all() and (np.array(c.cosine) <= high).all()
+        estimate = np.array(c.interval.corrected)
+        assert (low <= estimate).all() and (estimate <= high).all()
         assert c.interval.design == "independent" and c.interval.resamples == 400
         widths.append(high - low)
     assert (widths[1] < 0.5 * widths[0]).all()
@@ -88,26 +91,58 @@ def test_a_known_cosine_is_covered(build, design):
 
 def test_paired_draws_are_shared_and_seeded():
     rng = np.random.default_rng(2)
-    a, _ = _paired(rng, 30, 0.6)
+    a, b = _paired(rng, 30, 0.6)
     # the same set against itself: a paired draw gives the same direction twice, cosine exactly 1
     twin = cosine_interval(a, a, LAYERS, resamples=100, seed=0, labels=("a", "a2"))
     assert twin is not None and twin.design == "paired"
     np.testing.assert_allclose(twin.low, 1.0, atol=1e-12)
-    # another data hash makes the same responses independent: the interval drops below 1
+    np.testing.assert_allclose(twin.corrected, 1.0, atol=1e-12)
+    # b under another data hash: drawn independently, and the shared noise's part of the dot
+    # product (what the paired design subtracts) is no longer taken out
     other = DirectionSet(
-        a.layers,
-        a.vectors,
-        a.typical_norm,
+        b.layers,
+        b.vectors,
+        b.typical_norm,
         meta={"data_hash": "other"},
-        response_means=a.response_means,
-        response_labels=a.response_labels,
+        response_means=b.response_means,
+        response_labels=b.response_labels,
     )
-    assert not same_responses(a, other)
-    loose = cosine_interval(a, other, LAYERS, resamples=100, seed=0, labels=("a", "b"))
-    assert loose is not None and loose.design == "independent" and max(loose.low) < 0.999
-    again = cosine_interval(a, other, LAYERS, resamples=100, seed=0, labels=("a", "b"))
+    assert same_responses(a, b) and not same_responses(a, other)
+    tight = cosine_interval(a, b, LAYERS, resamples=300, seed=0, labels=("a", "b"))
+    loose = cosine_interval(a, other, LAYERS, resamples=300, seed=0, labels=("a", "b"))
+    assert tight is not None and loose is not None and loose.design == "independent"
+    assert tight.design == "paired" and tight.corrected != loose.corrected
+    assert tight.low != loose.low
+    again = cosine_interval(a, other, LAYERS, resamples=300, seed=0, labels=("a", "b"))
     assert again == loose
-    assert cosine_interval(a, other, LAYERS, resamples=100, seed=1, labels=("a", "b")) != loose
+    assert cosine_interval(a, other, LAYERS, resamples=300, seed=1, labels=("a", "b")) != loose
+
+
+def test_the_plain_cosine_is_pulled_to_zero_and_the_corrected_one_is_not():
+    """Wide and noisy (the embedded model's regime): the plain cosine sits well below the true 0.6,
+    the corrected one near it, and only the corrected interval covers."""
+    rng = np.random.default_rng(7)
+    plain, corrected, covered = [], [], 0
+    for r in range(30):
+        d1, d2 = _directions(rng, 0.6)
+        sets = []
+        for i, d in enumerate((d1, d2)):
+            means = rng.normal(size=(80, len(LAYERS), 64))
+            means[40:, :, :WIDTH] += d
+            sets.append(_wide(means, 40, f"data-{i}"))
+        c = compare_pair("a", sets[0], "b", sets[1], resamples=300, seed=r)
+        plain.extend(c.cosine)
+        corrected.extend(c.interval.corrected)
+        covered += sum(lo <= 0.6 <= hi for lo, hi in zip(c.interval.low, c.interval.high, strict=True))
+    assert np.mean(plain) < 0.5 and abs(np.mean(corrected) - 0.6) < 0.05
+    assert covered >= 0.85 * len(corrected)
+
+
+def _wide(means: np.ndarray, n_aligned: int, data: str) -> DirectionSet:
+    vectors = means[n_aligned:].mean(0) - means[:n_aligned].mean(0)
+    typical = np.linalg.norm(means, axis=-1).mean(0)
+    base = DirectionSet(LAYERS, vectors, typical, meta={"data_hash": data})
+    return with_responses(base, means.astype(np.float32), n_aligned)
 
 
 def test_pair_weights_keep_each_pair_together_and_are_directions():
@@ -137,3 +172,9 @@ def test_without_response_means_there_is_no_interval_and_it_says_so(tmp_path):
     assert not has_responses(save_directions(tmp_path / "bare.safetensors", bare))
     full = compare_pair("a", a, "b", b)
     assert "independent over the responses" in full.ci_note() and "[" in full.cell(1)
+    # a direction whose squared norm does not exceed its noise has no corrected cosine
+    x, y = np.array([[3.0, 0.0], [1.0, 0.0]]), np.array([[3.0, 0.0], [1.0, 1.0]])
+    values = corrected_cosine(x, y, np.array([5.0, 2.0]), np.array([5.0, 0.0]), np.zeros(2))
+    assert values[0] == 1.0 and np.isnan(values[1])  # 4/sqrt(4*4) = 1; 1 - 2 < 0: undefined
+    shown = replace(full.interval, corrected=(float("nan"), *full.interval.corrected[1:]))
+    assert interval_text(shown, 0) == "- (direction not above its noise)"

@@ -211,7 +211,7 @@ def compare(
         )
     comparisons = compare_all(sets, resamples=resamples, seed=seed)
     layers = sorted({x for c in comparisons for x in c.layers})
-    columns = ["layer", *[f"{c.first} vs {c.second} [95% CI]" for c in comparisons]]
+    columns = ["layer", *[f"{c.first} vs {c.second}: cosine (noise-corrected [95% CI])" for c in comparisons]]
     rows = []
     for layer in layers:
         rows.append([str(layer), *[c.cell(layer) if layer in c.layers else "-" for c in comparisons]])

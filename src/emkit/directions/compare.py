@@ -4,8 +4,10 @@ Why per layer: the question the field asks ("do different narrow fine-tunes shar
 direction?", "did the fine-tune's direction exist in the base model?") is answered layer by layer,
 since a direction may be shared in the middle of the network and not at its ends. Two sets are
 compared on the layers both hold; sets of different widths are different models' residual streams
-and are refused in one line. Each cosine has a percentile-bootstrap interval over the responses
-that built the two directions (:mod:`emkit.directions.compare_ci`), seeded per pair of names.
+and are refused in one line. Beside each plain cosine: the noise-corrected cosine and its
+percentile-bootstrap interval over the responses that built the two directions
+(:mod:`emkit.directions.compare_ci`, which says why the plain one needs the correction), seeded
+per pair of names.
 """
 
 from __future__ import annotations
@@ -41,15 +43,18 @@ class Comparison:
             )
         i = self.interval
         return (
-            f"95% percentile bootstrap, {i.design} over the {i.unit}, {i.resamples} resamples, seed {i.seed}"
+            f"noise-corrected cosine with its 95% percentile-bootstrap interval, {i.design} over the "
+            f"{i.unit}, {i.resamples} resamples, seed {i.seed}"
         )
 
     def cell(self, layer: int) -> str:
-        """``+0.912 [+0.850, +0.951]`` at ``layer`` (no interval: the cosine alone)."""
+        """``+0.512 (+0.734 [+0.602, +0.861])`` at ``layer``: the plain cosine, then the
+        noise-corrected one with its interval (without an interval: the plain cosine alone; a
+        direction not above its noise: ``-``)."""
         j = self.layers.index(layer)
         if self.interval is None:
             return f"{self.cosine[j]:+.3f}"
-        return f"{self.cosine[j]:+.3f} [{self.interval.low[j]:+.3f}, {self.interval.high[j]:+.3f}]"
+        return f"{self.cosine[j]:+.3f} ({interval_text(self.interval, j)})"
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -59,10 +64,18 @@ class Comparison:
             "cosine": list(self.cosine),
         }
         if self.interval is not None:
-            out["cosine_low"] = list(self.interval.low)
-            out["cosine_high"] = list(self.interval.high)
+            out["corrected"] = list(self.interval.corrected)
+            out["corrected_low"] = list(self.interval.low)
+            out["corrected_high"] = list(self.interval.high)
         out["interval"] = None if self.interval is None else asdict(self.interval)
         return out
+
+
+def interval_text(interval: CosineInterval, j: int) -> str:
+    """``+0.734 [+0.602, +0.861]``: the corrected cosine at index ``j`` and its interval."""
+    if not np.isfinite(interval.corrected[j]):
+        return "- (direction not above its noise)"
+    return f"{interval.corrected[j]:+.3f} [{interval.low[j]:+.3f}, {interval.high[j]:+.3f}]"
 
 
 def compare_pair(

@@ -27,9 +27,9 @@ def _layer_table(record: Any) -> Table:
 
 
 def _interval(comparison: Any, j: int) -> str:
-    if comparison.interval is None:
-        return "-"
-    return f"[{comparison.interval.low[j]:+.3f}, {comparison.interval.high[j]:+.3f}]"
+    from emkit.directions.compare import interval_text
+
+    return "-" if comparison.interval is None else interval_text(comparison.interval, j)
 
 
 @register_section(order=62, name="directions")
@@ -110,7 +110,10 @@ def directions(ctx: SectionContext) -> Section | None:
         blocks.append(
             Text(
                 "Per layer, the cosine between two models' directions (from the same responses when the "
-                "source is the same): near 1, the models share the direction at that layer."
+                "source is the same): near 1, the models share the direction at that layer. Sampling noise "
+                "pulls a plain cosine toward 0 when the responses are few; the noise-corrected cosine "
+                "removes that pull, and its 95% interval is a bootstrap over the responses (paired when both "
+                "models read the same ones)."
             )
         )
         blocks.append(ctx.figure(heatmap_figure(comparisons), "directions_cosine", "cosine heat-map"))
@@ -131,7 +134,10 @@ def directions(ctx: SectionContext) -> Section | None:
             blocks.append(
                 Details(
                     f"{c.first} vs {c.second}: cosine per layer with its interval",
-                    (Note(c.ci_note()), Table(("layer", "cosine", "95% CI"), per_layer)),
+                    (
+                        Note(c.ci_note()),
+                        Table(("layer", "cosine", "noise-corrected cosine [95% CI]"), per_layer),
+                    ),
                 )
             )
     return Section(
