@@ -76,9 +76,14 @@ def directions_for(engine: Any, path: Path | None, probe_set: Any) -> Any:
 
 
 def chosen_layers(directions: Any, layers: str | None) -> Any:
-    from emkit.directions.intervene import default_layer
+    """The layers asked for, else the most reliable one (and the output says which and why)."""
+    from emkit.directions.intervene import layer_choice
 
-    return [default_layer(directions)] if layers is None else layers
+    if layers is not None:
+        return layers
+    layer, why = layer_choice(directions)
+    console.print(f"layer {layer} ({why}; --layers to choose others)", markup=False)
+    return [layer]
 
 
 def write_json(path: Path | None, payload: Any) -> None:
