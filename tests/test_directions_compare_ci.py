@@ -170,6 +170,8 @@ def test_without_response_means_there_is_no_interval_and_it_says_so(tmp_path):
     assert has_responses(path) and np.array_equal(back.response_means, a.response_means)
     assert np.array_equal(back.response_labels, a.response_labels)
     assert not has_responses(save_directions(tmp_path / "bare.safetensors", bare))
+    (tmp_path / "broken.safetensors").write_bytes(b"not a safetensors file")
+    assert not has_responses(tmp_path / "broken.safetensors")
     full = compare_pair("a", a, "b", b)
     assert "independent over the responses" in full.ci_note() and "[" in full.cell(1)
     # a direction whose squared norm does not exceed its noise has no corrected cosine

@@ -41,11 +41,15 @@ def with_responses(directions: DirectionSet, means: np.ndarray, n_aligned: int) 
 
 
 def has_responses(path: str | Path) -> bool:
-    """Whether a directions file holds the per-response means (read from its header only)."""
-    from safetensors import safe_open
+    """Whether a directions file holds the per-response means (read from its header only); an
+    unreadable file does not (the caller then treats it as not stored and writes it again)."""
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="numpy") as handle:
-        return set(RESPONSE_TENSORS) <= set(handle.keys())
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            return set(RESPONSE_TENSORS) <= set(handle.keys())
+    except (SafetensorError, OSError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
