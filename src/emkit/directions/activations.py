@@ -95,7 +95,7 @@ def collect_means(
             answer = torch.arange(batch.width) >= batch.width - lengths.unsqueeze(1)
             current["weights"] = (answer / lengths.unsqueeze(1)).to(device)
             current["rows"] = list(batch.rows)
-            current["sums"] = torch.empty(
+            current["sums"] = torch.zeros(
                 (len(batch.rows), len(chosen), width), dtype=torch.float32, device=device
             )
 
