@@ -119,7 +119,7 @@ def bench_engine(engine: Any, conversations: list, replies: list, repeats: int) 
         for side in (plain_side, collect_side) if r % 2 == 0 else (collect_side, plain_side):
             side()
     # Host memory in a run of its own, untimed: tracemalloc hooks every Python allocation, which
-    # slowed the timed collection side alone by 1.5-2x on the tiny model (measured), so timing
+    # slowed the timed collection side alone by 1.4-2.1x on the tiny model (measured), so timing
     # under it measured the tracer, not collection.
     gc.collect()
     tracemalloc.start()
