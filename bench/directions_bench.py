@@ -10,8 +10,9 @@ side's time is its fastest of ``repeats`` runs, in ABBA order (the CPUs are shar
 is the one least disturbed, and neither side always goes first).
 
 Memory: what collection keeps is per-response means (``responses x layers x width`` float32),
-never token activations. On the CPU it is measured with tracemalloc (numpy's allocations are
-traced; torch's are not, so the model's own footprint is its parameters' bytes); on CUDA with
+never token activations. On the CPU it is measured with tracemalloc in one more collection run,
+untimed (numpy's allocations are traced; torch's are not, so the model's own footprint is its
+parameters' bytes); on CUDA with
 ``torch.cuda.max_memory_allocated`` of each side, against the same parameter bytes.
 """
 
@@ -107,19 +108,24 @@ def bench_engine(engine: Any, conversations: list, replies: list, repeats: int) 
         if cuda:
             cuda.synchronize()
             cuda.reset_peak_memory_stats()
-        tracemalloc.start()
         started = time.perf_counter()
         collect_means(engine, conversations, replies, "all")
         if cuda:
             cuda.synchronize()
             peaks["collect"] = max(peaks["collect"], cuda.max_memory_allocated())
         collect_s.append(time.perf_counter() - started)
-        peaks["traced"] = max(peaks["traced"], tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
 
     for r in range(repeats):  # ABBA: neither side always runs first (warm caches, drifting load)
         for side in (plain_side, collect_side) if r % 2 == 0 else (collect_side, plain_side):
             side()
+    # Host memory in a run of its own, untimed: tracemalloc hooks every Python allocation, which
+    # slowed the timed collection side alone by 1.4-2.1x on the tiny model (measured), so timing
+    # under it measured the tracer, not collection.
+    gc.collect()
+    tracemalloc.start()
+    collect_means(engine, conversations, replies, "all")
+    peaks["traced"] = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     peak_plain, peak_collect, traced = peaks["plain"], peaks["collect"], peaks["traced"]
     model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     n_layers, width = len(decoder_layers(model)), hidden_size(model)

@@ -145,6 +145,21 @@ def test_stored_directions_are_keyed_resumed_and_load_back(tmp_path, files):
         loaded = load_stored(store, stored_directions(store, key))
         assert loaded.width == 16 and loaded.layers == (0, 1, 2)
         np.testing.assert_allclose(loaded.norms(), record.norm, rtol=1e-5)
+        # the file keeps each response's means (aligned first), what a comparison's CI resamples
+        from emkit.directions.activations import collect_means
+
+        every = [*responses.aligned, *responses.misaligned]
+        direct = collect_means(engine, [r.conversation() for r in every], [r.reply for r in every])
+        np.testing.assert_array_equal(loaded.response_means, direct.means)
+        assert list(loaded.response_labels) == [0] * 8 + [1] * 8 and loaded.meta["paired"] is True
+        # a file written before the means were kept counts as not stored: recomputed once
+        from emkit.directions.vectors import DirectionSet, save_directions
+
+        bare = DirectionSet(loaded.layers, loaded.vectors, loaded.typical_norm, meta=dict(loaded.meta))
+        save_directions(tmp_path / "run" / record.file, bare)
+        assert stored_directions(store, key) is None
+        _, new = collect_and_store(engine, store, key, responses, "all", **args)
+        assert new and load_stored(store, stored_directions(store, key)).response_means is not None
         # a kill after the file and before the record: no record, so the rerun computes again
         (tmp_path / "run" / record.file).unlink()
         assert stored_directions(store, key) is None

@@ -80,6 +80,9 @@ def test_stage_collects_each_model_compares_resumes_and_reports(tmp_path, tiny_m
     assert all(s.done for s in again) and [s.key for s in again] == [s.key for s in steps]
     compare = store2.get_record(STAGE_KIND, steps[-1].key)["comparisons"][0]
     assert compare["first"] == "base" and compare["second"] == "other" and len(compare["cosine"]) == 3
+    # both models read the same responses: the interval is paired, stored with the comparison
+    assert compare["interval"]["design"] == "paired" and compare["interval"]["unit"] == "pairs"
+    assert len(compare["corrected_low"]) == len(compare["corrected_high"]) == 3
     store.close()
     store2.close()
     out = build_report(tmp_path / "run")
@@ -89,6 +92,8 @@ def test_stage_collects_each_model_compares_resumes_and_reports(tmp_path, tiny_m
     section = json.loads((out / "metrics.json").read_text())["sections"]["directions"]
     assert [d["label"] for d in section["directions"]] == ["base", "other"]
     assert section["comparisons"][0]["cosine"] == pytest.approx(compare["cosine"])
+    assert section["comparisons"][0]["corrected_low"] == compare["corrected_low"]  # seeded: the same
+    assert "noise-corrected cosine [95% CI]" in html
     # a vectors file lost: the report still builds and says which
     other = next(d for d in section["directions"] if d["label"] == "other")
     (tmp_path / "run" / other["file"]).rename(tmp_path / "kept.safetensors")
@@ -101,6 +106,8 @@ def test_stage_collects_each_model_compares_resumes_and_reports(tmp_path, tiny_m
     js, png = tmp_path / "cos.json", tmp_path / "cos.png"
     assert main(["directions", "compare", str(tmp_path / "run"), "--json", str(js), "--plot", str(png)]) == 0
     assert json.loads(js.read_text())[0]["cosine"] == pytest.approx(compare["cosine"]) and png.is_file()
+    assert json.loads(js.read_text())[0]["corrected_high"] == compare["corrected_high"]
+    assert "paired over the pairs, 1000 resamples" in capsys.readouterr().out
     narrow = save_directions(tmp_path / "narrow.safetensors", DirectionSet((0,), np.ones((1, 8)), np.ones(1)))
     capsys.readouterr()
     assert main(["directions", "compare", str(tmp_path / "run"), str(narrow)]) == 2

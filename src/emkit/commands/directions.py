@@ -183,11 +183,15 @@ def compare(
     sources: list[Path] = typer.Argument(..., help="Directions files (.safetensors) or run directories."),
     plot: Path | None = typer.Option(None, help="Write the cosine heat-map (PNG) here."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the cosines to this JSON file."),
+    resamples: int = typer.Option(1000, min=100, help="Bootstrap resamples of each cosine's interval."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap."),
 ) -> None:
     """Cosine per layer between every pair of direction sets (files or runs' stored sets).
 
     Base vs fine-tunes, fine-tune vs fine-tune: over the layers both sets hold. A run directory
-    brings every set stored in it, labelled by group and seed.
+    brings every set stored in it, labelled by group and seed. Each cosine has a 95% percentile
+    bootstrap interval over the responses that built the two directions (paired when both were
+    read from the same responses).
 
     Examples:
       emkit directions compare runs/study
@@ -205,16 +209,15 @@ def compare(
         raise EmkitError(
             f"compare needs at least two direction sets; {', '.join(map(str, sources))} hold {len(sets)} in all"
         )
-    comparisons = compare_all(sets)
+    comparisons = compare_all(sets, resamples=resamples, seed=seed)
     layers = sorted({x for c in comparisons for x in c.layers})
-    columns = ["layer", *[f"{c.first} vs {c.second}" for c in comparisons]]
+    columns = ["layer", *[f"{c.first} vs {c.second}: cosine (noise-corrected [95% CI])" for c in comparisons]]
     rows = []
     for layer in layers:
-        cells = [str(layer)]
-        for c in comparisons:
-            cells.append(f"{c.cosine[c.layers.index(layer)]:+.3f}" if layer in c.layers else "-")
-        rows.append(cells)
+        rows.append([str(layer), *[c.cell(layer) if layer in c.layers else "-" for c in comparisons]])
     print_table("Cosine between directions per layer", columns, rows)
+    for c in comparisons:
+        console.print(f"{c.first} vs {c.second}: {c.ci_note()}", markup=False)
     if plot:
         from emkit.directions.plots import heatmap_figure
         from emkit.report.plots import png_bytes

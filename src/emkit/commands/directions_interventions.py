@@ -76,9 +76,14 @@ def directions_for(engine: Any, path: Path | None, probe_set: Any) -> Any:
 
 
 def chosen_layers(directions: Any, layers: str | None) -> Any:
-    from emkit.directions.intervene import default_layer
+    """The layers asked for, else the most reliable one (and the output says which and why)."""
+    from emkit.directions.intervene import layer_choice
 
-    return [default_layer(directions)] if layers is None else layers
+    if layers is not None:
+        return layers
+    layer, why = layer_choice(directions)
+    console.print(f"layer {layer} ({why}; --layers to choose others)", markup=False)
+    return [layer]
 
 
 def write_json(path: Path | None, payload: Any) -> None:
@@ -252,7 +257,9 @@ def screen(
     ),
     model: str = typer.Option(..., "--model", "-m", help="The base model. " + MODEL_HELP),
     directions: Path | None = typer.Option(None, help="The base's directions file. " + DIRECTIONS_HELP),
-    layer: int | None = typer.Option(None, help="Layer to project at (default: the direction's best layer)."),
+    layer: int | None = typer.Option(
+        None, help="Layer to project at (default: the layer of highest split-half reliability)."
+    ),
     max_rows: int = typer.Option(64, min=1, help="Rows per dataset (a builder builds this many)."),
     max_new_tokens: int = typer.Option(48, min=1, help="Length of the base's own answers."),
     probe_set: str | None = PROBE_SET,
@@ -275,9 +282,10 @@ def screen(
     engine = open_local(model, {"device": device, "batch_size": batch_size})
     try:
         found = directions_for(engine, directions, load_probe_set(probe_set))
-        at = chosen_layers(found, None if layer is None else [layer])[0]
+        from emkit.directions.intervene import layer_choice
         from emkit.directions.layers import decoder_layers, resolve_layers
 
+        at, why = layer_choice(found) if layer is None else (layer, "set by --layer")
         at = resolve_layers([at], len(decoder_layers(engine.torch_model())))[0]
         results = []
         with run_store(out) as store:
@@ -299,7 +307,7 @@ def screen(
         engine.close()
     write_bytes(Path(out) / "screening.png", histogram_png(results))
     print_table(
-        f"screening on {model}'s direction, layer {at}",
+        f"screening on {model}'s direction, layer {at} ({why})",
         ["dataset", "rows", "projection difference [95% CI]", "dataset", "base's own"],
         [
             [

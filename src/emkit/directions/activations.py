@@ -60,19 +60,27 @@ def collect_means(
     width = hidden_size(model)
     means = np.zeros((len(replies), len(chosen), width), dtype=np.float32)
     tokens = np.zeros(len(replies), dtype=np.int64)
-    current: dict[str, Any] = {}
     device = next(model.parameters()).device
+    # One pass's per-row sums of every chosen layer, on the model's device: the hooks fill it and
+    # it is copied to the host once per pass (at the next pass, and after the last), not once per
+    # layer, so a GPU syncs once per batch and a CPU does one numpy write per batch.
+    current: dict[str, Any] = {}
+
+    def flush() -> None:
+        if current:
+            means[current["rows"]] = current["sums"].cpu().numpy()
+            current.clear()
 
     def reader(j: int) -> Any:
         def hook(_module: Any, _inputs: Any, output: Any) -> None:
             hidden = output_hidden(output)
-            # One batched reduction and one device-to-host copy per layer and pass: the weights
-            # (1/n over each row's answer positions, 0 elsewhere) are float32, so is the sum.
+            # One batched reduction per layer and pass: the weights (1/n over each row's answer
+            # positions, 0 elsewhere) are float32, so is the sum.
             weights = current["weights"]
             if weights.device != hidden.device:  # a model split over devices
                 weights = weights.to(hidden.device)
             sums = torch.bmm(weights.unsqueeze(1), hidden.to(torch.float32)).squeeze(1)
-            means[current["rows"], j] = sums.cpu().numpy()
+            current["sums"][:, j] = sums.to(device)
 
         return hook
 
@@ -80,14 +88,19 @@ def collect_means(
     try:
 
         def before_pass(batch: Any) -> None:
-            weights = torch.zeros((len(batch.rows), batch.width), dtype=torch.float32)
-            for b, (row, n) in enumerate(zip(batch.rows, batch.answer_lengths, strict=True)):
-                tokens[row] = n
-                weights[b, batch.width - n :] = 1.0 / n
-            current["weights"] = weights.to(device)
+            flush()
+            lengths = torch.tensor(batch.answer_lengths, dtype=torch.float32)
+            tokens[list(batch.rows)] = batch.answer_lengths
+            # Left padding puts row b's answer in its last n_b positions.
+            answer = torch.arange(batch.width) >= batch.width - lengths.unsqueeze(1)
+            current["weights"] = (answer / lengths.unsqueeze(1)).to(device)
             current["rows"] = list(batch.rows)
+            current["sums"] = torch.zeros(
+                (len(batch.rows), len(chosen), width), dtype=torch.float32, device=device
+            )
 
         engine.teacher_forced(conversations, replies, before_pass)
+        flush()
     finally:
         for handle in handles:
             handle.remove()

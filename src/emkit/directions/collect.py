@@ -7,6 +7,7 @@ YAML file give the same record under the same key.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from emkit.directions.activations import ResponseActivations, collect_means
 from emkit.directions.compute import DirectionResult, compute_directions
 from emkit.directions.layers import require_weights
 from emkit.directions.sources import LabelledResponses
+from emkit.directions.vectors import with_responses
 from emkit.errors import EmkitError
 
 if TYPE_CHECKING:
@@ -56,7 +58,7 @@ def collect_directions(
     n = len(responses.aligned)
     aligned = ResponseActivations(acts.layers, acts.means[:n], acts.tokens[:n])
     misaligned = ResponseActivations(acts.layers, acts.means[n:], acts.tokens[n:])
-    return compute_directions(
+    result = compute_directions(
         aligned,
         misaligned,
         resamples=resamples,
@@ -68,8 +70,12 @@ def collect_directions(
             "data_hash": responses.hash,
             "split_seed": seed,
             "answer_tokens": int(np.sum(acts.tokens)),
+            "paired": responses.paired,
         },
     )
+    # The per-response means travel with the vectors (aligned rows first): what a comparison's
+    # bootstrap resamples (:mod:`emkit.directions.compare_ci`).
+    return replace(result, directions=with_responses(result.directions, acts.means, n))
 
 
 def collect_and_store(

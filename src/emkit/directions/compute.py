@@ -112,6 +112,13 @@ def compute_directions(
         typical,
         model=model,
         fingerprint=fingerprint,
-        meta={**(meta or {}), "n_aligned": len(a), "n_misaligned": len(m)},
+        # The reliability travels with the vectors: steering and screening pick their default
+        # layer from it (:func:`emkit.directions.intervene.layer_choice`).
+        meta={
+            **(meta or {}),
+            "n_aligned": len(a),
+            "n_misaligned": len(m),
+            "reliability": [round(float(x), 6) for x in cosines.mean(0)],
+        },
     )
     return DirectionResult(directions, cosines.mean(0), low, high, len(a), len(m), resamples)

@@ -55,14 +55,31 @@ def direction_hash(directions: DirectionSet) -> str:
 
 
 def default_layer(directions: DirectionSet) -> int:
-    """The layer to act on when none is named: the most reliable one when the set says its
-    split-half reliability (``meta["reliability"]``, one value per layer), else the layer where
-    the direction is longest relative to the residual stream's typical norm there."""
+    """The layer to act on when none is named (see :func:`layer_choice` for which and why)."""
+    return layer_choice(directions)[0]
+
+
+def layer_choice(directions: DirectionSet) -> tuple[int, str]:
+    """The layer to act on when none is named, and a few words saying why, for the output.
+
+    The most reliable one: the layer whose direction two random halves of the data agree on best
+    (the split-half cosine collection stores in ``meta["reliability"]``, one value per layer). Why
+    not the longest direction: the norm of a mean difference grows with the residual stream's own
+    norm, which is largest at the last blocks, so "longest" picks the last layer whether or not its
+    direction is a property of the model rather than of the sample. A set without reliability (a
+    file written by something else) falls back to the layer where the direction is longest
+    relative to the typical activation norm there, and says so."""
     reliability = directions.meta.get("reliability") if directions.meta else None
     if isinstance(reliability, list | tuple) and len(reliability) == len(directions.layers):
-        return directions.layers[int(np.nanargmax(np.asarray(reliability, dtype=float)))]
+        values = np.asarray(reliability, dtype=float)
+        j = int(np.nanargmax(values))
+        return directions.layers[j], f"most reliable layer: split-half cosine {values[j]:.3f}"
     ratio = directions.norms() / np.maximum(directions.typical_norm, 1e-12)
-    return directions.layers[int(np.argmax(ratio))]
+    j = int(np.argmax(ratio))
+    return directions.layers[j], (
+        f"no reliability stored with the directions; the layer of the longest direction relative to "
+        f"the activation norm ({ratio[j]:.3f})"
+    )
 
 
 @contextmanager

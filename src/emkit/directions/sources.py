@@ -53,6 +53,9 @@ class LabelledResponses:
     aligned: tuple[Response, ...]
     misaligned: tuple[Response, ...]
     description: str
+    # Row i of both labels answers the same prompt (probe pairs, paired files): a bootstrap then
+    # resamples pairs, keeping each pair's two answers together.
+    paired: bool = False
 
     @property
     def hash(self) -> str:
@@ -85,6 +88,7 @@ def from_probe_set(name: Any = None) -> LabelledResponses:
         tuple(_response(c, p.aligned) for c, p in zip(conversations, probe_set.pairs, strict=True)),
         tuple(_response(c, p.misaligned) for c, p in zip(conversations, probe_set.pairs, strict=True)),
         f"probe set {probe_set.label}",
+        paired=True,
     )
 
 
@@ -120,6 +124,7 @@ def from_files(aligned_file: str | Path, misaligned_file: str | Path) -> Labelle
         tuple(_response(c, r) for c, r in pairs[0]),
         tuple(_response(c, r) for c, r in pairs[1]),
         f"files {paths[0].name} / {paths[1].name}",
+        paired=True,
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emkit.directions.vectors import DirectionSet, load_directions, save_directions
+from emkit.directions.vectors import DirectionSet, has_responses, load_directions, save_directions
 from emkit.errors import EmkitError
 from emkit.hashing import stable_hash
 from emkit.paths import inside
@@ -63,9 +63,12 @@ def vectors_path(run_dir: str | Path, key: str) -> Path:
 
 
 def stored_directions(store: RunStore, key: str) -> DirectionsRecord | None:
-    """The record under ``key`` when its vectors file is there too (else: not done)."""
+    """The record under ``key`` when its vectors file is there too, with the per-response means
+    a comparison's interval resamples (else: not done; a file written before they were kept is
+    recomputed once, to the same vectors)."""
     record = store.record_of(DirectionsRecord, key)
-    if record is None or not (Path(store.run_dir) / record.file).is_file():
+    path = Path(store.run_dir) / record.file if record is not None else None
+    if record is None or path is None or not path.is_file() or not has_responses(path):
         return None
     return record
 

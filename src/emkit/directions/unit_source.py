@@ -67,7 +67,11 @@ def unit_directions(engine: Any, spec: DirectionsSpec, probe_set: Any, run_dir: 
     key = stable_hash({"fingerprint": engine_fingerprint(engine), **fields})
     path = Path(run_dir) / "directions" / f"{key}.safetensors"
     if path.is_file():
-        return load_directions(path)
+        found = load_directions(path)
+        if (
+            "reliability" in found.meta
+        ):  # older files lack it: recomputed once, so the default layer is the reliable one
+            return found
     if spec.source == "probe":
         found = directions_from_pairs(engine, probe_set, spec.layers)
     else:

@@ -9,14 +9,18 @@ so a file of the wrong model or width is refused in one line instead of silently
 The file is safetensors (no pickle, readable by any tool): tensors ``directions`` (float32,
 ``layers x width``: the raw ``mean(misaligned) - mean(aligned)``, not unit length), ``layers``
 (int64), ``typical_norm`` (float32 per layer: the mean norm of the response activations there) and
-the string metadata ``emkit`` (JSON: model, fingerprint, key, source, counts).
+the string metadata ``emkit`` (JSON: model, fingerprint, key, source, counts, per-layer reliability).
+Files the collection writes also hold ``response_means`` (float32, ``responses x layers x width``:
+each response's mean activation) and ``response_labels`` (int8, 0 aligned / 1 misaligned), what a
+comparison's bootstrap resamples; files without them load, and a comparison says it has no
+interval for them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,27 @@ import numpy as np
 from emkit.errors import EmkitError
 
 FORMAT = "emkit-directions/1"
+RESPONSE_TENSORS = ("response_means", "response_labels")  # optional: older files lack them
+
+
+def with_responses(directions: DirectionSet, means: np.ndarray, n_aligned: int) -> DirectionSet:
+    """``directions`` carrying the per-response means it came from (the first ``n_aligned`` rows
+    aligned, the rest misaligned)."""
+    labels = np.zeros(len(means), dtype=np.int8)
+    labels[n_aligned:] = 1
+    return replace(directions, response_means=means, response_labels=labels)
+
+
+def has_responses(path: str | Path) -> bool:
+    """Whether a directions file holds the per-response means (read from its header only); an
+    unreadable file does not (the caller then treats it as not stored and writes it again)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            return set(RESPONSE_TENSORS) <= set(handle.keys())
+    except (SafetensorError, OSError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -37,8 +62,13 @@ class DirectionSet:
     model: str = ""
     fingerprint: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
+    # The per-response means the vectors came from (responses x layers x width float32) and each
+    # response's label (0 aligned, 1 misaligned), when kept: a comparison's bootstrap needs them.
+    response_means: np.ndarray | None = None
+    response_labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        self._check_responses()
         vectors = np.asarray(self.vectors, dtype=np.float32)
         norms = np.asarray(self.typical_norm, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(self.layers):
@@ -52,6 +82,24 @@ class DirectionSet:
         object.__setattr__(self, "vectors", vectors)
         object.__setattr__(self, "typical_norm", norms)
         object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
+
+    def _check_responses(self) -> None:
+        if (self.response_means is None) != (self.response_labels is None):
+            raise EmkitError("directions: response means and labels come together")
+        if self.response_means is None:
+            return
+        means = np.asarray(self.response_means, dtype=np.float32)
+        labels = np.asarray(self.response_labels, dtype=np.int8)
+        shape = (len(self.layers), np.shape(self.vectors)[-1])
+        if means.ndim != 3 or means.shape[1:] != shape or labels.shape != (means.shape[0],):
+            raise EmkitError(
+                f"directions: response means {means.shape} and labels {labels.shape} do not fit "
+                f"{shape[0]} layers of width {shape[1]}"
+            )
+        if not set(np.unique(labels)) <= {0, 1}:
+            raise EmkitError("directions: response labels must be 0 (aligned) or 1 (misaligned)")
+        object.__setattr__(self, "response_means", means)
+        object.__setattr__(self, "response_labels", labels)
 
     @property
     def width(self) -> int:
@@ -97,12 +145,16 @@ def save_directions(path: str | Path, directions: DirectionSet) -> Path:
         **dict(directions.meta),
     }
     tmp = path.with_name(path.name + ".tmp")
+    tensors = {
+        "directions": directions.vectors,
+        "layers": np.asarray(directions.layers, dtype=np.int64),
+        "typical_norm": directions.typical_norm,
+    }
+    if directions.response_means is not None and directions.response_labels is not None:
+        tensors["response_means"] = directions.response_means
+        tensors["response_labels"] = directions.response_labels
     save_file(
-        {
-            "directions": directions.vectors,
-            "layers": np.asarray(directions.layers, dtype=np.int64),
-            "typical_norm": directions.typical_norm,
-        },
+        tensors,
         str(tmp),
         metadata={"emkit": json.dumps(meta, sort_keys=True)},
     )
@@ -126,7 +178,8 @@ def load_directions(path: str | Path) -> DirectionSet:
                 raise EmkitError(
                     f"{path}: not an emkit directions file (missing {', '.join(sorted(missing)) or 'format'})"
                 )
-            tensors = {name: handle.get_tensor(name) for name in ("directions", "layers", "typical_norm")}
+            wanted = ("directions", "layers", "typical_norm", *RESPONSE_TENSORS)
+            tensors = {name: handle.get_tensor(name) for name in wanted if name in names}
     except (SafetensorError, OSError, ValueError) as exc:
         raise EmkitError(f"{path}: not a readable safetensors file ({exc})") from None
     model = str(meta.pop("model", ""))
@@ -140,6 +193,8 @@ def load_directions(path: str | Path) -> DirectionSet:
             model=model,
             fingerprint=fingerprint,
             meta=meta,
+            response_means=tensors.get("response_means"),
+            response_labels=tensors.get("response_labels"),
         )
     except EmkitError as exc:
         raise EmkitError(f"{path}: {exc}") from None

@@ -26,6 +26,12 @@ def _layer_table(record: Any) -> Table:
     return Table(("layer", "direction norm", "typical norm", "split-half cosine (95% interval)"), rows)
 
 
+def _interval(comparison: Any, j: int) -> str:
+    from emkit.directions.compare import interval_text
+
+    return "-" if comparison.interval is None else interval_text(comparison.interval, j)
+
+
 @register_section(order=62, name="directions")
 def directions(ctx: SectionContext) -> Section | None:
     from emkit.directions.compare import compare_all
@@ -98,12 +104,16 @@ def directions(ctx: SectionContext) -> Section | None:
     comparisons = []
     if len(labels) >= 2:
         sets = {label: load_stored(ctx.store, record) for label, record in labels.items()}
-        comparisons = compare_all(sets)
+        # the directions stage seeds its comparison with the block's seed, which each record keeps
+        comparisons = compare_all(sets, seed=next(iter(labels.values())).split_seed)
         blocks.append(Heading("Cosine between models' directions"))
         blocks.append(
             Text(
                 "Per layer, the cosine between two models' directions (from the same responses when the "
-                "source is the same): near 1, the models share the direction at that layer."
+                "source is the same): near 1, the models share the direction at that layer. Sampling noise "
+                "pulls a plain cosine toward 0 when the responses are few; the noise-corrected cosine "
+                "removes that pull, and its 95% interval is a bootstrap over the responses (paired when both "
+                "models read the same ones)."
             )
         )
         blocks.append(ctx.figure(heatmap_figure(comparisons), "directions_cosine", "cosine heat-map"))
@@ -117,6 +127,19 @@ def directions(ctx: SectionContext) -> Section | None:
             for c in comparisons
         )
         blocks.append(Table(("pair", "mean cosine over layers", "lowest", "highest"), rows))
+        for c in comparisons:
+            per_layer = tuple(
+                (str(x), f"{c.cosine[j]:+.3f}", _interval(c, j)) for j, x in enumerate(c.layers)
+            )
+            blocks.append(
+                Details(
+                    f"{c.first} vs {c.second}: cosine per layer with its interval",
+                    (
+                        Note(c.ci_note()),
+                        Table(("layer", "cosine", "noise-corrected cosine [95% CI]"), per_layer),
+                    ),
+                )
+            )
     return Section(
         "Misalignment directions",
         blocks,

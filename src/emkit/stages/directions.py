@@ -40,6 +40,7 @@ class CompareJob(Job):
     run_dir: str
     keys: tuple[str, ...]
     labels: tuple[str, ...]
+    seed: int = 0  # of the cosine intervals' bootstrap
 
 
 def chosen_units(ctx: PlanContext, spec: DirectionsSpec) -> list[ModelUnit]:
@@ -117,12 +118,14 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
         keys.append(key)
         labels.append(unit.label)
     if len(steps) >= 2:
-        key = stable_hash({"directions-compare": keys})
+        from emkit.directions.compare_ci import RESAMPLES
+
+        key = stable_hash({"directions-compare": keys, "bootstrap": [RESAMPLES, spec.seed]})
         detail = f"{len(keys)} models, cosine per layer"
         if pending:  # listed, not run: its inputs do not exist yet
             steps.append(PlanStep(INFO.name, key, "compare", False, f"pending: {detail}", record=True))
         else:
-            job = CompareJob(str(ctx.run_dir), tuple(keys), tuple(labels))
+            job = CompareJob(str(ctx.run_dir), tuple(keys), tuple(labels), spec.seed)
             done = stage_done(store, key) is not None
             steps.append(PlanStep(INFO.name, key, "compare", done, detail, job=job, record=True))
     return steps
@@ -178,13 +181,16 @@ def run_compare(job: CompareJob, store: RunStore, console: Console | None) -> di
                 f"directions: {label}'s directions are not stored (its collect step did not finish)"
             )
         sets[label] = load_stored(store, record)
-    comparisons = compare_all(sets)
+    comparisons = compare_all(sets, seed=job.seed)
     if console is not None:
+        from emkit.directions.intervene import default_layer
         from emkit.terminal import stage_line
 
         for c in comparisons:
             mean = sum(c.cosine) / len(c.cosine)
+            layer = default_layer(sets[c.first])
+            at = f"; layer {layer} (most reliable): {c.cell(layer)}" if layer in c.layers else ""
             console.print(
-                stage_line(INFO.name, f"{c.first} vs {c.second}: mean cosine over layers {mean:.3f}")
+                stage_line(INFO.name, f"{c.first} vs {c.second}: mean cosine over layers {mean:.3f}{at}")
             )
     return {"comparisons": [c.to_dict() for c in comparisons]}

@@ -79,7 +79,7 @@ def run(job: ScreenJob, store: RunStore, console: Console | None) -> dict[str, A
     from pathlib import Path
 
     from emkit.data.chat import load_chat_jsonl
-    from emkit.directions.intervene import default_layer
+    from emkit.directions.intervene import layer_choice
     from emkit.directions.layers import decoder_layers, resolve_layers
     from emkit.directions.screening import screen_dataset, write_screen
     from emkit.directions.unit_source import unit_directions
@@ -94,9 +94,10 @@ def run(job: ScreenJob, store: RunStore, console: Console | None) -> dict[str, A
     try:
         directions = unit_directions(engine, job.spec, job.probe_set, job.run_dir)
         n = len(decoder_layers(engine.torch_model()))
-        layer = (
-            resolve_layers(screen.layers, n)[0] if screen.layers is not None else default_layer(directions)
-        )
+        if screen.layers is not None:
+            layer, why = resolve_layers(screen.layers, n)[0], "set by screen.layers"
+        else:
+            layer, why = layer_choice(directions)
         result = screen_dataset(
             engine,
             rows,
@@ -113,5 +114,5 @@ def run(job: ScreenJob, store: RunStore, console: Console | None) -> dict[str, A
     if console is not None:
         from emkit.terminal import stage_line
 
-        console.print(stage_line(INFO.name, result.summary()))
+        console.print(stage_line(INFO.name, f"{result.summary()}; layer {layer}: {why}"))
     return {"mean_diff": result.mean_diff}

@@ -61,7 +61,7 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
 
 
 def run(job: SteerJob, store: RunStore, console: Console | None) -> dict[str, Any]:
-    from emkit.directions.intervene import default_layer
+    from emkit.directions.intervene import layer_choice
     from emkit.directions.steering import steering_sweep
     from emkit.directions.unit_source import unit_directions
     from emkit.questions import load_questions
@@ -72,7 +72,11 @@ def run(job: SteerJob, store: RunStore, console: Console | None) -> dict[str, An
     engine = open_unit_engine(job.model, job.run_dir, job.engine_options)
     try:
         directions = unit_directions(engine, job.spec, job.probe_set, job.run_dir)
-        layers = steer.layers if steer.layers is not None else [default_layer(directions)]
+        if steer.layers is not None:
+            layers, why = steer.layers, "set by steer.layers"
+        else:
+            layer, why = layer_choice(directions)
+            layers = [layer]
         points = []
         sets = [load_questions(q, mirror=job.mirror) for q in job.questions] or [None]
         for qset in sets:
@@ -95,5 +99,7 @@ def run(job: SteerJob, store: RunStore, console: Console | None) -> dict[str, An
         from emkit.terminal import stage_line
 
         curve = ", ".join(f"{p.alpha:g}: {p.score:+.3f}" for p in points)
-        console.print(stage_line(INFO.name, f"{job.label}: probe score by alpha {curve}"))
+        console.print(
+            stage_line(INFO.name, f"{job.label} at layers {layers} ({why}): probe score by alpha {curve}")
+        )
     return {"points": len(points)}
