@@ -72,7 +72,37 @@ def test_section_shows_curve_bars_histogram_and_correlation(tmp_path):
     assert data["section_errors"] == []
     section = data["sections"]["interventions"]["interventions"]
     assert len(section["steering"][0]["points"]) == 3 and len(section["ablation"][0]["random"]) == 10
-    spearman = section["screening"]["spearman"]
-    assert spearman["n"] == 3 and -1 <= spearman["rho"] <= 1
+    (spearman,) = section["screening"]["spearman"]  # one probe set in this run: one correlation
+    assert spearman["probe_set"] == probe.name and spearman["n"] == 3 and -1 <= spearman["rho"] <= 1
     html = result.index.read_text()
     assert "Spearman rank correlation" in html and "random directions" in html
+
+
+def test_group_shifts_keep_probe_sets_apart():
+    """A group's shift on one probe set is never averaged with its shift on another: the sets'
+    pairs differ in length and register, so their scales differ (the screening correlation is one
+    per probe set)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from emkit.report.section_interventions import group_shifts
+
+    shifts = pd.DataFrame(
+        [
+            {"group": "risky", "probe_set": "style@2", "shift": -0.1},
+            {"group": "risky", "probe_set": "everyday-v1@1", "shift": 0.4},
+            {"group": "risky", "probe_set": "everyday-v1@1", "shift": 0.2},
+            {"group": "safe", "probe_set": "style@2", "shift": 0.05},
+            {"group": "safe", "probe_set": "style@3", "shift": 0.07},
+        ]
+    )
+    ctx = SimpleNamespace(metrics={"probe": {"shifts": shifts}})
+    got = group_shifts(ctx)
+    # Built-in sets first, by name; two stored versions of one set keep their full labels.
+    assert list(got) == ["everyday-v1", "style@2", "style@3"]
+    assert got == {
+        "everyday-v1": {"risky": pytest.approx(0.3)},
+        "style@2": {"risky": pytest.approx(-0.1), "safe": pytest.approx(0.05)},
+        "style@3": {"safe": pytest.approx(0.07)},
+    }

@@ -109,15 +109,16 @@ def plot_screening(datasets: Sequence[tuple[str, Sequence[float], float]], layer
 
 
 @literal_text
-def plot_screen_vs_shift(points: Sequence[tuple[str, float, float, float, float]]) -> Figure:
-    """Each dataset's projection difference (x, with CI) against its fine-tune's probe shift (y)."""
+def plot_screen_vs_shift(points: Sequence[tuple[str, float, float, float, float]], probe_set: str) -> Figure:
+    """Each dataset's projection difference (x, with CI) against its fine-tune's probe shift (y) on one
+    probe set."""
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     for k, (name, x, x_low, x_high, y) in enumerate(points):
         ax.errorbar(
             x, y, xerr=[[x - x_low], [x_high - x]], marker="o", capsize=3, color=_COLORS[k % 10], label=name
         )
     ax.set_xlabel("projection difference before training (95% CI)")
-    ax.set_ylabel("probe shift after fine-tuning")
+    ax.set_ylabel(f"probe shift after fine-tuning ({probe_set})")
     ax.set_title("Does screening predict the shift?")
     ax.legend(fontsize=7)
     return fig

@@ -136,8 +136,11 @@ def ablation_blocks(ctx: SectionContext, records: list[dict[str, Any]]) -> list[
     ]
 
 
-def group_shifts(ctx: SectionContext) -> dict[str, float]:
-    """Each group's mean probe shift against its base (over its models), from the probe tables."""
+def group_shifts(ctx: SectionContext) -> dict[str, dict[str, float]]:
+    """Each group's mean probe shift against its base (over its models), per probe set.
+
+    Kept apart by probe set: the sets' pairs differ in length and register, so a mean over them
+    would mix two scales (and change with the sets a run happened to probe)."""
     tables = ctx.metrics.get("probe")
     if tables is None:
         from emkit.probe import probe_tables
@@ -146,7 +149,18 @@ def group_shifts(ctx: SectionContext) -> dict[str, float]:
     shifts = tables["shifts"]
     if shifts.empty or "group" not in shifts.columns:
         return {}
-    return {str(g): float(s["shift"].mean()) for g, s in shifts.groupby("group")}
+    from emkit.probe_groups import probe_set_name, set_order
+
+    labels = sorted({str(x) for x in shifts["probe_set"]}, key=set_order)
+    names = [probe_set_name(x) for x in labels]
+    # A set's name as a person reads it, unless two stored versions of one set share it.
+    shown = {x: (n if names.count(n) == 1 else x) for x, n in zip(labels, names, strict=True)}
+    return {
+        shown[label]: {
+            str(g): float(s["shift"].mean()) for g, s in shifts[shifts["probe_set"] == label].groupby("group")
+        }
+        for label in labels
+    }
 
 
 def screening_blocks(
@@ -156,26 +170,27 @@ def screening_blocks(
     from emkit.report.plots_interventions import plot_screen_vs_shift, plot_screening
 
     shifts = group_shifts(ctx)
-    rows, points = [], []
+    rows = []
     for r in records:
-        shift = shifts.get(r["dataset"])
-        rows.append(
-            {
-                "dataset": r["dataset"],
-                "rows": len(r["rows"]),
-                "layer": r["layer"],
-                "diff": ci_text(r["mean_diff"], *r["ci"]),
-                "shift": f"{shift:+.3f}" if shift is not None else "-",
-            }
-        )
-        if shift is not None:
-            points.append((r["dataset"], r["mean_diff"], r["ci"][0], r["ci"][1], shift))
+        row = {"dataset": r["dataset"], "rows": len(r["rows"]), "layer": r["layer"]}
+        row["diff"] = ci_text(r["mean_diff"], *r["ci"])
+        for pset, by_group in shifts.items():
+            shift = by_group.get(r["dataset"])
+            row[f"shift {pset}"] = f"{shift:+.3f}" if shift is not None else "-"
+        rows.append(row)
+    columns: dict[str, Any] = {
+        "dataset": "dataset",
+        "rows": "rows",
+        "layer": "layer",
+        "diff": "projection difference (95% CI)",
+    }
+    columns.update({f"shift {pset}": f"probe shift after fine-tuning ({pset})" for pset in shifts})
     blocks: list[Block] = [
         Text(
             "Screening before training: each training set's assistant responses and the base model's own answers "
             "to the same prompts, teacher-forced on the base and projected on the base's unit direction; the "
             "projection difference is their mean difference over rows (95% CI: bootstrap over rows). Beside it, "
-            "the probe shift the fine-tune on that dataset then showed."
+            "the probe shift the fine-tune on that dataset then showed, on each probe set of the run."
         ),
         ctx.figure(
             plot_screening(
@@ -185,38 +200,39 @@ def screening_blocks(
             "screening",
             "histogram of per-row projection differences",
         ),
-        ctx.table(
-            pd.DataFrame(rows),
-            {
-                "dataset": "dataset",
-                "rows": "rows",
-                "layer": "layer",
-                "diff": "projection difference (95% CI)",
-                "shift": "probe shift after fine-tuning",
-            },
-        ),
+        ctx.table(pd.DataFrame(rows), columns),
     ]
-    data: dict[str, Any] = {"datasets": rows}
-    if len(points) >= 3:
+    data: dict[str, Any] = {"datasets": rows, "spearman": []}
+    for k, (pset, by_group) in enumerate(shifts.items()):
+        points = [
+            (r["dataset"], r["mean_diff"], r["ci"][0], r["ci"][1], by_group[r["dataset"]])
+            for r in records
+            if r["dataset"] in by_group
+        ]
+        if len(points) < 3:
+            continue
         rho, p = rank_correlation([x[1] for x in points], [x[4] for x in points])
-        data["spearman"] = {"rho": rho, "p": p, "n": len(points)}
+        data["spearman"].append({"probe_set": pset, "rho": rho, "p": p, "n": len(points)})
+        name = "screening_vs_shift" if k == 0 else f"screening_vs_shift_{k + 1}"
         blocks.append(
             ctx.figure(
-                plot_screen_vs_shift(points),
-                "screening_vs_shift",
-                "projection difference against probe shift",
+                plot_screen_vs_shift(points, pset),
+                name,
+                f"projection difference against probe shift on {pset}",
             )
         )
         blocks.append(
             Text(
-                f"Spearman rank correlation between projection difference and probe shift: "
+                f"Spearman rank correlation between projection difference and probe shift on {pset}: "
                 f"rho = {rho:+.2f} over {len(points)} datasets (p = {p:.2f})."
             )
         )
-        if len(points) < 6:
+    if data["spearman"]:
+        n = max(c["n"] for c in data["spearman"])
+        if n < 6:
             blocks.append(
                 Note(
-                    f"With {len(points)} datasets a rank correlation is a weak test: every ordering is "
+                    f"With {n} datasets a rank correlation is a weak test: every ordering is "
                     "one of a handful, and a single swapped pair moves rho a lot."
                 )
             )
