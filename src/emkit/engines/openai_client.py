@@ -27,17 +27,19 @@ What a request asks and what its reply means is the engine's business
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import queue
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from emkit.endpoints import display_url, split_url
+from emkit.engines.call_pool import run_pool
 from emkit.engines.openai_wire import (
     MalformedResponse,
     create_request,
@@ -224,30 +226,73 @@ class ChatClient:
         finally:
             stop.set()
 
+    def can_stream(self) -> bool:
+        """Whether :meth:`run_stream` can run here: not through the Batch API (it needs its requests
+        up front) and not inside a running event loop (the stream is pulled in the loop's thread,
+        which must be the caller's: the stream may touch the caller's SQLite connection)."""
+        if self.batch is not None:
+            return False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return True
+        return False
+
+    def run_stream(
+        self,
+        requests: Iterable[dict[str, Any]],
+        convert: Callable[[ChatReply], T],
+        on_result: Callable[[int, T], None],
+    ) -> int:
+        """Like :meth:`run_many`, but ``requests`` is pulled lazily, one request as a worker frees up,
+        so the pool of ``concurrency`` calls stays full for as long as the stream lasts (the caller
+        can claim work in chunks inside the iterator without the pool draining between chunks).
+        ``on_result(index, item)`` gets the request's position in the stream; nothing is kept.
+        Returns how many requests were sent. Only where :meth:`can_stream`."""
+        if not self.can_stream():
+            raise RuntimeError("run_stream: not in a running event loop, nor through the Batch API")
+        stream = iter(requests)
+        try:
+            first = next(stream)
+        except StopIteration:
+            return 0
+        sent = 0
+
+        def numbered() -> Iterator[tuple[int, dict[str, Any]]]:
+            nonlocal sent
+            for index, request in enumerate(itertools.chain([first], stream)):
+                sent = index + 1
+                yield index, request
+
+        asyncio.run(self._pool(numbered(), None, convert, on_result))
+        return sent
+
     async def _batch(
         self,
         requests: list[dict[str, Any]],
         convert: Callable[[ChatReply], T],
         deliver: Callable[[int, T], None],
     ) -> None:
-        """A fixed pool of workers over the requests; the first failure cancels the rest."""
+        await self._pool(enumerate(requests), len(requests), convert, deliver)
+
+    async def _pool(
+        self,
+        pending: Iterator[tuple[int, dict[str, Any]]],
+        total: int | None,
+        convert: Callable[[ChatReply], T],
+        deliver: Callable[[int, T], None],
+    ) -> None:
+        """The requests through :func:`~emkit.engines.call_pool.run_pool` on a client of this loop."""
         state = self._new_state()
-        pending = iter(range(len(requests)))
-
-        async def worker() -> None:
-            for index in pending:
-                # Which request failed, by its place in the batch, goes into the one error line.
-                where = f"request {index + 1} of {len(requests)}" if len(requests) > 1 else "request"
-                data = await self._call(state, requests[index], where)
-                deliver(index, convert(data))
-
-        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(requests)))]
         try:
-            await asyncio.gather(*workers)
+            await run_pool(
+                lambda request, where: self._call(state, request, where),
+                pending,
+                total,
+                self.concurrency,
+                lambda index, data: deliver(index, convert(data)),
+            )
         finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
             await state.client.close()
 
     def sync_client(self) -> Any:
