@@ -133,11 +133,11 @@ def run_claimed(
     lease_s: float = LEASE_S,
     chunk: int = 64,
     on_taken: Callable[[int], None] | None = None,
-    stream: Callable[[Iterator[T]], None] | None = None,
+    stream: Callable[[Iterator[T], int], None] | None = None,
 ) -> None:
     """Call ``work(batch)`` on claimed chunks of ``items`` until every item is stored in ``table``.
 
-    With ``stream``, each pass is one ``stream(claimed_items)`` call instead: the iterator claims
+    With ``stream``, each pass is one ``stream(claimed_items, at_most)`` call instead: the iterator claims
     the next chunk only when the consumer pulls past the last claimed item, so an API pool keeps
     every connection busy across chunks (``work`` chunk by chunk drains it at each chunk's end).
     An item this call claimed is worked on once, whatever ``work`` delivered; items stored by
@@ -148,7 +148,7 @@ def run_claimed(
         attempted: set[str] = set()
         batches = _claimed_batches(store, table, remaining, key, owner, lease_s, chunk, attempted)
         if stream is not None:
-            stream(item for batch in batches for item in batch)
+            stream((item for batch in batches for item in batch), len(remaining))
         else:
             for batch in batches:
                 work(batch)

@@ -60,14 +60,20 @@ class StreamsNextTokens(Protocol):
     """An API engine that can take the judge's conversations as a lazy stream: each is pulled when a
     connection frees up, so a caller that claims work in chunks inside the stream keeps every
     connection busy across chunks (the pool never drains in between). ``on_result(index, reply)``
-    gets the conversation's position in the stream; returns how many were sent. Only when
+    gets the conversation's position in the stream (``total``: how many the stream holds at most,
+    for error lines). Only when
     ``can_stream()`` (not through the Batch API, not inside a running event loop)."""
 
     def can_stream(self) -> bool: ...
 
     def next_token_stream(
-        self, conversations: Iterable[Conversation], top_k: int, on_result: NextTokenCallback
-    ) -> int: ...
+        self,
+        conversations: Iterable[Conversation],
+        top_k: int,
+        on_result: NextTokenCallback,
+        *,
+        total: int | None = None,
+    ) -> None: ...
 
 
 @runtime_checkable

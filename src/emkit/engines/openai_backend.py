@@ -120,11 +120,16 @@ class OpenAIEngine(Engine):
         return self.client.can_stream()
 
     def next_token_stream(
-        self, conversations: Iterable[Conversation], top_k: int, on_result: NextTokenCallback
-    ) -> int:
+        self,
+        conversations: Iterable[Conversation],
+        top_k: int,
+        on_result: NextTokenCallback,
+        *,
+        total: int | None = None,
+    ) -> None:
         """The judge requests of a lazy stream of conversations (:class:`StreamsNextTokens`)."""
         requests = (self._judge_request(conv, top_k) for conv in conversations)
-        return self.client.run_stream(requests, self._to_next_token, on_result)
+        self.client.run_stream(requests, self._to_next_token, on_result, total=total)
 
     def _sequence_logprobs(self, conversations: list[Conversation], replies: list[str]) -> list[list[float]]:
         raise NotSupported(

@@ -42,10 +42,10 @@ from emkit.endpoints import display_url, split_url
 from emkit.engines.call_pool import run_pool
 from emkit.engines.openai_wire import (
     MalformedResponse,
-    create_request,
     decode_reply,
     error_detail,
     is_retryable,
+    request_text,
 )
 from emkit.engines.replies import ChatReply
 from emkit.engines.retry import RetryPolicy, parse_retry_after
@@ -243,29 +243,21 @@ class ChatClient:
         requests: Iterable[dict[str, Any]],
         convert: Callable[[ChatReply], T],
         on_result: Callable[[int, T], None],
-    ) -> int:
+        *,
+        total: int | None = None,
+    ) -> None:
         """Like :meth:`run_many`, but ``requests`` is pulled lazily, one request as a worker frees up,
         so the pool of ``concurrency`` calls stays full for as long as the stream lasts (the caller
         can claim work in chunks inside the iterator without the pool draining between chunks).
         ``on_result(index, item)`` gets the request's position in the stream; nothing is kept.
-        Returns how many requests were sent. Only where :meth:`can_stream`."""
+        ``total``: how many the stream holds at most (for error lines). Only where :meth:`can_stream`."""
         if not self.can_stream():
             raise RuntimeError("run_stream: not in a running event loop, nor through the Batch API")
         stream = iter(requests)
-        try:
-            first = next(stream)
-        except StopIteration:
-            return 0
-        sent = 0
-
-        def numbered() -> Iterator[tuple[int, dict[str, Any]]]:
-            nonlocal sent
-            for index, request in enumerate(itertools.chain([first], stream)):
-                sent = index + 1
-                yield index, request
-
-        asyncio.run(self._pool(numbered(), None, convert, on_result))
-        return sent
+        first = next(stream, None)
+        if first is not None:  # an empty stream opens no client
+            pending = enumerate(itertools.chain([first], stream))
+            asyncio.run(self._pool(pending, total, convert, on_result))
 
     async def _batch(
         self,
@@ -332,8 +324,8 @@ class ChatClient:
             retry_after: float | None = None
             try:
                 async with state.semaphore:
-                    raw = await create_request(state.client, request)
-                data = decode_reply(raw.text)
+                    text = await request_text(state.client, request)
+                data = decode_reply(text)
             except TypeError as err:
                 raise EmkitError(f"{self.name}: invalid chat request parameter: {err}") from None
             except openai.APIStatusError as err:

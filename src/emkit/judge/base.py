@@ -60,11 +60,14 @@ OnTaskJudgement = Callable[[JudgeTask, Judgement], None]
 class StreamsJudgements(Protocol):
     """A judge that can take its tasks as a lazy stream (its engine pulls each when a connection
     frees up), so the stage claims work in chunks without the connections draining in between.
-    Only when ``can_stream()``; ``on_result(task, judgement)`` as each arrives."""
+    Only when ``can_stream()``; ``on_result(task, judgement)`` as each arrives; ``total``: how many
+    the stream holds at most (only for error lines: "request 3 of 40")."""
 
     def can_stream(self) -> bool: ...
 
-    def judge_stream(self, tasks: Iterable[JudgeTask], on_result: OnTaskJudgement) -> None: ...
+    def judge_stream(
+        self, tasks: Iterable[JudgeTask], on_result: OnTaskJudgement, *, total: int | None = None
+    ) -> None: ...
 
 
 class Judge(Protocol):

@@ -120,7 +120,9 @@ class LogprobJudge(JudgeBase):
         """Whether :meth:`judge_stream` can run: the engine takes a lazy stream of requests."""
         return isinstance(self.engine, StreamsNextTokens) and self.engine.can_stream()
 
-    def judge_stream(self, tasks: Iterable[JudgeTask], on_result: OnTaskJudgement) -> None:
+    def judge_stream(
+        self, tasks: Iterable[JudgeTask], on_result: OnTaskJudgement, *, total: int | None = None
+    ) -> None:
         """Like :meth:`judge`, over a lazy stream of tasks (pulled as connections free up)."""
         pulled: dict[int, JudgeTask] = {}
 
@@ -132,7 +134,7 @@ class LogprobJudge(JudgeBase):
         def deliver(index: int, reply: NextToken) -> None:
             on_result(pulled.pop(index), self._judgement(reply))
 
-        self.engine.next_token_stream(conversations(), self.top_k, deliver)
+        self.engine.next_token_stream(conversations(), self.top_k, deliver, total=total)
 
     def _judgement(self, reply: NextToken) -> Judgement:
         """An API reply (``engine.paid``) is read by the repeated-token rule and keeps its generated

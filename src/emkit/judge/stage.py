@@ -307,8 +307,10 @@ def run_judging(
                     _judge.judge(batch, lambda i, judgement: _on(batch[i], judgement))
                     writer.flush()
 
-                def stream(tasks: Iterator[JudgeTask], _judge: Any = judge, _on: Any = on_result) -> None:
-                    _judge.judge_stream(tasks, _on)
+                def stream(
+                    tasks: Iterator[JudgeTask], at_most: int, _judge: Any = judge, _on: Any = on_result
+                ) -> None:
+                    _judge.judge_stream(tasks, _on, total=at_most)
                     writer.flush()
 
                 streams = isinstance(judge, StreamsJudgements) and judge.can_stream()
