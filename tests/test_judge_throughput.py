@@ -172,3 +172,24 @@ def test_api_judging_claims_lazily_and_keeps_one_pool_across_claim_chunks(tmp_pa
     assert claims[0][1] == 0 and 60 <= claims[1][1] <= 64 and 124 <= claims[2][1] <= 128
     # ... by the same pool of connections: it never drained and restarted at a chunk's end.
     assert len(pools) == 1
+
+
+def test_judging_from_inside_a_running_event_loop_takes_the_chunked_path(tmp_path, monkeypatch) -> None:
+    """A notebook: the stream (pulled in the loop's thread) is refused, the chunked path judges."""
+    from emkit.engines.openai_client import ChatClient
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    store = make_run(tmp_path / "run", n=6)
+    streamed: list[int] = []
+    real_stream = ChatClient.run_stream
+    monkeypatch.setattr(
+        ChatClient, "run_stream", lambda self, *a, **k: streamed.append(1) or real_stream(self, *a, **k)
+    )
+    with FakeOpenAI(responder=responder, max_concurrency=4) as srv:
+
+        async def notebook_cell():
+            return run_judging(store, JudgeConfig(base_url=srv.base_url, concurrency=4), progress=False)
+
+        summary = asyncio.run(notebook_cell())
+        requests = srv.stats.requests
+    assert summary.scored == 12 and store.count("scores") == 12 and requests == 12 and streamed == []
