@@ -8,8 +8,9 @@ Why it looks like this:
 - Concurrency is bounded twice: a fixed pool of ``concurrency`` workers pulls requests (never a
   ``gather`` over thousands of coroutines), and a semaphore of the same size guards every HTTP
   call, including those made through :meth:`ChatClient.call` from another event loop.
-- The sync entry (:meth:`ChatClient.run_many`) runs the event loop in the calling thread
-  (``asyncio.run``) and calls ``on_result`` there as each answer arrives, so a stage can write it to
+- The sync entries (:meth:`ChatClient.run_many`; :meth:`ChatClient.run_stream` for a lazy stream
+  of requests, :mod:`emkit.engines.call_pool`) run the event loop in the calling thread
+  (``asyncio.run``) and call ``on_result`` there as each answer arrives, so a stage can write it to
   the run store (whose SQLite connection is not thread-safe) at once: a crash loses only what is in
   flight. Inside an already running loop (a notebook) the loop runs in a helper thread and results
   are still handed to ``on_result`` in the calling thread.
@@ -252,7 +253,7 @@ class ChatClient:
         ``on_result(index, item)`` gets the request's position in the stream; nothing is kept.
         ``total``: how many the stream holds at most (for error lines). Only where :meth:`can_stream`."""
         if not self.can_stream():
-            raise RuntimeError("run_stream: not in a running event loop, nor through the Batch API")
+            raise RuntimeError("run_stream needs no running event loop and no Batch API session (can_stream)")
         stream = iter(requests)
         first = next(stream, None)
         if first is not None:  # an empty stream opens no client
