@@ -118,10 +118,12 @@ def bench_judging(
         fill_store(store, answers)
         config = JudgeConfig(base_url=srv.base_url, concurrency=concurrency, api_key_env=KEY_ENV)
 
+        load_before = os.getloadavg()
         with stopwatch() as first_clock:
-            started = time.monotonic()
+            started, cpu_started = time.monotonic(), time.process_time()
             first = run_judging(store, config, progress=False)
-            ended = time.monotonic()
+            ended, cpu_ended = time.monotonic(), time.process_time()
+        load_after = os.getloadavg()
         served = srv.stats()
         calls_first = served["requests"]
         say(f"  first pass: {first.scored} judgements in {first_clock['s']:.2f} s, {calls_first} calls")
@@ -154,6 +156,12 @@ def bench_judging(
                 "judgements_per_s": first.scored / first_clock["s"],
                 "answers_per_s": answers / first_clock["s"],
                 "calls_per_s": calls_first / first_clock["s"],
+                # This process's CPU (the server runs in its own): what other work on the cores
+                # changes least, unlike the wall time.
+                "client_cpu_s": cpu_ended - cpu_started,
+                "client_cpu_ms_per_judgement": (cpu_ended - cpu_started) * 1000 / max(1, first.scored),
+                "load_average_before": list(load_before),
+                "load_average_after": list(load_after),
                 **phases,
             },
             "second_pass": {
@@ -214,7 +222,10 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"first pass: {first['judgements_per_s']:.1f} judgements/s ({first['answers_per_s']:.1f} answers/s) "
         f"in {first['seconds']:.2f} s; ideal {result['ideal_calls_per_s']:.0f} calls/s",
         f"RATIO to ideal: {result['ratio_to_ideal']:.3f} (aim >= 0.95); 429s from exceeding the limit: "
-        f"{server['over_limit_429']}; max in flight {server['max_in_flight']}",
+        f"{server['over_limit_429']}; max in flight {server['max_in_flight']}; load average "
+        f"{first['load_average_before'][0]:.2f} -> {first['load_average_after'][0]:.2f}",
+        f"client CPU: {first['client_cpu_s']:.2f} s, {first['client_cpu_ms_per_judgement']:.2f} ms per judgement "
+        "(this process only; the server runs in its own)",
         f"where the wall time went: {first['before_first_request_s']:.2f} s before the first request "
         f"(plan, engine), {first['server_span_s']:.2f} s serving (ideal {first['ideal_span_s']:.2f} s), "
         f"{first['after_last_reply_s']:.2f} s after the last reply; per call: server "

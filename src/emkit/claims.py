@@ -18,7 +18,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
@@ -133,22 +133,24 @@ def run_claimed(
     lease_s: float = LEASE_S,
     chunk: int = 64,
     on_taken: Callable[[int], None] | None = None,
+    stream: Callable[[Iterator[T], int], None] | None = None,
 ) -> None:
     """Call ``work(batch)`` on claimed chunks of ``items`` until every item is stored in ``table``.
 
+    With ``stream``, each pass is one ``stream(claimed_items, at_most)`` call instead: the iterator claims
+    the next chunk only when the consumer pulls past the last claimed item, so an API pool keeps
+    every connection busy across chunks (``work`` chunk by chunk drains it at each chunk's end).
     An item this call claimed is worked on once, whatever ``work`` delivered; items stored by
     another process are reported with ``on_taken(count)``.
     """
     remaining = list(items)
     while remaining:
         attempted: set[str] = set()
-        for start in range(0, len(remaining), chunk):
-            part = remaining[start : start + chunk]
-            mine, _ = store.claim(table, [key(i) for i in part], owner, lease_s)
-            claimed = set(mine)
-            batch = [i for i in part if key(i) in claimed]
-            if batch:
-                attempted.update(claimed)
+        batches = _claimed_batches(store, table, remaining, key, owner, lease_s, chunk, attempted)
+        if stream is not None:
+            stream((item for batch in batches for item in batch), len(remaining))
+        else:
+            for batch in batches:
                 work(batch)
         done = store.existing(table, [key(i) for i in remaining])
         taken = sum(1 for i in remaining if key(i) in done and key(i) not in attempted)
@@ -157,3 +159,24 @@ def run_claimed(
         remaining = [i for i in remaining if key(i) not in done and key(i) not in attempted]
         if remaining:
             time.sleep(POLL_S)
+
+
+def _claimed_batches(
+    store: Any,
+    table: str,
+    items: list[T],
+    key: Callable[[T], str],
+    owner: str,
+    lease_s: float,
+    chunk: int,
+    attempted: set[str],
+) -> Iterator[list[T]]:
+    """Each chunk's claimed items (claimed only when asked for), their keys added to ``attempted``."""
+    for start in range(0, len(items), chunk):
+        part = items[start : start + chunk]
+        mine, _ = store.claim(table, [key(i) for i in part], owner, lease_s)
+        claimed = set(mine)
+        batch = [i for i in part if key(i) in claimed]
+        if batch:
+            attempted.update(claimed)
+            yield batch

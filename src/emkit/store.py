@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -217,11 +217,33 @@ class RunStore:
                 raise EmkitError(f"{self.path}: could not write to the run store: {exc}") from exc
 
     def _insert(self, table: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> int:
+        """Insert ``rows`` in one transaction; how many were added. Only a repeated key is skipped;
+        any other constraint (e.g. a NULL answer) fails the batch."""
+        return self._write_rows(
+            table, columns, rows, lambda conn, sql, values: [conn.executemany(sql, values)]
+        )
+
+    def _insert_each(self, table: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> list[bool]:
+        """Like :meth:`_insert`, but per row whether it was added (False: its key was stored already)."""
+        flags: list[bool] = []
+
+        def each(conn: sqlite3.Connection, sql: str, values: list[tuple[Any, ...]]) -> None:
+            flags[:] = [conn.execute(sql, row).rowcount == 1 for row in values]
+
+        self._write_rows(table, columns, rows, each)
+        return flags
+
+    def _write_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[dict[str, Any]],
+        write: Callable[[sqlite3.Connection, str, list[tuple[Any, ...]]], Any],
+    ) -> int:
         now = time.time()
         values = [(*(_encode(c, row.get(c)) for c in columns), now) for row in rows]
         if not values:
             return 0
-        # Only a repeated key is skipped; any other constraint (e.g. a NULL answer) fails the batch.
         sql = (
             f"INSERT INTO {table} ({', '.join(columns)}, created) "
             f"VALUES ({', '.join('?' * (len(columns) + 1))}) ON CONFLICT(key) DO NOTHING"
@@ -229,7 +251,7 @@ class RunStore:
         try:
             with self.transaction() as conn:
                 before = conn.total_changes
-                conn.executemany(sql, values)
+                write(conn, sql, values)
                 return conn.total_changes - before
         except sqlite3.OperationalError as exc:
             raise EmkitError(f"{self.path}: could not write to the run store: {exc}") from exc
@@ -304,6 +326,10 @@ class RunStore:
     # -- scores ------------------------------------------------------------------------------
     def add_scores(self, rows: Iterable[dict[str, Any]]) -> int:
         return self._insert("scores", SCORE_COLUMNS, rows)
+
+    def add_scores_each(self, rows: Iterable[dict[str, Any]]) -> list[bool]:
+        """Insert scores in one transaction; per row, whether it was added (not stored already)."""
+        return self._insert_each("scores", SCORE_COLUMNS, rows)
 
     def existing_score_keys(self, keys: Iterable[str]) -> set[str]:
         return self.existing("scores", keys)

@@ -12,7 +12,7 @@ a protocol looks at method names, so a method every engine has would make every 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -53,6 +53,27 @@ class ScoresContinuations(Protocol):
     ) -> list[float]: ...
 
     def prompt_ids(self, conversation: Conversation) -> list[int]: ...
+
+
+@runtime_checkable
+class StreamsNextTokens(Protocol):
+    """An API engine that can take the judge's conversations as a lazy stream: each is pulled when a
+    connection frees up, so a caller that claims work in chunks inside the stream keeps every
+    connection busy across chunks (the pool never drains in between). ``on_result(index, reply)``
+    gets the conversation's position in the stream (``total``: how many the stream holds at most,
+    for error lines). Only when
+    ``can_stream()`` (not through the Batch API, not inside a running event loop)."""
+
+    def can_stream(self) -> bool: ...
+
+    def next_token_stream(
+        self,
+        conversations: Iterable[Conversation],
+        top_k: int,
+        on_result: NextTokenCallback,
+        *,
+        total: int | None = None,
+    ) -> None: ...
 
 
 @runtime_checkable

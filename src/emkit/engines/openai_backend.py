@@ -9,7 +9,7 @@ the key and URL credentials kept out of every message) is :mod:`emkit.engines.op
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from emkit.engines.abilities import NextToken, NextTokenCallback
@@ -116,6 +116,21 @@ class OpenAIEngine(Engine):
         requests = self._judge_requests(conversations, top_k)
         return self.client.run_many(requests, self._to_next_token, on_result)
 
+    def can_stream(self) -> bool:
+        return self.client.can_stream()
+
+    def next_token_stream(
+        self,
+        conversations: Iterable[Conversation],
+        top_k: int,
+        on_result: NextTokenCallback,
+        *,
+        total: int | None = None,
+    ) -> None:
+        """The judge requests of a lazy stream of conversations (:class:`StreamsNextTokens`)."""
+        requests = (self._judge_request(conv, top_k) for conv in conversations)
+        self.client.run_stream(requests, self._to_next_token, on_result, total=total)
+
     def _sequence_logprobs(self, conversations: list[Conversation], replies: list[str]) -> list[list[float]]:
         raise NotSupported(
             f"{self.name}: the chat completions API cannot score a given reply token by token; "
@@ -153,19 +168,20 @@ class OpenAIEngine(Engine):
 
     # ------------------------------------------------------------------ requests and replies
     @staticmethod
-    def _judge_requests(conversations: Sequence[Conversation], top_k: int) -> list[dict[str, Any]]:
+    def _judge_request(conversation: Conversation, top_k: int) -> dict[str, Any]:
         """The paper's judge request: one token at temperature 0 with its top-k alternatives."""
-        return [
-            {
-                "messages": list(conv),
-                "max_tokens": 1,
-                "temperature": 0,
-                "logprobs": True,
-                "top_logprobs": top_k,
-                "seed": 0,
-            }
-            for conv in conversations
-        ]
+        return {
+            "messages": list(conversation),
+            "max_tokens": 1,
+            "temperature": 0,
+            "logprobs": True,
+            "top_logprobs": top_k,
+            "seed": 0,
+        }
+
+    @classmethod
+    def _judge_requests(cls, conversations: Sequence[Conversation], top_k: int) -> list[dict[str, Any]]:
+        return [cls._judge_request(conv, top_k) for conv in conversations]
 
     def _to_generation(self, reply: ChatReply) -> Generation:
         choice = reply.choices[0]

@@ -8,8 +8,9 @@ Why it looks like this:
 - Concurrency is bounded twice: a fixed pool of ``concurrency`` workers pulls requests (never a
   ``gather`` over thousands of coroutines), and a semaphore of the same size guards every HTTP
   call, including those made through :meth:`ChatClient.call` from another event loop.
-- The sync entry (:meth:`ChatClient.run_many`) runs the event loop in the calling thread
-  (``asyncio.run``) and calls ``on_result`` there as each answer arrives, so a stage can write it to
+- The sync entries (:meth:`ChatClient.run_many`; :meth:`ChatClient.run_stream` for a lazy stream
+  of requests, :mod:`emkit.engines.call_pool`) run the event loop in the calling thread
+  (``asyncio.run``) and call ``on_result`` there as each answer arrives, so a stage can write it to
   the run store (whose SQLite connection is not thread-safe) at once: a crash loses only what is in
   flight. Inside an already running loop (a notebook) the loop runs in a helper thread and results
   are still handed to ``on_result`` in the calling thread.
@@ -27,23 +28,25 @@ What a request asks and what its reply means is the engine's business
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import queue
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from emkit.endpoints import display_url, split_url
+from emkit.engines.call_pool import run_pool
 from emkit.engines.openai_wire import (
     MalformedResponse,
-    create_request,
     decode_reply,
     error_detail,
     is_retryable,
+    request_text,
 )
 from emkit.engines.replies import ChatReply
 from emkit.engines.retry import RetryPolicy, parse_retry_after
@@ -224,30 +227,65 @@ class ChatClient:
         finally:
             stop.set()
 
+    def can_stream(self) -> bool:
+        """Whether :meth:`run_stream` can run here: not through the Batch API (it needs its requests
+        up front) and not inside a running event loop (the stream is pulled in the loop's thread,
+        which must be the caller's: the stream may touch the caller's SQLite connection)."""
+        if self.batch is not None:
+            return False
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return True
+        return False
+
+    def run_stream(
+        self,
+        requests: Iterable[dict[str, Any]],
+        convert: Callable[[ChatReply], T],
+        on_result: Callable[[int, T], None],
+        *,
+        total: int | None = None,
+    ) -> None:
+        """Like :meth:`run_many`, but ``requests`` is pulled lazily, one request as a worker frees up,
+        so the pool of ``concurrency`` calls stays full for as long as the stream lasts (the caller
+        can claim work in chunks inside the iterator without the pool draining between chunks).
+        ``on_result(index, item)`` gets the request's position in the stream; nothing is kept.
+        ``total``: how many the stream holds at most (for error lines). Only where :meth:`can_stream`."""
+        if not self.can_stream():
+            raise RuntimeError("run_stream needs no running event loop and no Batch API session (can_stream)")
+        stream = iter(requests)
+        first = next(stream, None)
+        if first is not None:  # an empty stream opens no client
+            pending = enumerate(itertools.chain([first], stream))
+            asyncio.run(self._pool(pending, total, convert, on_result))
+
     async def _batch(
         self,
         requests: list[dict[str, Any]],
         convert: Callable[[ChatReply], T],
         deliver: Callable[[int, T], None],
     ) -> None:
-        """A fixed pool of workers over the requests; the first failure cancels the rest."""
+        await self._pool(enumerate(requests), len(requests), convert, deliver)
+
+    async def _pool(
+        self,
+        pending: Iterator[tuple[int, dict[str, Any]]],
+        total: int | None,
+        convert: Callable[[ChatReply], T],
+        deliver: Callable[[int, T], None],
+    ) -> None:
+        """The requests through :func:`~emkit.engines.call_pool.run_pool` on a client of this loop."""
         state = self._new_state()
-        pending = iter(range(len(requests)))
-
-        async def worker() -> None:
-            for index in pending:
-                # Which request failed, by its place in the batch, goes into the one error line.
-                where = f"request {index + 1} of {len(requests)}" if len(requests) > 1 else "request"
-                data = await self._call(state, requests[index], where)
-                deliver(index, convert(data))
-
-        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(requests)))]
         try:
-            await asyncio.gather(*workers)
+            await run_pool(
+                lambda request, where: self._call(state, request, where),
+                pending,
+                total,
+                self.concurrency,
+                lambda index, data: deliver(index, convert(data)),
+            )
         finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
             await state.client.close()
 
     def sync_client(self) -> Any:
@@ -287,8 +325,8 @@ class ChatClient:
             retry_after: float | None = None
             try:
                 async with state.semaphore:
-                    raw = await create_request(state.client, request)
-                data = decode_reply(raw.text)
+                    text = await request_text(state.client, request)
+                data = decode_reply(text)
             except TypeError as err:
                 raise EmkitError(f"{self.name}: invalid chat request parameter: {err}") from None
             except openai.APIStatusError as err:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from emkit.judge.prompts import JudgeTask
 
@@ -53,6 +53,21 @@ def score_row(task: JudgeTask, judgement: Judgement) -> dict[str, Any]:
 
 
 OnJudgement = Callable[[int, Judgement], None]
+OnTaskJudgement = Callable[[JudgeTask, Judgement], None]
+
+
+@runtime_checkable
+class StreamsJudgements(Protocol):
+    """A judge that can take its tasks as a lazy stream (its engine pulls each when a connection
+    frees up), so the stage claims work in chunks without the connections draining in between.
+    Only when ``can_stream()``; ``on_result(task, judgement)`` as each arrives; ``total``: how many
+    the stream holds at most (only for error lines: "request 3 of 40")."""
+
+    def can_stream(self) -> bool: ...
+
+    def judge_stream(
+        self, tasks: Iterable[JudgeTask], on_result: OnTaskJudgement, *, total: int | None = None
+    ) -> None: ...
 
 
 class Judge(Protocol):

@@ -22,13 +22,13 @@ return one entry per decoded string already (they add probabilities of ids that 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from emkit.engines.abilities import NextToken
-from emkit.engines.base import NotSupported
+from emkit.engines.abilities import NextToken, StreamsNextTokens
+from emkit.engines.base import Conversation, NotSupported
 from emkit.judge.aggregate import MIN_NUMERIC_MASS, aggregate_0_100, logprobs_to_probs, numeric_mass
-from emkit.judge.base import JudgeBase, Judgement, OnJudgement
+from emkit.judge.base import JudgeBase, Judgement, OnJudgement, OnTaskJudgement
 from emkit.judge.prompts import JudgeTask
 
 TOP_K = 20
@@ -109,22 +109,40 @@ class LogprobJudge(JudgeBase):
         self.repeated_tokens = repeated_tokens
 
     def judge(self, tasks: Sequence[JudgeTask], on_result: OnJudgement) -> None:
-        """One ``next_token_logprobs`` call; each judgement is delivered as its reply arrives.
-
-        An API reply (``engine.paid``) is read by the repeated-token rule and keeps its generated
-        token, usage and (when a string repeats) the whole list; a local engine's distribution has
-        one entry per string already and is stored as it is (the rows emkit always wrote)."""
-        name = self.engine.name
-        api = self.engine.paid
+        """One ``next_token_logprobs`` call; each judgement is delivered as its reply arrives."""
 
         def deliver(index: int, reply: NextToken) -> None:
-            if api:
-                top, token = parse_top_logprobs(reply, name, self.repeated_tokens)
-                judgement = judgement_from_top_logprobs(
-                    top, dict(reply.usage), token, self.min_mass, self.repeated_tokens, reply.entries
-                )
-            else:
-                judgement = judgement_from_top_logprobs(dict(reply.entries), min_mass=self.min_mass)
-            on_result(index, judgement)
+            on_result(index, self._judgement(reply))
 
         self.engine.next_token_logprobs([t.messages for t in tasks], self.top_k, on_result=deliver)
+
+    def can_stream(self) -> bool:
+        """Whether :meth:`judge_stream` can run: the engine takes a lazy stream of requests."""
+        return isinstance(self.engine, StreamsNextTokens) and self.engine.can_stream()
+
+    def judge_stream(
+        self, tasks: Iterable[JudgeTask], on_result: OnTaskJudgement, *, total: int | None = None
+    ) -> None:
+        """Like :meth:`judge`, over a lazy stream of tasks (pulled as connections free up)."""
+        pulled: dict[int, JudgeTask] = {}
+
+        def conversations() -> Iterator[Conversation]:
+            for index, task in enumerate(tasks):
+                pulled[index] = task
+                yield task.messages
+
+        def deliver(index: int, reply: NextToken) -> None:
+            on_result(pulled.pop(index), self._judgement(reply))
+
+        self.engine.next_token_stream(conversations(), self.top_k, deliver, total=total)
+
+    def _judgement(self, reply: NextToken) -> Judgement:
+        """An API reply (``engine.paid``) is read by the repeated-token rule and keeps its generated
+        token, usage and (when a string repeats) the whole list; a local engine's distribution has
+        one entry per string already and is stored as it is (the rows emkit always wrote)."""
+        if self.engine.paid:
+            top, token = parse_top_logprobs(reply, self.engine.name, self.repeated_tokens)
+            return judgement_from_top_logprobs(
+                top, dict(reply.usage), token, self.min_mass, self.repeated_tokens, reply.entries
+            )
+        return judgement_from_top_logprobs(dict(reply.entries), min_mass=self.min_mass)

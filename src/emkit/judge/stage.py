@@ -3,9 +3,11 @@
 Why this shape: judging is the expensive, rate-limited step, so it must be resumable and never pay
 twice. Each judgement has a key (answer, metric, judge, method, prompt hash, and the judge's
 score-shaping options: :meth:`~emkit.judge.base.JudgeBase.key_options`); keys already in the store are
-skipped before any request is made, and each result is written in its own transaction the moment it
-arrives (a kill loses only requests in flight; ``INSERT OR IGNORE`` means a result can never be
-stored twice).
+skipped before any request is made, and results are written in small transactions as they arrive
+(:mod:`emkit.judge.score_writer`: at most ~50 ms of replies wait; a kill loses those and the
+requests in flight, which a rerun asks for again; ``ON CONFLICT DO NOTHING`` means a result can
+never be stored twice). An API judge takes its claimed tasks as one lazy stream, so its connections
+stay busy across claim chunks.
 
 Two processes on one store: pending judgements are CLAIMED in chunks before any request
 (:meth:`emkit.store.RunStore.claim`: a lease per key in one IMMEDIATE transaction), so the other
@@ -19,9 +21,10 @@ total line both print that number. Each run's usage and cost are kept as a ``jud
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -32,11 +35,13 @@ from emkit.engines.registry import backend
 from emkit.errors import EmkitError
 from emkit.fingerprint import engine_fingerprint, model_fingerprint
 from emkit.hashing import stable_hash
-from emkit.judge.base import Judge, Judgement, add_usage, score_row
-from emkit.judge.cost import estimate_cost, load_prices
+from emkit.judge.base import Judge, Judgement, StreamsJudgements, add_usage
+from emkit.judge.cost import load_prices
 from emkit.judge.prompts import CATEGORY_METHOD, JudgeTask, Plan, plan_tasks, questions_from_records
 from emkit.judge.registry import judge_entry, make_judge
 from emkit.judge.sampled import DEFAULT_MAX_TOKENS, DEFAULT_SAMPLES
+from emkit.judge.score_writer import ScoreWriter
+from emkit.judge.summary import GroupSummary, JudgeRunSummary
 from emkit.models import ModelSpec, parse_model
 from emkit.store import RunStore, default_owner
 from emkit.store_records import JUDGE_RUN_KIND as RUN_RECORD
@@ -97,56 +102,6 @@ def _option(name: str) -> str:
     """The command-line spelling of a config field (``sample_max_tokens`` -> ``--sample-max-tokens``)."""
     named = {"samples": "--samples", "prices_file": "--prices", "batch_poll_s": "--batch-poll"}
     return named.get(name, "--" + name.replace("_", "-").removesuffix("-s"))
-
-
-@dataclass
-class GroupSummary:
-    judge: str
-    method: str
-    pending: int
-    scored: int = 0
-    no_score: int = 0
-    duplicates: int = 0
-    usage: dict[str, int] = field(default_factory=dict)
-    cost_usd: float | None = 0.0  # of the tokens this process paid for (0 when it paid for none)
-    taken_by_others: int = 0  # judgements another process made while this one waited
-
-    def price(self, prices: Mapping[str, tuple[float, float]]) -> None:
-        """Set ``cost_usd`` from this group's usage: the one computation every cost line prints."""
-        paid = any(self.usage.get(k) for k in ("prompt_tokens", "completion_tokens"))
-        self.cost_usd = estimate_cost(self.judge, self.usage, prices) if paid else 0.0
-        if self.cost_usd and self.usage.get("batch_requests"):  # the Batch API's half price
-            self.cost_usd *= 0.5
-
-
-@dataclass
-class JudgeRunSummary:
-    run_id: str
-    planned: int
-    already_scored: int
-    pending: int
-    groups: list[GroupSummary]
-    unjudged_answers: int
-    missing_questions: list[str]
-    prices_source: str
-    elapsed_s: float = 0.0
-    status: str = "done"
-
-    @property
-    def scored(self) -> int:
-        return sum(g.scored for g in self.groups)
-
-    @property
-    def cost_usd(self) -> float | None:
-        """What this process paid: the sum of its groups' costs (None when one is unknown)."""
-        costs = [g.cost_usd for g in self.groups]
-        return None if any(c is None for c in costs) else float(sum(c for c in costs if c is not None))
-
-    def to_record(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["scored"] = self.scored
-        out["cost_usd"] = self.cost_usd
-        return out
 
 
 def engine_factory(config: JudgeConfig) -> EngineFactory:
@@ -302,6 +257,7 @@ def run_judging(
 
     from emkit.terminal import stage_progress
 
+    writers: list[ScoreWriter] = []
     try:
         with stage_progress(
             "judge", "no score: {task.fields[none]}  cost: {task.fields[cost]}", disable=not progress
@@ -315,24 +271,33 @@ def run_judging(
                 bar_task = bar.add_task(label, total=len(tasks), none=0, cost="-")
                 lease = Lease(store, owner, lease_s)
 
-                def on_result(
-                    task: JudgeTask,
-                    judgement: Judgement,
+                def on_stored(
+                    batch: list[tuple[JudgeTask, Judgement, bool]],
                     _group: GroupSummary = group,
                     _bar_task: Any = bar_task,
                     _lease: Lease = lease,
                 ) -> None:
-                    added = store.add_scores([score_row(task, judgement)])
-                    if added:
-                        _group.scored += 1
-                        _group.no_score += judgement.score is None and task.method != CATEGORY_METHOD
-                    else:
-                        _group.duplicates += 1
-                    add_usage(_group.usage, judgement.usage)
+                    for task, judgement, added in batch:
+                        if added:
+                            _group.scored += 1
+                            _group.no_score += judgement.score is None and task.method != CATEGORY_METHOD
+                        else:
+                            _group.duplicates += 1
                     _group.price(prices)
                     cost = "-" if _group.cost_usd is None else f"${_group.cost_usd:.4f}"
-                    bar.update(_bar_task, advance=1, none=_group.no_score, cost=cost)
+                    bar.update(_bar_task, advance=len(batch), none=_group.no_score, cost=cost)
                     _lease.tick()
+
+                writers.append(writer := ScoreWriter(store, on_stored))
+
+                def on_result(
+                    task: JudgeTask,
+                    judgement: Judgement,
+                    _group: GroupSummary = group,
+                    _w: ScoreWriter = writer,
+                ) -> None:
+                    add_usage(_group.usage, judgement.usage)  # paid for now, whatever happens next
+                    _w.add(task, judgement)
 
                 def by_others(count: int, _bar_task: Any = bar_task, _group: GroupSummary = group) -> None:
                     _group.taken_by_others += count
@@ -340,14 +305,25 @@ def run_judging(
 
                 def work(batch: list[JudgeTask], _judge: Judge = judge, _on: Any = on_result) -> None:
                     _judge.judge(batch, lambda i, judgement: _on(batch[i], judgement))
+                    writer.flush()
 
+                def stream(
+                    tasks: Iterator[JudgeTask], at_most: int, _judge: Any = judge, _on: Any = on_result
+                ) -> None:
+                    _judge.judge_stream(tasks, _on, total=at_most)
+                    writer.flush()
+
+                streams = isinstance(judge, StreamsJudgements) and judge.can_stream()
                 run_claimed(
-                    store, "scores", tasks, lambda t: t.key, work,
-                    owner=owner, lease_s=lease_s, chunk=_chunk(config), on_taken=by_others,
+                    store, "scores", tasks, lambda t: t.key, work, owner=owner, lease_s=lease_s,
+                    chunk=_chunk(config), on_taken=by_others, stream=stream if streams else None,
                 )  # fmt: skip
                 group.price(prices)
     except BaseException:
         summary.status = "interrupted"
+        for writer in writers:  # replies already paid for are kept, if the store can take them
+            with contextlib.suppress(Exception):
+                writer.flush()
         raise
     finally:
         for engine in engines.values():
