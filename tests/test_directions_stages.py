@@ -146,3 +146,26 @@ def test_unknown_group_is_one_line(folder, tmp_path):
     exp = experiment(folder, tmp_path / "run", {"ablate": {"groups": ["nope"]}})
     with pytest.raises(EmkitError, match=r"directions\.ablate\.groups: no group named 'nope'"):
         make_plan(exp)
+
+
+def test_collect_and_interventions_read_the_same_probe_set(folder, tmp_path):
+    """With no probe_set in the directions block, the directions the run collects and compares
+    come from the run's probe set, the one steering, ablation and screening act on and score (not
+    the built-in default set)."""
+    from emkit.pipeline import make_plan
+
+    exp = experiment(
+        folder,
+        tmp_path / "run",
+        {"layers": [0, 1], "steer": {"groups": ["base"], "alphas": [0, 1], "samples_per_question": 0}},
+    )
+    plan = make_plan(exp)
+    collect = [s.job for s in plan.pending if s.kind == "directions" and s.label.startswith("collect")]
+    steer = [s.job for s in plan.pending if s.kind == "steer"]
+    assert len(collect) == 2 and len(steer) == 1
+    assert {job.spec.probe_set for job in collect} == {str(folder / "probe.yaml")}
+    assert steer[0].probe_set.label.startswith("tiny")
+    from emkit.directions.sources import load_source
+
+    pairs = load_source(collect[0].spec, None)
+    assert len(pairs.aligned) == len(steer[0].probe_set.pairs)

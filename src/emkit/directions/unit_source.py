@@ -24,7 +24,16 @@ def probe_set_of(spec: DirectionsSpec, probe_sets: Sequence[str | None]) -> Any:
     """The probe set a run's directions and intervention scores use: the block's, else the run's first."""
     from emkit.probe import load_probe_set
 
-    return load_probe_set(spec.probe_set if spec.probe_set is not None else probe_sets[0])
+    return load_probe_set(resolved(spec, probe_sets).probe_set)
+
+
+def resolved(spec: DirectionsSpec, probe_sets: Sequence[str | None]) -> DirectionsSpec:
+    """The block with its probe set named: the block's own, else the run's first. Every directions
+    stage (collect and compare as well as steer, ablate and screen) reads its probe pairs through
+    this, so the directions a run stores are those its interventions act on."""
+    if spec.source != "probe" or spec.probe_set is not None or not probe_sets or probe_sets[0] is None:
+        return spec
+    return spec.model_copy(update={"probe_set": probe_sets[0]})
 
 
 def source_fields(spec: DirectionsSpec, probe_label: str) -> dict[str, Any]:

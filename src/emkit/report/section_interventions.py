@@ -151,7 +151,7 @@ def group_shifts(ctx: SectionContext) -> dict[str, dict[str, float]]:
         return {}
     from emkit.probe_groups import probe_set_name, set_order
 
-    labels = sorted({str(x) for x in shifts["probe_set"]}, key=set_order)
+    labels = sorted({str(x) for x in shifts["probe_set"]}, key=lambda x: (set_order(x), x))
     names = [probe_set_name(x) for x in labels]
     # A set's name as a person reads it, unless two stored versions of one set share it.
     shown = {x: (n if names.count(n) == 1 else x) for x, n in zip(labels, names, strict=True)}

@@ -83,6 +83,9 @@ def plan(ctx: PlanContext, store: RunStore, earlier: list[PlanStep]) -> list[Pla
     if spec is None:
         return []
     from emkit.directions.storage import direction_key, stored_directions
+    from emkit.directions.unit_source import resolved
+
+    spec = resolved(spec, ctx.experiment.probe_sets)
 
     units = chosen_units(ctx, spec)
     responses = planned_responses(spec, store)
