@@ -137,6 +137,13 @@ def test_unusable_cache_is_one_line_naming_it(case, argv, tmp_path, capsys, monk
 
 
 # -- Ctrl-C --------------------------------------------------------------------------------------
+def _like_a_terminal() -> None:
+    """In the child before exec: SIGINT as a foreground command in a terminal has it. A test run
+    started in the background (``make test &``) ignores SIGINT, every child inherits that, and the
+    child would never see the Ctrl-C this test sends (it then ran to the end and exited 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 120) -> tuple[int, str, str]:
     assert wait_for(lambda: ready() or proc.poll() is not None, timeout), "the stage never started"
     assert proc.poll() is None, "the stage finished before it could be interrupted"
@@ -155,7 +162,12 @@ def test_ctrl_c_while_sampling_prints_one_line_and_resumes(tmp_path) -> None:
         args = ["sample", "--model", model, "-q", questions, "--n", "30", "--max-new-tokens", "16",
                 "--out", run, "--base-url", srv.base_url, "--concurrency", "1"]  # fmt: skip
         proc = subprocess.Popen(
-            emkit_argv(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            emkit_argv(*args),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_like_a_terminal,
         )
         code, _, err = _interrupt_when(proc, lambda: count(run, "answers") >= 3)
         assert code == 130, err[-3000:]
@@ -180,6 +192,7 @@ def test_ctrl_c_while_judging_prints_one_line(tmp_path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_like_a_terminal,
         )
         code, _, err = _interrupt_when(proc, lambda: count(run, "scores") >= before + 2)
     assert code == 130, err[-3000:]
