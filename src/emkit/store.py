@@ -219,9 +219,7 @@ class RunStore:
     def _insert(self, table: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> int:
         """Insert ``rows`` in one transaction; how many were added. Only a repeated key is skipped;
         any other constraint (e.g. a NULL answer) fails the batch."""
-        return self._write_rows(
-            table, columns, rows, lambda conn, sql, values: [conn.executemany(sql, values)]
-        )
+        return self._write_rows(table, columns, rows, lambda conn, sql, values: conn.executemany(sql, values))
 
     def _insert_each(self, table: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> list[bool]:
         """Like :meth:`_insert`, but per row whether it was added (False: its key was stored already)."""

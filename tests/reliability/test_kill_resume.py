@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import time
 
 import pytest
@@ -78,30 +79,45 @@ def test_sigkill_during_local_sampling_then_rerun(tmp_path) -> None:
     assert {k: after[k] for k in texts_at_kill} == texts_at_kill, "the rerun changed stored answers"
 
 
-def test_sigkill_during_api_judging_then_rerun(tmp_path, capsys, api_key) -> None:
+@pytest.mark.parametrize(
+    ("samples", "concurrency", "kill_at", "batched"),
+    [(10, 2, 6, False), (24, 8, 24, True)],
+    ids=["2-at-once", "8-at-once-batched-writes"],
+)
+def test_sigkill_during_api_judging_then_rerun(
+    samples, concurrency, kill_at, batched, tmp_path, capsys, api_key
+) -> None:
+    """With 8 calls at once, replies land together and are committed several to a transaction
+    (emkit.judge.score_writer): the store must then hold only whole committed batches, each score
+    once. The killed process's uncommitted replies are asked for again (paid twice at worst, never
+    stored twice)."""
     questions = write_questions(tmp_path)
     run = tmp_path / "run"
-    with FakeOpenAI(responder=seeded_responder) as srv:  # 2 questions x 10 samples, sampled in process
+    with FakeOpenAI(responder=seeded_responder) as srv:  # 2 questions x samples, sampled in process
         code, _, err = cli(
-            ["sample", "--model", "openai/fake-model", "-q", questions, "--n", "10", "--max-new-tokens", "16",
-             "--out", run, "--base-url", srv.base_url],
+            ["sample", "--model", "openai/fake-model", "-q", questions, "--n", str(samples),
+             "--max-new-tokens", "16", "--out", run, "--base-url", srv.base_url],
             capsys,
         )  # fmt: skip
         assert code == 0, err
-    plan = planned_judgements(run)  # 20 answers x 2 metrics
-    assert len(plan) == 40
+    plan = planned_judgements(run)  # answers x 2 metrics
+    assert len(plan) == 2 * samples * 2
 
     env = child_env(OPENAI_API_KEY=FAKE_KEY)
     with FakeOpenAI(latency=0.25, responder=seeded_responder) as srv:
-        args = ["judge", run, "--base-url", srv.base_url, "--concurrency", "2"]
+        args = ["judge", run, "--base-url", srv.base_url, "--concurrency", str(concurrency)]
         proc = start_emkit(*args, env=env, log=tmp_path / "killed.log")
-        kill_when(proc, lambda: count(run, "scores") >= 6, timeout=120)
+        kill_when(proc, lambda: count(run, "scores") >= kill_at, timeout=120)
         # Requests the killed process had in flight still reach the server: let them drain first.
         assert wait_for(lambda: srv.stats.in_flight == 0, timeout=10)
         time.sleep(0.3)
         assert integrity(run) == "ok"
         kept = stored_once(run, "scores", plan.values())
-        assert 6 <= len(kept) < len(plan), f"killed after {len(kept)} of {len(plan)} judgements"
+        assert kill_at <= len(kept) < len(plan), f"killed after {len(kept)} of {len(plan)} judgements"
+        if batched:
+            with sqlite3.connect(run / "emkit.sqlite") as conn:
+                commits = conn.execute("SELECT COUNT(DISTINCT created) FROM scores").fetchone()[0]
+            assert commits < len(kept), "the scores were not written in batches"
         scores_at_kill = column(run, "scores", "score")
         requests_before = len(srv.stats.bodies)
 
@@ -111,7 +127,7 @@ def test_sigkill_during_api_judging_then_rerun(tmp_path, capsys, api_key) -> Non
     assert sorted(asked) == sorted(set(plan.values()) - kept), (
         "the rerun must ask once for each missing one only"
     )
-    assert assert_exactly_once(run, "scores", plan.values()) == 40
+    assert assert_exactly_once(run, "scores", plan.values()) == len(plan)
     after = column(run, "scores", "score")
     assert {k: after[k] for k in scores_at_kill} == scores_at_kill
 

@@ -48,6 +48,7 @@ import numpy as np
 from emkit.directions.compute import CI_LEVEL
 from emkit.directions.vectors import DirectionSet
 from emkit.stats import seeded_rng
+from emkit.stats.bootstrap import percentile, resample_counts
 
 RESAMPLES = 1000
 CHUNK = 50  # replicates per matrix product: bounds the (chunk, layers, width) buffers
@@ -91,16 +92,12 @@ def resample_weights(
     aligned, misaligned = np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)
     weights = np.zeros((count, len(labels)), dtype=np.float64)
     if paired_rows and len(aligned) == len(misaligned):
-        n = len(aligned)
-        draws = rng.integers(0, n, size=(count, n))
-        counts = np.stack([np.bincount(row, minlength=n) for row in draws]) / n
+        counts = resample_counts(len(aligned), count, rng) / len(aligned)
         weights[:, misaligned] = counts
         weights[:, aligned] = -counts
         return weights
     for index, sign in ((aligned, -1.0), (misaligned, 1.0)):
-        n = len(index)
-        draws = rng.integers(0, n, size=(count, n))
-        weights[:, index] = sign * np.stack([np.bincount(row, minlength=n) for row in draws]) / n
+        weights[:, index] = sign * resample_counts(len(index), count, rng) / len(index)
     return weights
 
 
@@ -182,12 +179,11 @@ def cosine_interval(
         cosines[start : start + count] = corrected_cosine(
             _replicates(means_a, w_a), _replicates(means_b, w_b), c_aa, c_bb, c_ab, times=2.0
         )
-    tail = (1 - CI_LEVEL) / 2 * 100
     low, high = np.full(len(layers), np.nan), np.full(len(layers), np.nan)
     for j in range(len(layers)):
         kept = cosines[:, j][np.isfinite(cosines[:, j])]
         if np.isfinite(corrected[j]) and len(kept) >= 0.9 * resamples:
-            low[j], high[j] = np.percentile(kept, [tail, 100 - tail])
+            low[j], high[j] = percentile(kept, CI_LEVEL)
         else:  # the direction is not above its noise here: no corrected cosine, no interval
             corrected[j] = np.nan
     unit = "pairs" if rows_a and rows_b else "responses"

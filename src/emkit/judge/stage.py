@@ -303,15 +303,24 @@ def run_judging(
                     _group.taken_by_others += count
                     bar.update(_bar_task, advance=count)
 
-                def work(batch: list[JudgeTask], _judge: Judge = judge, _on: Any = on_result) -> None:
+                def work(
+                    batch: list[JudgeTask],
+                    _judge: Judge = judge,
+                    _on: Any = on_result,
+                    _w: ScoreWriter = writer,
+                ) -> None:
                     _judge.judge(batch, lambda i, judgement: _on(batch[i], judgement))
-                    writer.flush()
+                    _w.flush()
 
                 def stream(
-                    tasks: Iterator[JudgeTask], at_most: int, _judge: Any = judge, _on: Any = on_result
+                    tasks: Iterator[JudgeTask],
+                    at_most: int,
+                    _judge: Any = judge,
+                    _on: Any = on_result,
+                    _w: ScoreWriter = writer,
                 ) -> None:
                     _judge.judge_stream(tasks, _on, total=at_most)
-                    writer.flush()
+                    _w.flush()
 
                 streams = isinstance(judge, StreamsJudgements) and judge.can_stream()
                 run_claimed(

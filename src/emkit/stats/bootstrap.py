@@ -28,6 +28,13 @@ def percentile(draws: np.ndarray, ci: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def resample_counts(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``(count, n)`` bootstrap counts: row ``b`` says how often each of ``n`` items was drawn in
+    resample ``b`` (``n`` draws with replacement). A weighted sum with these rows is a resample's
+    sum, without building the resampled arrays."""
+    return np.stack([np.bincount(row, minlength=n) for row in rng.integers(0, n, size=(count, n))])
+
+
 def bootstrap_mean(
     values: np.ndarray, n_boot: int, rng: np.random.Generator, ci: float
 ) -> tuple[float, float]:
@@ -50,8 +57,8 @@ def crossed_mean(
             f"{prefix}ci_low": float("nan"),
             f"{prefix}ci_high": float("nan"),
         }
-    wm = np.stack([np.bincount(r, minlength=m) for r in rng.integers(0, m, size=(n_boot, m))]).astype(float)
-    wp = np.stack([np.bincount(r, minlength=p) for r in rng.integers(0, p, size=(n_boot, p))]).astype(float)
+    wm = resample_counts(m, n_boot, rng).astype(float)
+    wp = resample_counts(p, n_boot, rng).astype(float)
     draws = np.einsum("bm,mp,bp->b", wm, matrix, wp) / (m * p)
     low, high = percentile(draws, ci)
     return {f"{prefix}score": float(matrix.mean()), f"{prefix}ci_low": low, f"{prefix}ci_high": high}
